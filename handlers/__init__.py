@@ -1,0 +1,1 @@
+"""gcs-model-registrar: GCS upload -> validated -> registered Vertex AI model version."""

@@ -1,0 +1,61 @@
+"""The one error hierarchy that decides *ack* versus *redeliver*.
+
+The rule (python-docs-samples, functions/v2 retries): raise to be retried, return to acknowledge.
+`pipeline.process_event` is the only place that turns these into that decision:
+
+* `Rejected` / `PermanentError`  -> recorded once, acknowledged (2xx). Retrying can never help.
+* `Superseded`                  -> acknowledged; the newer object generation has its own event.
+* `Waiting`                     -> acknowledged; a later member event of the directory completes it.
+* `TransientError`              -> re-raised after bounded in-process retries (5xx, redelivery).
+"""
+
+from __future__ import annotations
+
+
+class RegistrarError(Exception):
+    """Base class. `code` is a short stable machine-readable reason, `str(e)` is for people."""
+
+    code: str = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class PermanentError(RegistrarError):
+    """Retrying cannot help (bad name, permission denied on one object, ambiguous model, ...)."""
+
+    code = "permanent"
+
+
+class Rejected(PermanentError):
+    """The artifact itself is not acceptable (does not load, hostile, incomplete shards, ...).
+
+    `code` is specific, e.g. ``keras.lambda_layer`` or ``savedmodel.missing_serving_default``;
+    the message says what was expected, what was found, and what to do.
+    """
+
+    code = "rejected"
+
+
+class Superseded(RegistrarError):
+    """The event's object generation no longer exists: overwritten or deleted before we got to it."""
+
+    code = "superseded"
+
+
+class Waiting(RegistrarError):
+    """A SavedModel directory is not complete yet; the event that completes it will register it."""
+
+    code = "waiting"
+
+
+class TransientError(RegistrarError):
+    """Worth retrying: 429/5xx/UNAVAILABLE/DEADLINE_EXCEEDED, network errors, a live lease elsewhere."""
+
+    code = "transient"
+
+
+class SettingsError(ValueError):
+    """A bad environment setting; the message names the variable."""

@@ -1,0 +1,13 @@
+"""A Vertex AI Model Registry emulator: the v1 ModelService over the REST surface the SDK uses.
+
+    server, base_url = start_in_thread(port=0)
+    # point the SDK at base_url (api_transport="rest", AnonymousCredentials()), then:
+    server.shutdown()
+
+Standalone: `python -m emulators.vertex --port 8089`.
+"""
+
+from emulators.vertex.server import EmulatorServer, start_in_thread
+from emulators.vertex.store import Store
+
+__all__ = ["EmulatorServer", "Store", "start_in_thread"]

@@ -1,0 +1,47 @@
+"""`python -m emulators.vertex --port N [--host H] [--state-file F] [--operation-polls K]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from emulators.vertex.server import EmulatorServer
+from emulators.vertex.store import Store
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emulators.vertex", description=__doc__)
+    env = os.environ.get
+    parser.add_argument("--host", default=env("VERTEX_EMULATOR_BIND", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env("VERTEX_EMULATOR_PORT", "8089")))
+    parser.add_argument(
+        "--state-file",
+        default=env("VERTEX_EMULATOR_STATE_FILE"),
+        help="persist models here (JSON) and reload them at start",
+    )
+    parser.add_argument(
+        "--operation-polls",
+        type=int,
+        default=int(env("VERTEX_EMULATOR_OPERATION_POLLS", "0")),
+        help="GetOperation calls answered `done: false` before an operation is done",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+    server = EmulatorServer((args.host, args.port), Store(args.state_file, args.operation_polls))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"Vertex AI emulator ready on {server.base_url}", flush=True)
+    try:
+        server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

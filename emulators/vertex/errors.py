@@ -1,0 +1,67 @@
+"""Google's error JSON: `{"error": {"code": 409, "message": "...", "status": "ALREADY_EXISTS"}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# HTTP status -> canonical gRPC status name, as Google's REST front ends send them.
+STATUS_NAMES: dict[int, str] = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+# gRPC numeric codes, used inside a failed long-running operation's `error` field.
+GRPC_CODES: dict[str, int] = {
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "UNAUTHENTICATED": 16,
+}
+
+
+class ApiError(Exception):
+    """An error the emulator answers with; `status` defaults to the canonical name for `code`."""
+
+    def __init__(self, code: int, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status or STATUS_NAMES.get(code, "UNKNOWN")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "status": self.status}}
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError(400, message, "INVALID_ARGUMENT")
+
+
+def failed_precondition(message: str) -> ApiError:
+    return ApiError(400, message, "FAILED_PRECONDITION")
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, message, "NOT_FOUND")
+
+
+def already_exists(message: str) -> ApiError:
+    return ApiError(409, message, "ALREADY_EXISTS")

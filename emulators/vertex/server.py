@@ -1,0 +1,212 @@
+"""HTTP routes of the emulator: Vertex AI v1 ModelService over REST, plus `/_emulator/*` admin.
+
+Paths and bindings are the ones the SDK's REST transport uses (`aiplatform_v1 ...
+transports/rest_base.py`): `@` arrives percent-encoded as `%40`, query parameters are camelCase,
+and the REST operations client polls `/ui/{operation}` (listed first), so both `/ui/` and `/v1/`
+serve GetOperation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from emulators.vertex.errors import ApiError, invalid, not_found
+from emulators.vertex.faults import Faults
+from emulators.vertex.store import Store
+
+_LOG = logging.getLogger("emulators.vertex")
+_LOC = r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+_MODEL = _LOC + r"/models/[^/:]+"
+_OPERATION = _LOC + r"(?:/models/[^/:]+)?/operations/[^/:]+"
+
+Handler = Callable[["EmulatorServer", dict[str, Any]], Any]
+# (HTTP method, path regex, RPC name, handler(server, request) -> JSON)
+_ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
+    (
+        "POST",
+        re.compile(rf"/v1/{_LOC}/models:upload"),
+        "UploadModel",
+        lambda s, r: s.store.upload_model(r["project"], r["location"], r["body"]),
+    ),
+    (
+        "GET",
+        re.compile(rf"/v1/{_LOC}/models"),
+        "ListModels",
+        lambda s, r: s.store.list_models(r["project"], r["location"], r["query"]),
+    ),
+    (
+        "GET",
+        re.compile(rf"/v1/(?P<name>{_MODEL}):listVersions"),
+        "ListModelVersions",
+        lambda s, r: s.store.list_versions(r["name"], r["query"]),
+    ),
+    (
+        "POST",
+        re.compile(rf"/v1/(?P<name>{_MODEL}):mergeVersionAliases"),
+        "MergeVersionAliases",
+        lambda s, r: s.store.merge_version_aliases(r["name"], r["body"]),
+    ),
+    (
+        "DELETE",
+        re.compile(rf"/v1/(?P<name>{_MODEL}):deleteVersion"),
+        "DeleteModelVersion",
+        lambda s, r: s.store.delete_model_version(r["name"]),
+    ),
+    (
+        "GET",
+        re.compile(rf"/(?:ui|v1)/(?P<name>{_OPERATION})"),
+        "GetOperation",
+        lambda s, r: s.store.get_operation(r["name"]),
+    ),
+    (
+        "GET",
+        re.compile(rf"/v1/(?P<name>{_MODEL})"),
+        "GetModel",
+        lambda s, r: s.store.get_model(r["name"]),
+    ),
+    (
+        "DELETE",
+        re.compile(rf"/v1/(?P<name>{_MODEL})"),
+        "DeleteModel",
+        lambda s, r: s.store.delete_model(r["name"]),
+    ),
+]
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], store: Store) -> None:
+        super().__init__(address, _RequestHandler)
+        self.store = store
+        self.faults = Faults()
+        self.calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def count(self, rpc: str) -> None:
+        with self._calls_lock:
+            self.calls[rpc] += 1
+
+    def admin(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        if (method, path) == ("POST", "/_emulator/faults"):
+            self.faults.add(body)
+            return self.faults.snapshot()
+        if (method, path) == ("DELETE", "/_emulator/faults"):
+            self.faults.clear()
+            return {}
+        if (method, path) == ("POST", "/_emulator/config"):
+            if "operation_polls" in body:
+                self.store.operation_polls = int(body["operation_polls"])
+            return {"operation_polls": self.store.operation_polls}
+        if (method, path) == ("POST", "/_emulator/reset"):
+            self.store.reset()
+            self.faults.clear()
+            with self._calls_lock:
+                self.calls.clear()
+            return {}
+        if (method, path) == ("GET", "/_emulator/state"):
+            with self._calls_lock:
+                calls = dict(self.calls)
+            return {**self.store.snapshot(), **self.faults.snapshot(), "calls": calls}
+        raise not_found(f"No admin endpoint {method} {path}.")
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: EmulatorServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _LOG.debug("%s " + format, self.address_string(), *args)
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        try:
+            body = self._body()
+            if path.startswith("/_emulator/"):
+                self._reply(200, self.server.admin(method, path, body))
+                return
+            self._reply(200, self._call(method, path, body, query))
+        except ApiError as exc:
+            self._reply(exc.code, exc.to_json())
+        except Exception as exc:  # noqa: BLE001 (an emulator bug must answer 500, not hang)
+            _LOG.exception("emulator error on %s %s", method, path)
+            self._reply(500, ApiError(500, f"Emulator error: {exc!r}").to_json())
+
+    def _call(self, method: str, path: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        for verb, pattern, rpc, handler in _ROUTES:
+            match = pattern.fullmatch(path)
+            if verb != method or not match:
+                continue
+            self.server.count(rpc)
+            fault = self.server.faults.take(rpc, "before")
+            if fault:
+                raise fault
+            request = {**match.groupdict(), "body": body, "query": query}
+            result = handler(self.server, request)
+            fault = self.server.faults.take(rpc, "after")
+            if fault:
+                raise fault
+            return result
+        raise not_found(f"The requested URL {method} {path} was not found on this server.")
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        if not length:
+            return {}
+        raw = self.rfile.read(length)
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise invalid("Invalid JSON payload received.") from None
+        if not isinstance(data, dict):
+            raise invalid("Invalid JSON payload received: expected an object.")
+        return data
+
+    def _reply(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def start_in_thread(
+    port: int = 0,
+    host: str = "127.0.0.1",
+    *,
+    state_file: str | None = None,
+    operation_polls: int = 0,
+) -> tuple[EmulatorServer, str]:
+    """Serve in a daemon thread; returns the server (call `.shutdown()`) and its base URL."""
+    server = EmulatorServer((host, port), Store(state_file, operation_polls))
+    thread = threading.Thread(target=server.serve_forever, name="vertex-emulator", daemon=True)
+    thread.start()
+    return server, server.base_url

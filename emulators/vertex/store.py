@@ -1,0 +1,415 @@
+"""The emulator's state and Vertex's registry semantics, independent of HTTP.
+
+One lock guards everything, so every API call is atomic (the races tests provoke, e.g. two first
+uploads with the same model_id, resolve exactly as on Vertex: one wins, the other gets 409).
+Mutations take effect when the call is accepted; long-running operations only delay when the
+client *sees* them done (`operation_polls` GetOperation calls answer `done: false` first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from emulators.vertex import filters, rules
+from emulators.vertex.errors import (
+    already_exists,
+    failed_precondition,
+    invalid,
+    not_found,
+)
+from emulators.vertex.resources import (
+    DELETE_METADATA,
+    EMPTY,
+    MODEL_FIELDS,
+    OUTPUT_ONLY,
+    UPLOAD_FIELDS,
+    UPLOAD_METADATA,
+    UPLOAD_RESPONSE,
+    camel_keys,
+    decode_token,
+    encode_token,
+    now,
+    page_size,
+    parse_model_name,
+)
+
+DEFAULT = rules.DEFAULT_ALIAS
+
+
+@dataclass
+class Version:
+    version_id: str
+    fields: dict[str, Any]  # the client's Model fields that are stored as sent
+    labels: dict[str, str]
+    aliases: list[str]  # user aliases; `default` is Model.default_version
+    create_time: str
+    update_time: str
+
+
+@dataclass
+class Model:
+    name: str
+    display_name: str
+    create_time: str
+    update_time: str
+    default_version: str = "1"
+    next_version: int = 1
+    versions: dict[str, Version] = field(default_factory=dict)
+
+
+@dataclass
+class _Operation:
+    done: dict[str, Any]
+    polls_left: int
+
+
+class Store:
+    def __init__(self, state_file: str | None = None, operation_polls: int = 0) -> None:
+        self._lock = threading.RLock()
+        self._state_file = state_file
+        self.operation_polls = operation_polls
+        self._models: dict[str, Model] = {}
+        self._operations: dict[str, _Operation] = {}
+        self._counter = 0
+        if state_file and os.path.exists(state_file):
+            self._load(state_file)
+
+    # ---- admin ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self._lock:
+            self._models.clear()
+            self._operations.clear()
+            self._counter = 0
+            self._save()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "models": {
+                    name: [self._render(m, v) for v in m.versions.values()]
+                    for name, m in self._models.items()
+                },
+                "operations": len(self._operations),
+                "operation_polls": self.operation_polls,
+            }
+
+    # ---- ModelService --------------------------------------------------------------------
+    def upload_model(self, project: str, location: str, body: dict[str, Any]) -> dict[str, Any]:
+        rules.check_parent(project, location)
+        parent = f"projects/{project}/locations/{location}"
+        body = camel_keys(body)
+        _no_unknown(body, UPLOAD_FIELDS, "UploadModelRequest")
+        if body.get("parent") not in (None, parent):
+            raise invalid(f"parent {body['parent']!r} does not match the URL's {parent!r}.")
+        spec = body.get("model")
+        if not isinstance(spec, dict):
+            raise invalid("UploadModelRequest.model is required.")
+        spec = camel_keys(spec, nested=("containerSpec", "predictSchemata"))
+        _no_unknown(spec, MODEL_FIELDS, "model")
+        rules.check_display_name(spec.get("displayName"))
+        labels = rules.check_labels(spec.get("labels"))
+        requested = spec.get("versionAliases") or []
+        aliases = rules.check_aliases(a for a in requested if a != DEFAULT)
+        if spec.get("artifactUri"):
+            rules.check_artifact_uri(spec["artifactUri"])
+        rules.check_container_spec(spec)
+        stored = {
+            k: v
+            for k, v in spec.items()
+            if k not in OUTPUT_ONLY and k not in ("labels", "versionAliases", "displayName")
+        }
+        with self._lock:
+            stamp = now()
+            if body.get("parentModel"):
+                model = self._parent_model(body["parentModel"], parent)
+            else:
+                model = self._create_model(parent, body.get("modelId"), spec["displayName"], stamp)
+            version_id = str(model.next_version)
+            model.next_version += 1
+            version = Version(version_id, stored, labels, [], stamp, stamp)
+            model.versions[version_id] = version
+            model.update_time = stamp
+            self._assign(model, version, aliases)
+            if DEFAULT in requested or len(model.versions) == 1:
+                model.default_version = version_id
+            response = {
+                "@type": UPLOAD_RESPONSE,
+                "model": model.name,
+                "modelVersionId": version_id,
+            }
+            return self._operation(model.name, UPLOAD_METADATA, response, stamp)
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            model, version = self._resolve(name)
+            return self._render(model, version)
+
+    def list_models(
+        self, project: str, location: str, query: dict[str, str | None]
+    ) -> dict[str, Any]:
+        rules.check_parent(project, location)
+        parent = f"projects/{project}/locations/{location}/models/"
+        match = filters.parse(query.get("filter"), allowed=("display_name", "displayName", "model"))
+        with self._lock:
+            items = [
+                (m, m.versions[m.default_version])
+                for name, m in self._models.items()
+                if name.startswith(parent)
+            ]
+            items = [(m, v) for m, v in items if match(self._record(m, v))]
+            rendered = [self._render(m, v) for m, v in items]
+        return _page(rendered, "models", query, ("displayName", "createTime", "updateTime"))
+
+    def list_versions(self, name: str, query: dict[str, str | None]) -> dict[str, Any]:
+        *_, selector = parse_model_name(name)
+        if selector:
+            raise invalid(f"ListModelVersions takes a model name without a version: {name!r}.")
+        match = filters.parse(query.get("filter"), allowed=())
+        with self._lock:
+            model = self._model(name)
+            rendered = [
+                self._render(model, v)
+                for v in model.versions.values()
+                if match(self._record(model, v))
+            ]
+        return _page(rendered, "models", query, ("createTime", "updateTime"))
+
+    def merge_version_aliases(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        *_, selector = parse_model_name(name)
+        if not selector:
+            raise invalid(f"MergeVersionAliases needs a version: {name!r} has no '@VERSION'.")
+        changes = camel_keys(body).get("versionAliases") or []
+        if not changes:
+            raise invalid("MergeVersionAliasesRequest.version_aliases is required.")
+        add = [a for a in changes if not a.startswith("-")]
+        remove = [a[1:] for a in changes if a.startswith("-")]
+        if DEFAULT in remove:
+            raise invalid(
+                "The 'default' alias cannot be removed; assign it to another version instead."
+            )
+        add_set, remove_set = set(add), set(remove)
+        add_user = rules.check_aliases(a for a in add if a != DEFAULT and a not in remove_set)
+        remove_user = rules.check_aliases(a for a in remove if a not in add_set)
+        with self._lock:
+            model, version = self._resolve(name)
+            self._assign(model, version, add_user)
+            version.aliases = [a for a in version.aliases if a not in remove_user]
+            if DEFAULT in add:
+                model.default_version = version.version_id
+            version.update_time = model.update_time = now()
+            self._save()
+            return self._render(model, version)
+
+    def delete_model_version(self, name: str) -> dict[str, Any]:
+        *_, selector = parse_model_name(name)
+        if not selector:
+            raise invalid(f"DeleteModelVersion needs a version: {name!r} has no '@VERSION'.")
+        with self._lock:
+            model, version = self._resolve(name)
+            if len(model.versions) == 1:
+                raise failed_precondition(
+                    f"Version {version.version_id} is the only version of {model.name}; "
+                    "delete the model instead."
+                )
+            if model.default_version == version.version_id:
+                raise failed_precondition(
+                    f"Version {version.version_id} of {model.name} is the default version and "
+                    "cannot be deleted; make another version the default first."
+                )
+            del model.versions[version.version_id]
+            model.update_time = now()
+            return self._operation(model.name, DELETE_METADATA, {"@type": EMPTY}, now())
+
+    def delete_model(self, name: str) -> dict[str, Any]:
+        *_, selector = parse_model_name(name)
+        if selector:
+            raise invalid(f"DeleteModel takes a model name without a version: {name!r}.")
+        with self._lock:
+            model = self._model(name)
+            del self._models[model.name]
+            return self._operation(model.name, DELETE_METADATA, {"@type": EMPTY}, now())
+
+    def get_operation(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            op = self._operations.get(name)
+            if op is None:
+                raise not_found(f"Operation {name} not found.")
+            if op.polls_left > 0:
+                op.polls_left -= 1
+                return _pending(op.done)
+            return op.done
+
+    # ---- internals -----------------------------------------------------------------------
+    def _create_model(
+        self, parent: str, model_id: str | None, display_name: str, stamp: str
+    ) -> Model:
+        if model_id:
+            rules.check_model_id(model_id)
+        else:
+            self._counter += 1
+            model_id = str(1_000_000_000_000_000_000 + self._counter)
+        name = f"{parent}/models/{model_id}"
+        if name in self._models:
+            raise already_exists(f"Model {name} already exists.")
+        model = Model(name, display_name, stamp, stamp)
+        self._models[name] = model
+        return model
+
+    def _parent_model(self, parent_model: str, parent: str) -> Model:
+        project, location, _, selector = parse_model_name(parent_model)
+        if selector:
+            raise invalid(f"parent_model {parent_model!r} must not name a version.")
+        if f"projects/{project}/locations/{location}" != parent:
+            raise invalid(f"parent_model {parent_model!r} is not under {parent!r}.")
+        return self._model(parent_model)
+
+    def _model(self, name: str) -> Model:
+        model = self._models.get(name)
+        if model is None:
+            raise not_found(f"Model {name} not found.")
+        return model
+
+    def _resolve(self, name: str) -> tuple[Model, Version]:
+        project, location, model_id, selector = parse_model_name(name)
+        model = self._model(f"projects/{project}/locations/{location}/models/{model_id}")
+        if selector is None or selector == DEFAULT:
+            return model, model.versions[model.default_version]
+        if selector in model.versions:
+            return model, model.versions[selector]
+        for version in model.versions.values():
+            if selector in version.aliases:
+                return model, version
+        raise not_found(f"Model {model.name} has no version or alias {selector!r}.")
+
+    def _assign(self, model: Model, version: Version, aliases: list[str]) -> None:
+        """Aliases are unique within a model: assigning one moves it from its current holder."""
+        for other in model.versions.values():
+            if other is not version:
+                other.aliases = [a for a in other.aliases if a not in aliases]
+        version.aliases += [a for a in aliases if a not in version.aliases]
+
+    def _operation(
+        self, model_name: str, metadata_type: str, response: dict[str, Any], stamp: str
+    ) -> dict[str, Any]:
+        self._counter += 1
+        name = f"{model_name}/operations/{self._counter}"
+        done = {
+            "name": name,
+            "metadata": {
+                "@type": metadata_type,
+                "genericMetadata": {"createTime": stamp, "updateTime": now()},
+            },
+            "done": True,
+            "response": response,
+        }
+        self._operations[name] = _Operation(done, self.operation_polls)
+        self._save()
+        return done if self.operation_polls == 0 else _pending(done)
+
+    def _record(self, model: Model, version: Version) -> dict[str, Any]:
+        return {
+            "model": model.name.rsplit("/", 1)[1],
+            "displayName": model.display_name,
+            "labels": version.labels,
+        }
+
+    def _render(self, model: Model, version: Version) -> dict[str, Any]:
+        is_default = model.default_version == version.version_id
+        out = dict(version.fields)
+        out.update(
+            name=model.name,
+            versionId=version.version_id,
+            versionAliases=([DEFAULT] if is_default else []) + version.aliases,
+            versionCreateTime=version.create_time,
+            versionUpdateTime=version.update_time,
+            displayName=model.display_name,
+            createTime=model.create_time,
+            updateTime=model.update_time,
+            modelSourceInfo={"sourceType": "CUSTOM"},
+        )
+        if version.labels:
+            out["labels"] = dict(version.labels)
+        if "containerSpec" in out:
+            out["supportedDeploymentResourcesTypes"] = ["DEDICATED_RESOURCES"]
+        digest = hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()
+        out["etag"] = "AMEw9y" + digest[:40]
+        return out
+
+    def _save(self) -> None:
+        if not self._state_file:
+            return
+        data = {
+            "counter": self._counter,
+            "models": [asdict(m) for m in self._models.values()],
+            "operations": {n: asdict(o) for n, o in self._operations.items()},
+        }
+        tmp = f"{self._state_file}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, self._state_file)
+
+    def _load(self, path: str) -> None:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        self._counter = data.get("counter", 0)
+        for raw in data.get("models", []):
+            versions = {k: Version(**v) for k, v in raw.pop("versions").items()}
+            self._models[raw["name"]] = Model(**raw, versions=versions)
+        for name, raw in data.get("operations", {}).items():
+            self._operations[name] = _Operation(**raw)
+
+
+def _no_unknown(data: dict[str, Any], known: frozenset[str], where: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise invalid(
+            f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where}': "
+            "Cannot find field."
+        )
+
+
+def _pending(done: dict[str, Any]) -> dict[str, Any]:
+    return {"name": done["name"], "metadata": done["metadata"]}
+
+
+def _page(
+    items: list[dict[str, Any]],
+    key: str,
+    query: dict[str, str | None],
+    orderable: tuple[str, ...],
+) -> dict[str, Any]:
+    items = _order(items, query.get("orderBy"), orderable)
+    cache_key = f"{query.get('filter') or ''}|{query.get('orderBy') or ''}"
+    start = decode_token(query.get("pageToken"), cache_key)
+    size = page_size(query.get("pageSize"))
+    out: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        out["nextPageToken"] = encode_token(start + size, cache_key)
+    return out
+
+
+def _order(
+    items: list[dict[str, Any]], order_by: str | None, orderable: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    if not order_by:
+        return items
+    keys: list[tuple[str, bool]] = []
+    for part in order_by.split(","):
+        words = part.split()
+        if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
+            raise invalid(f"Invalid order_by {order_by!r}.")
+        name = camel_keys({words[0]: None}).popitem()[0]
+        if name not in orderable:
+            raise invalid(f"order_by field {words[0]!r} is not supported here.")
+        keys.append((name, len(words) == 2 and words[1] == "desc"))
+    sort_key: Callable[[dict[str, Any]], Any]
+    for name, desc in reversed(keys):
+        sort_key = lambda item, n=name: item.get(n) or ""
+        items = sorted(items, key=sort_key, reverse=desc)
+    return items

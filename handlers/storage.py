@@ -1,0 +1,232 @@
+"""The object store, as the pipeline needs it: named after the GCS JSON API's verbs.
+
+Every read is pinned to an object generation: a concurrent overwrite can never mix two uploads.
+google-cloud-storage is imported lazily (~0.17 s) and its client created once per process; with
+`STORAGE_EMULATOR_HOST` set it talks to fake-gcs-server with anonymous credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from handlers.errors import PermanentError, Superseded, TransientError
+from handlers.settings import Settings
+
+_RETRY_DEADLINE_SECONDS = 30.0
+
+
+class PreconditionFailed(Exception):
+    """An `ifGenerationMatch` precondition did not hold (someone else wrote first)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    name: str
+    generation: int
+    size: int = 0
+    crc32c: str | None = None
+    md5_hash: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"gs://{self.bucket}/{self.name}"
+
+
+class ObjectStore:
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self._settings = settings
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from google.cloud import storage
+
+            if self._settings.storage_emulator_host:
+                from google.auth.credentials import AnonymousCredentials
+
+                self._client = storage.Client(
+                    project=self._settings.project,
+                    credentials=AnonymousCredentials(),
+                    client_options={"api_endpoint": self._settings.storage_emulator_host},
+                )
+            else:
+                self._client = storage.Client(project=self._settings.project)
+        return self._client
+
+    def get_object(self, bucket: str, name: str) -> ObjectInfo | None:
+        """The live generation's metadata, or None when the object does not exist."""
+        with _errors(f"gs://{bucket}/{name}"):
+            blob = self.client.bucket(bucket).get_blob(name, retry=_retry())
+            return _info(blob) if blob is not None else None
+
+    def list_objects(self, bucket: str, prefix: str) -> list[ObjectInfo]:
+        with _errors(f"gs://{bucket}/{prefix}"):
+            blobs = self.client.list_blobs(bucket, prefix=prefix, retry=_retry())
+            return [_info(blob) for blob in blobs]
+
+    def download(self, obj: ObjectInfo, destination: Path) -> str:
+        """Stream exactly generation `obj.generation` to `destination`, CRC32C-checked.
+
+        Returns the SHA-256 hex digest of the bytes written. A vanished generation -> Superseded.
+        """
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        blob = self.client.bucket(obj.bucket).blob(obj.name, generation=obj.generation)
+        with _errors(obj.uri, missing_means_superseded=True), destination.open("wb") as raw:
+            writer = _HashingWriter(raw)
+            # crc32c, not md5: composite (parallel-upload) objects have no MD5.
+            blob.download_to_file(writer, checksum="crc32c", retry=_retry())
+            return writer.sha256.hexdigest()
+
+    def read_bytes(self, bucket: str, name: str) -> tuple[bytes, int] | None:
+        """Current contents and generation of a small object (a record), or None."""
+        from google.api_core import exceptions as gx
+
+        with _errors(f"gs://{bucket}/{name}"):
+            blob = self.client.bucket(bucket).get_blob(name, retry=_retry())
+            if blob is None:
+                return None
+            try:
+                data = blob.download_as_bytes(generation=blob.generation, retry=_retry())
+            except gx.NotFound:
+                return None  # replaced between the two calls: the caller reads again if it cares
+            return data, int(blob.generation)
+
+    def write_bytes(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        *,
+        if_generation_match: int,
+        content_type: str = "application/json",
+    ) -> int:
+        """Create (`if_generation_match=0`) or replace exactly one generation; returns the new one."""
+        from google.api_core import exceptions as gx
+
+        blob = self.client.bucket(bucket).blob(name)
+        with _errors(f"gs://{bucket}/{name}"):
+            try:
+                blob.upload_from_string(
+                    data,
+                    content_type=content_type,
+                    if_generation_match=if_generation_match,
+                    retry=_retry(),
+                )
+            except gx.PreconditionFailed as exc:
+                raise PreconditionFailed(str(exc)) from exc
+            return int(blob.generation)
+
+    def upload_file(self, source: Path, bucket: str, name: str) -> ObjectInfo:
+        """Create a new object from a local file; an existing object is left as it is."""
+        from google.api_core import exceptions as gx
+
+        blob = self.client.bucket(bucket).blob(name)
+        with _errors(f"gs://{bucket}/{name}"):
+            try:
+                blob.upload_from_filename(
+                    str(source), if_generation_match=0, checksum="crc32c", retry=_retry()
+                )
+            except gx.PreconditionFailed as exc:
+                raise PreconditionFailed(f"gs://{bucket}/{name} already exists") from exc
+            return _info(blob)
+
+    def copy_object(self, source: ObjectInfo, destination_name: str) -> ObjectInfo:
+        """Server-side copy of exactly `source.generation` (rewrite: works for any size)."""
+        from google.api_core import exceptions as gx
+
+        bucket = self.client.bucket(source.bucket)
+        src = bucket.blob(source.name, generation=source.generation)
+        dst = bucket.blob(destination_name)
+        with _errors(source.uri, missing_means_superseded=True):
+            try:
+                token, _, _ = dst.rewrite(src, if_generation_match=0, retry=_retry())
+                while token is not None:
+                    token, _, _ = dst.rewrite(
+                        src, token=token, if_generation_match=0, retry=_retry()
+                    )
+            except gx.PreconditionFailed as exc:
+                raise PreconditionFailed(f"gs://{source.bucket}/{destination_name} exists") from exc
+            dst.reload(retry=_retry())
+            return _info(dst)
+
+
+class _HashingWriter:
+    """File wrapper that hashes what passes through, so the bytes are read exactly once."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        return self._raw.write(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+
+def _info(blob: Any) -> ObjectInfo:
+    return ObjectInfo(
+        bucket=blob.bucket.name,
+        name=blob.name,
+        generation=int(blob.generation),
+        size=int(blob.size or 0),
+        crc32c=blob.crc32c,
+        md5_hash=blob.md5_hash,
+        metadata=dict(blob.metadata or {}),
+    )
+
+
+def _retry() -> Any:
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_deadline(_RETRY_DEADLINE_SECONDS)
+
+
+def is_transient(exc: BaseException) -> bool:
+    from google.api_core import exceptions as gx
+
+    if isinstance(exc, (gx.TooManyRequests, gx.ServerError, gx.RetryError)):
+        return True
+    try:
+        import requests
+    except ImportError:  # pragma: no cover - requests ships with google-cloud-storage
+        return isinstance(exc, (ConnectionError, TimeoutError))
+    return isinstance(
+        exc, (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout)
+    )
+
+
+@contextmanager
+def _errors(where: str, *, missing_means_superseded: bool = False) -> Iterator[None]:
+    """Translate storage failures into the pipeline's ack/retry vocabulary."""
+    from google.api_core import exceptions as gx
+
+    try:
+        yield
+    except (PreconditionFailed, PermanentError, TransientError, Superseded):
+        raise
+    except gx.NotFound as exc:
+        if missing_means_superseded:
+            raise Superseded(f"{where} no longer exists at that generation") from exc
+        raise PermanentError(f"{where}: not found ({exc.message})", code="not_found") from exc
+    except gx.Forbidden as exc:
+        raise PermanentError(
+            f"permission denied on {where}: grant the function's service account access to it "
+            f"({exc.message})",
+            code="permission_denied",
+        ) from exc
+    except Exception as exc:
+        if is_transient(exc):
+            raise TransientError(f"storage call on {where} failed: {exc}") from exc
+        if type(exc).__name__ == "DataCorruption":  # checksum mismatch while downloading
+            raise TransientError(f"download of {where} failed its CRC32C check") from exc
+        raise

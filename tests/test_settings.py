@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from handlers.errors import SettingsError
+from handlers.settings import DEFAULT_SERVING_IMAGE, Settings
+
+BASE = {"GOOGLE_CLOUD_PROJECT": "my-project"}
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env(BASE)
+    assert settings.location == "us-central1"
+    assert settings.model_prefix == "models/"
+    assert settings.artifact_prefix == "registered/"
+    assert settings.serving_image == DEFAULT_SERVING_IMAGE
+    assert settings.make_new_version_default is True
+    assert settings.notify_topic is None
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "GOOGLE_CLOUD_PROJECT"),
+        ({"GOOGLE_CLOUD_PROJECT": "My Project"}, "GOOGLE_CLOUD_PROJECT"),
+        ({**BASE, "VERTEX_LOCATION": "moon"}, "VERTEX_LOCATION"),
+        ({**BASE, "MODEL_PATH_PATTERN": "models/(.*"}, "MODEL_PATH_PATTERN"),
+        ({**BASE, "MODEL_PATH_PATTERN": "models/(.*)/"}, "MODEL_PATH_PATTERN"),
+        ({**BASE, "DEFAULT_VERSION_POLICY": "sometimes"}, "DEFAULT_VERSION_POLICY"),
+        ({**BASE, "ARTIFACT_PREFIX": "models/registered/"}, "ARTIFACT_PREFIX"),
+        ({**BASE, "STATE_PREFIX": "models/"}, "STATE_PREFIX"),
+        ({**BASE, "NOTIFY_TOPIC": "my-topic"}, "NOTIFY_TOPIC"),
+        ({**BASE, "VALIDATION_TIMEOUT_SECONDS": "soon"}, "VALIDATION_TIMEOUT_SECONDS"),
+        ({**BASE, "CLAIM_LEASE_SECONDS": "1"}, "CLAIM_LEASE_SECONDS"),
+        ({**BASE, "MODEL_PREFIX": "/models"}, "MODEL_PREFIX"),
+        ({**BASE, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({**BASE, "VERTEX_AI_EMULATOR_HOST": "not a url"}, "VERTEX_AI_EMULATOR_HOST"),
+        ({**BASE, "KERAS_EXTRA_ALLOWED_OBJECTS": "os.system;"}, "KERAS_EXTRA_ALLOWED_OBJECTS"),
+    ],
+)
+def test_bad_settings_fail_fast_naming_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env(env)
+
+
+def test_prefixes_get_their_trailing_slash() -> None:
+    settings = Settings.from_env(
+        {
+            **BASE,
+            "MODEL_PREFIX": "ml/models",
+            "DEFAULT_VERSION_POLICY": "keep",
+            "VERTEX_AI_EMULATOR_HOST": "localhost:8089",
+        }
+    )
+    assert settings.model_prefix == "ml/models/"
+    assert settings.make_new_version_default is False
+    assert settings.vertex_emulator_host == "http://localhost:8089"

@@ -1,0 +1,28 @@
+# gcs-model-registrar: a 2nd-gen Cloud Function that registers TensorFlow models uploaded to a bucket
+# in the Vertex AI Model Registry. Resources are split by concern:
+#   apis.tf        required Google APIs
+#   bucket.tf      the watched bucket (created or existing)
+#   source.tf      function source archive and its bucket
+#   function.tf    the function and its environment (the settings contract with handlers/settings.py)
+#   trigger.tf     the two trigger modes: direct Eventarc or prefix-filtered bucket notification
+#   iam.tf         service accounts and every role granted
+#   monitoring.tf  log-based metrics and the failure alert
+
+locals {
+  labels = merge({ app = var.name, managed-by = "terraform" }, var.labels)
+
+  vertex_location = coalesce(var.vertex_location, var.region)
+
+  # The function writes under artifact_prefix and state_prefix; if either overlapped model_prefix its
+  # own writes would be taken for uploads. The code refuses that too (SettingsError); failing at plan
+  # time is cheaper than a crash-looping deployment.
+  prefixes_disjoint = alltrue([
+    for pair in [
+      [var.model_prefix, var.artifact_prefix],
+      [var.model_prefix, var.state_prefix],
+      [var.artifact_prefix, var.state_prefix],
+    ] : !startswith(pair[0], pair[1]) && !startswith(pair[1], pair[0])
+  ])
+
+  is_direct = var.trigger_mode == "direct"
+}

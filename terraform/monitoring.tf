@@ -1,0 +1,118 @@
+# The function logs one JSON line per event with `severity` and `outcome` (registered, rejected,
+# superseded, waiting, ignored, duplicate, failed). These metrics count them; the alert fires on
+# failures, which are the outcomes that need a person (rejections are the uploader's to fix).
+
+locals {
+  function_logs = join(" AND ", [
+    "resource.type=\"cloud_run_revision\"",
+    "resource.labels.service_name=\"${var.name}\"",
+  ])
+}
+
+resource "google_logging_metric" "outcomes" {
+  project     = var.project_id
+  name        = "${var.name}/outcomes"
+  description = "Upload events handled by ${var.name}, by outcome."
+  filter      = "${local.function_logs} AND jsonPayload.outcome:*"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+
+    labels {
+      key         = "outcome"
+      value_type  = "STRING"
+      description = "registered, rejected, superseded, waiting, ignored, duplicate or failed"
+    }
+  }
+
+  label_extractors = {
+    outcome = "EXTRACT(jsonPayload.outcome)"
+  }
+
+  depends_on = [google_project_service.required]
+}
+
+resource "google_logging_metric" "rejected" {
+  project     = var.project_id
+  name        = "${var.name}/rejected"
+  description = "Uploads ${var.name} refused to register (the upload is at fault; see jsonPayload.code)."
+  filter      = "${local.function_logs} AND jsonPayload.outcome=\"rejected\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+
+    labels {
+      key         = "code"
+      value_type  = "STRING"
+      description = "Machine-readable rejection reason, e.g. keras.lambda_layer"
+    }
+  }
+
+  label_extractors = {
+    code = "EXTRACT(jsonPayload.code)"
+  }
+
+  depends_on = [google_project_service.required]
+}
+
+resource "google_logging_metric" "failures" {
+  project     = var.project_id
+  name        = "${var.name}/failures"
+  description = "Events ${var.name} failed to handle (retried by the trigger), plus crashes logged at ERROR or above."
+  filter      = "${local.function_logs} AND (jsonPayload.outcome=\"failed\" OR severity>=ERROR)"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+  }
+
+  depends_on = [google_project_service.required]
+}
+
+resource "google_monitoring_alert_policy" "failures" {
+  count = var.failure_alert.enabled ? 1 : 0
+
+  project               = var.project_id
+  display_name          = "${var.name}: model registration failures"
+  combiner              = "OR"
+  notification_channels = var.failure_alert.channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "failures > ${var.failure_alert.threshold} in 5 min"
+
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.failures.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.failure_alert.threshold
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      ${var.name} failed to handle upload events. Failed events are redelivered for up to 24 h, then dropped.
+      Logs: resource.type="cloud_run_revision" AND resource.labels.service_name="${var.name}" AND (jsonPayload.outcome="failed" OR severity>=ERROR)
+    EOT
+  }
+}

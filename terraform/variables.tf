@@ -1,0 +1,381 @@
+# ---------------------------------------------------------------------------------------------------
+# Where
+# ---------------------------------------------------------------------------------------------------
+
+variable "project_id" {
+  description = "Project that hosts the function, its service accounts and the Vertex AI models."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project ID (6-30 lowercase letters, digits or hyphens, starting with a letter), not a project number or display name."
+  }
+}
+
+variable "region" {
+  description = "Region of the function (and of the created bucket unless bucket_location says otherwise)."
+  type        = string
+  default     = "us-central1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a Cloud Functions region such as \"us-central1\"."
+  }
+}
+
+variable "vertex_location" {
+  description = "Vertex AI region the models are registered in (VERTEX_LOCATION). null: same as region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.vertex_location == null || can(regex("^[a-z]+-[a-z]+[0-9]+$", var.vertex_location))
+    error_message = "vertex_location must be a Vertex AI region such as \"us-central1\"."
+  }
+}
+
+variable "name" {
+  description = "Base name of the function and of every resource this module creates (service accounts get -run, -trg, -bld suffixes)."
+  type        = string
+  default     = "model-registrar"
+
+  validation {
+    # Service account IDs are <name>-run etc. and may be at most 30 characters.
+    condition     = can(regex("^[a-z][a-z0-9-]{1,24}[a-z0-9]$", var.name))
+    error_message = "name must be 3-26 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen."
+  }
+}
+
+variable "labels" {
+  description = "Labels added to every resource that takes labels (merged over app and managed-by)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "enable_apis" {
+  description = "Enable the required Google APIs in the project (never disabled on destroy)."
+  type        = bool
+  default     = true
+}
+
+# ---------------------------------------------------------------------------------------------------
+# The watched bucket
+# ---------------------------------------------------------------------------------------------------
+
+variable "bucket_name" {
+  description = "Bucket that receives model uploads and holds the artifact and state prefixes."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$", var.bucket_name))
+    error_message = "bucket_name must be a bucket name: 3-63 lowercase letters, digits, dots, hyphens or underscores."
+  }
+}
+
+variable "create_bucket" {
+  description = "true: create bucket_name (uniform access, public access prevention, versioning). false: use an existing bucket; IAM is still granted on its prefixes only."
+  type        = bool
+  default     = true
+}
+
+variable "bucket_location" {
+  description = "Location of the created bucket. null: region. Direct-mode triggers live in the bucket's location, so a regional bucket in the function's region is simplest."
+  type        = string
+  default     = null
+}
+
+variable "bucket_force_destroy" {
+  description = "Let `terraform destroy` delete the created bucket with every model, artifact and record in it."
+  type        = bool
+  default     = false
+}
+
+variable "noncurrent_version_retention_days" {
+  description = "Days a noncurrent (overwritten) object version is kept in the buckets this module creates."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.noncurrent_version_retention_days >= 1
+    error_message = "noncurrent_version_retention_days must be at least 1."
+  }
+}
+
+variable "access_log_bucket" {
+  description = "Bucket receiving usage logs of the buckets this module creates. null: none (Cloud Audit Logs still apply)."
+  type        = string
+  default     = null
+}
+
+variable "source_bucket_name" {
+  description = "Bucket created for the function's source archives. null: <project_id>-<name>-source."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Object layout (the same settings the code reads; defaults equal the code's)
+# ---------------------------------------------------------------------------------------------------
+
+variable "model_prefix" {
+  description = "Object-name prefix watched for uploads (MODEL_PREFIX), e.g. models/<model>/<version>/model.keras."
+  type        = string
+  default     = "models/"
+
+  validation {
+    condition     = can(regex("^[^/\\s\"\\\\][^\\r\\n\"\\\\]*/$", var.model_prefix)) && !strcontains(var.model_prefix, "//")
+    error_message = "model_prefix must be an object-name prefix ending in '/', such as \"models/\" (no leading slash, no empty segments, no quotes)."
+  }
+}
+
+variable "model_path_pattern" {
+  description = "Regex with a named group `model` (and optionally `version`) overriding the default naming (MODEL_PATH_PATTERN). null: the code's default layout."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.model_path_pattern == null || can(regex("\\(\\?P<model>", var.model_path_pattern))
+    error_message = "model_path_pattern must contain a named group (?P<model>...)."
+  }
+}
+
+variable "artifact_prefix" {
+  description = "Prefix the function writes validated, immutable artifact copies under (ARTIFACT_PREFIX). Must not overlap model_prefix."
+  type        = string
+  default     = "registered/"
+
+  validation {
+    condition     = can(regex("^[^/\\s\"\\\\][^\\r\\n\"\\\\]*/$", var.artifact_prefix)) && !strcontains(var.artifact_prefix, "//")
+    error_message = "artifact_prefix must be an object-name prefix ending in '/', such as \"registered/\"."
+  }
+}
+
+variable "state_prefix" {
+  description = "Prefix of the per-upload records (claims, outcomes) the function writes (STATE_PREFIX). Must not overlap the others."
+  type        = string
+  default     = "registrar-state/"
+
+  validation {
+    condition     = can(regex("^[^/\\s\"\\\\][^\\r\\n\"\\\\]*/$", var.state_prefix)) && !strcontains(var.state_prefix, "//")
+    error_message = "state_prefix must be an object-name prefix ending in '/', such as \"registrar-state/\"."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Registration behaviour
+# ---------------------------------------------------------------------------------------------------
+
+variable "serving_image" {
+  description = "Serving container image registered with every model version (SERVING_CONTAINER_IMAGE_URI)."
+  type        = string
+  default     = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+
+  validation {
+    condition     = length(trimspace(var.serving_image)) > 0 && !strcontains(var.serving_image, " ")
+    error_message = "serving_image must be a container image URI."
+  }
+}
+
+variable "default_version_policy" {
+  description = "`new`: each newly registered version takes the `default` alias; `keep`: leave the alias where it is (DEFAULT_VERSION_POLICY)."
+  type        = string
+  default     = "new"
+
+  validation {
+    condition     = contains(["new", "keep"], var.default_version_policy)
+    error_message = "default_version_policy must be \"new\" or \"keep\"."
+  }
+}
+
+variable "notify_topic" {
+  description = "Existing Pub/Sub topic (projects/P/topics/T) that receives one message per outcome (NOTIFY_TOPIC). The runtime account gets publish on it alone. null: no messages."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.notify_topic == null || can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", var.notify_topic))
+    error_message = "notify_topic must be a full topic name: projects/PROJECT/topics/TOPIC."
+  }
+}
+
+variable "log_level" {
+  description = "Function log level (LOG_LEVEL)."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "keras_extra_allowed_objects" {
+  description = "Extra `module.ClassName` objects a .keras config may reference (KERAS_EXTRA_ALLOWED_OBJECTS). Every entry widens what a hostile upload can instantiate."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.keras_extra_allowed_objects : can(regex("^[A-Za-z_][A-Za-z0-9_.]*\\.[A-Za-z_][A-Za-z0-9_]*$", o))])
+    error_message = "Every keras_extra_allowed_objects entry must look like module.path.ClassName."
+  }
+}
+
+variable "limits" {
+  description = <<-EOT
+    Validation limits; an attribute left null keeps the code's default (shown in brackets):
+    claim_lease_seconds [900], max_artifact_bytes [10 GiB], max_uncompressed_bytes [12 GiB],
+    max_compression_ratio [200], max_archive_members [10000], validation_timeout_seconds [300],
+    validation_memory_mb [80% of the instance's memory], validator_max_uses [50].
+  EOT
+  type = object({
+    claim_lease_seconds        = optional(number)
+    max_artifact_bytes         = optional(number)
+    max_uncompressed_bytes     = optional(number)
+    max_compression_ratio      = optional(number)
+    max_archive_members        = optional(number)
+    validation_timeout_seconds = optional(number)
+    validation_memory_mb       = optional(number)
+    validator_max_uses         = optional(number)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition = alltrue([
+      var.limits.claim_lease_seconds == null ? true : var.limits.claim_lease_seconds >= 30,
+      var.limits.max_artifact_bytes == null ? true : var.limits.max_artifact_bytes >= 1024,
+      var.limits.max_uncompressed_bytes == null ? true : var.limits.max_uncompressed_bytes >= 1024,
+      var.limits.max_compression_ratio == null ? true : var.limits.max_compression_ratio >= 1,
+      var.limits.max_archive_members == null ? true : var.limits.max_archive_members >= 3,
+      var.limits.validation_timeout_seconds == null ? true : var.limits.validation_timeout_seconds >= 5,
+      var.limits.validation_memory_mb == null ? true : var.limits.validation_memory_mb >= 256,
+      var.limits.validator_max_uses == null ? true : var.limits.validator_max_uses >= 1,
+    ])
+    error_message = "A limit is below the code's minimum: claim_lease_seconds >= 30, max_artifact_bytes and max_uncompressed_bytes >= 1024, max_compression_ratio >= 1, max_archive_members >= 3, validation_timeout_seconds >= 5, validation_memory_mb >= 256, validator_max_uses >= 1."
+  }
+}
+
+variable "temp_dir" {
+  description = "Scratch directory for downloads (TEMP_DIR). null: the system temp dir, which on Cloud Functions is in memory."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------------------------------
+# The function
+# ---------------------------------------------------------------------------------------------------
+
+variable "memory" {
+  description = "Instance memory. TensorFlow plus one artifact in the in-memory /tmp needs at least 4Gi; 8Gi and up get 2+ vCPU."
+  type        = string
+  default     = "8Gi"
+
+  validation {
+    condition     = contains(["4Gi", "8Gi", "16Gi", "32Gi"], var.memory)
+    error_message = "memory must be one of 4Gi, 8Gi, 16Gi, 32Gi."
+  }
+}
+
+variable "cpu" {
+  description = "vCPUs per instance. null: the minimum Cloud Functions allows for memory (4Gi: 1, 8Gi: 2, 16Gi: 4, 32Gi: 8)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.cpu == null || contains(["1", "2", "4", "6", "8"], coalesce(var.cpu, "1"))
+    error_message = "cpu must be one of \"1\", \"2\", \"4\", \"6\", \"8\"."
+  }
+}
+
+variable "timeout_seconds" {
+  description = "Per-event timeout; 540 is the maximum for event-driven functions. Must exceed the validation timeout."
+  type        = number
+  default     = 540
+
+  validation {
+    condition     = var.timeout_seconds >= 60 && var.timeout_seconds <= 540
+    error_message = "timeout_seconds must be between 60 and 540 (the event-driven maximum)."
+  }
+}
+
+variable "max_instance_count" {
+  description = "Upper bound on concurrent instances (each validates one artifact at a time)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_instance_count >= 1 && var.max_instance_count <= 100
+    error_message = "max_instance_count must be between 1 and 100."
+  }
+}
+
+variable "min_instance_count" {
+  description = "Instances kept warm (billed while idle). 0 scales to zero."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.min_instance_count >= 0
+    error_message = "min_instance_count cannot be negative."
+  }
+}
+
+variable "source_dir" {
+  description = "Repository root the function source is packaged from (main.py, requirements.txt, handlers/). null: the directory above this module."
+  type        = string
+  default     = null
+}
+
+variable "build_service_account_email" {
+  description = "Existing service account Cloud Build uses to build the function. null: the module creates one with only log writing, Artifact Registry writing and read on the source buckets."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Trigger
+# ---------------------------------------------------------------------------------------------------
+
+variable "trigger_mode" {
+  description = <<-EOT
+    How uploads reach the function.
+    direct: Eventarc google.cloud.storage.object.v1.finalized on the bucket. Simple, but Eventarc cannot
+      filter by prefix: every object written to the bucket (including the function's own artifacts and
+      records) invokes the function, which ignores objects outside model_prefix.
+    notification: a bucket notification filtered on model_prefix publishes to a topic this module
+      creates; the function is triggered by google.cloud.pubsub.topic.v1.messagePublished on it.
+  EOT
+  type        = string
+  default     = "notification"
+
+  validation {
+    condition     = contains(["direct", "notification"], var.trigger_mode)
+    error_message = "trigger_mode must be \"direct\" or \"notification\"."
+  }
+}
+
+variable "upload_topic_name" {
+  description = "Name of the topic created for trigger_mode = notification. null: <name>-uploads."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Monitoring
+# ---------------------------------------------------------------------------------------------------
+
+variable "failure_alert" {
+  description = "Alert policy on the failures metric: enabled, channels (notification channel IDs), threshold (failures per 5 minutes above which it fires)."
+  type = object({
+    enabled   = optional(bool, true)
+    channels  = optional(list(string), [])
+    threshold = optional(number, 0)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.failure_alert.threshold >= 0
+    error_message = "failure_alert.threshold cannot be negative."
+  }
+}

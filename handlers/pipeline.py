@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -53,6 +54,8 @@ class Pipeline:
         self._validator_factory = validator_factory or _default_validator(settings)
         self._registry: ModelRegistry | None = None
         self._validator: Any = None
+        # One sandbox worker per instance: uploads handled on parallel threads take turns.
+        self._validation_lock = threading.Lock()
         self.notifier = notifier or Notifier(settings.notify_topic)
 
     @property
@@ -203,7 +206,7 @@ class Pipeline:
             with _timed(timings, "download"):
                 local, sha256 = self._download(upload, workdir / "source")
             digest = publish.source_digest(upload, sha256)
-            with _timed(timings, "validate"):
+            with _timed(timings, "validate"), self._validation_lock:
                 if upload.kind == "keras":
                     report = validator.validate_keras(local, workdir / "work")
                 else:

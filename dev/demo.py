@@ -1,0 +1,114 @@
+"""`make demo`: the whole loop on local emulators, start to finish, then everything stops.
+
+Starts fake-gcs-server, the Vertex AI emulator, functions-framework serving `register_model` and the
+event bridge; builds two small real TF models; uploads a `.keras` model, a SavedModel directory
+(files in shuffled order, one event each) and a second version of the first; prints the registry.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from dev import stack
+from dev.bridge import EventBridge
+
+LOG_DIR = stack.ROOT / ".dev-run" / "demo-logs"
+EXPECTED = {"fraud-detector": 2, "ranker": 1}
+
+
+def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    started = time.monotonic()
+    print("starting fake-gcs-server, Vertex AI emulator and functions-framework ...", flush=True)
+    services = stack.start_stack(log_dir=LOG_DIR)
+    assert services.function is not None
+    bridge = EventBridge(services.storage.url, stack.BUCKET, services.function.url).start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="registrar-demo-") as tmp:
+            _upload_models(Path(tmp), services.storage.url)
+            registry = _registry(services)
+            _wait_for(registry, bridge)
+            _print_registry(registry)
+    finally:
+        bridge.stop()
+        services.stop()
+    print(f"\ndemo finished in {time.monotonic() - started:.0f} s; every process stopped. "
+          f"Logs: {LOG_DIR.relative_to(stack.ROOT)}/", flush=True)
+
+
+def _upload_models(tmp: Path, storage_url: str) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from tests.modelfactory import build_keras_model, build_saved_model
+
+    print("building two small TensorFlow models ...", flush=True)
+    first = build_keras_model(tmp / "v1" / "model.keras", seed=1)
+    second = build_keras_model(tmp / "v2" / "model.keras", seed=2)
+    saved = build_saved_model(tmp / "ranker", seed=3, shards=2)
+    bucket = storage.Client(project=stack.PROJECT, credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": storage_url}).bucket(stack.BUCKET)
+
+    def put(local: Path, name: str, **metadata: str) -> None:
+        blob = bucket.blob(name)
+        blob.metadata = metadata or None
+        blob.upload_from_filename(str(local))
+        print(f"  uploaded gs://{stack.BUCKET}/{name}", flush=True)
+
+    put(first, "models/fraud-detector/2026-11-26/model.keras", description="weekly retrain")
+    files = sorted(p for p in saved.rglob("*") if p.is_file())
+    random.Random(7).shuffle(files)  # a directory upload arrives in any order
+    for path in files:
+        put(path, f"models/ranker/v1/{path.relative_to(saved).as_posix()}")
+    notes = tmp / "README.md"
+    notes.write_text("not a model: the function ignores it with a log line\n")
+    put(notes, "models/ranker/README.md")
+    time.sleep(1.0)  # let the first version land first, so the second is visibly newer
+    put(second, "models/fraud-detector/2026-11-27/model.keras", description="retrained",
+        aliases="candidate")
+
+
+def _registry(services: stack.Stack):  # noqa: ANN202 - handlers.vertex loads lazily
+    from handlers.settings import Settings
+    from handlers.vertex import make_registry
+
+    return make_registry(Settings.from_env(stack.function_env(services.storage.url,
+                                                              services.vertex.url)))
+
+
+def _wait_for(registry, bridge: EventBridge, timeout: float = 300.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = {m.display_name: len(registry.list_versions(m.model))
+                  for m in registry.list_models()}
+        if all(counts.get(name, 0) >= n for name, n in EXPECTED.items()) and bridge.idle():
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"demo: registrations did not complete within {timeout:.0f} s; "
+                     f"see {LOG_DIR}/function.log")
+
+
+def _print_registry(registry) -> None:  # noqa: ANN001
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=160)
+    table = Table(title="Vertex AI Model Registry (local emulator)", show_lines=True)
+    for column in ("model", "version", "aliases", "artifact URI", "labels"):
+        table.add_column(column, overflow="fold")
+    for model in sorted(registry.list_models(), key=lambda m: m.display_name):
+        for version in sorted(registry.list_versions(model.model), key=lambda v: int(v.version_id)):
+            labels = ", ".join(f"{k}={v}" for k, v in sorted(version.labels.items())
+                               if k != "registrar-upload-key")
+            table.add_row(f"{model.display_name}\n{model.model.rsplit('/', 1)[-1]}",
+                          version.version_id, ", ".join(version.aliases),
+                          version.artifact_uri, labels)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

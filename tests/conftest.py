@@ -1,0 +1,189 @@
+"""Shared fixtures: real fake-gcs-server and Vertex emulator processes, real tiny TF models,
+and functions-framework's own app serving `register_model` (the same app a real server runs).
+
+Nothing here is mocked; the only thing this machine cannot provide is real GCP credentials, which
+is why every client points at an emulator.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from dev import stack
+from dev.bridge import binary_event
+
+PROJECT = "test-project"
+LOCATION = "us-central1"
+ROOT = Path(__file__).resolve().parent.parent
+_bucket_ids = itertools.count()
+
+
+@dataclass
+class Services:
+    storage_url: str
+    vertex_url: str
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    logs = tmp_path_factory.mktemp("service-logs")
+    storage = stack.start_fake_gcs(log_dir=logs)
+    try:
+        vertex = stack.start_vertex_emulator(log_dir=logs)
+    except Exception:
+        storage.stop()
+        raise
+    yield Services(storage.url, vertex.url)
+    vertex.stop()
+    storage.stop()
+
+
+def function_env(services: Services, **overrides: str) -> dict[str, str]:
+    return {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "VERTEX_LOCATION": LOCATION,
+        "STORAGE_EMULATOR_HOST": services.storage_url,
+        "VERTEX_AI_EMULATOR_HOST": services.vertex_url,
+        "CLAIM_LEASE_SECONDS": "60",
+        "LOG_LEVEL": "DEBUG",
+        **overrides,
+    }
+
+
+class Vertex:
+    """The emulator through its real REST API (and its admin path for faults)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.parent = f"projects/{PROJECT}/locations/{LOCATION}"
+
+    def reset(self) -> None:
+        requests.post(f"{self.url}/_emulator/reset", timeout=5).raise_for_status()
+
+    def fault(self, method: str, count: int, status: int, when: str = "before") -> None:
+        body = {"method": method, "count": count, "status": status, "when": when}
+        requests.post(f"{self.url}/_emulator/faults", json=body, timeout=5).raise_for_status()
+
+    def models(self, display_name: str | None = None) -> list[dict[str, Any]]:
+        params = {"filter": f'display_name="{display_name}"'} if display_name else {}
+        reply = requests.get(f"{self.url}/v1/{self.parent}/models", params=params, timeout=5)
+        reply.raise_for_status()
+        return reply.json().get("models", [])
+
+    def versions(self, model_name: str) -> list[dict[str, Any]]:
+        reply = requests.get(f"{self.url}/v1/{model_name}:listVersions", timeout=5)
+        reply.raise_for_status()
+        return sorted(reply.json().get("models", []), key=lambda m: int(m["versionId"]))
+
+    def all_versions(self) -> list[dict[str, Any]]:
+        return [v for m in self.models() for v in self.versions(m["name"])]
+
+
+@pytest.fixture
+def vertex(services: Services) -> Vertex:
+    handle = Vertex(services.vertex_url)
+    handle.reset()
+    return handle
+
+
+class Bucket:
+    """One fresh, versioned fake-gcs-server bucket per test, used through the JSON API."""
+
+    def __init__(self, storage_url: str, name: str) -> None:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        self.storage_url = storage_url
+        self.name = name
+        self.client = storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
+                                     client_options={"api_endpoint": storage_url})
+        stack.create_bucket(storage_url, name)
+        self.handle = self.client.bucket(name)
+
+    def upload(self, local: Path, name: str, metadata: dict[str, str] | None = None,
+               ) -> dict[str, Any]:
+        blob = self.handle.blob(name)
+        if metadata:
+            blob.metadata = metadata
+        blob.upload_from_filename(str(local))
+        return self.resource(name)
+
+    def upload_bytes(self, data: bytes, name: str) -> dict[str, Any]:
+        self.handle.blob(name).upload_from_string(data)
+        return self.resource(name)
+
+    def upload_dir(self, local_dir: Path, prefix: str, *, seed: int = 0,
+                   metadata: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Like `gcloud storage cp -r`: one object per file, in a shuffled order."""
+        files = sorted(p for p in local_dir.rglob("*") if p.is_file())
+        random.Random(seed).shuffle(files)
+        return [self.upload(p, prefix + p.relative_to(local_dir).as_posix(), metadata)
+                for p in files]
+
+    def resource(self, name: str) -> dict[str, Any]:
+        """The object resource exactly as the JSON API (and so the event payload) has it."""
+        from urllib.parse import quote
+
+        reply = requests.get(f"{self.storage_url}/storage/v1/b/{self.name}/o/"
+                             f"{quote(name, safe='')}", timeout=5)
+        reply.raise_for_status()
+        return reply.json()
+
+    def read_json(self, name: str) -> dict[str, Any]:
+        return json.loads(self.handle.blob(name).download_as_bytes())
+
+    def names(self, prefix: str = "") -> list[str]:
+        return sorted(b.name for b in self.client.list_blobs(self.name, prefix=prefix))
+
+
+@pytest.fixture
+def bucket(services: Services) -> Bucket:
+    return Bucket(services.storage_url, f"test-bucket-{os.getpid()}-{next(_bucket_ids)}")
+
+
+@pytest.fixture(scope="session")
+def function_client(services: Services) -> Any:
+    """functions-framework's app for main.py, driven over its WSGI HTTP interface."""
+    from functions_framework import create_app
+
+    os.environ.update(function_env(services))
+    app = create_app(target="register_model", source=str(ROOT / "main.py"),
+                     signature_type="cloudevent")
+    return app.test_client()
+
+
+def deliver(client: Any, resource: dict[str, Any], event_id: str | None = None) -> int:
+    """POST the binary-mode CloudEvent Eventarc would send for this object; returns the status."""
+    headers, body = binary_event(resource, event_id)
+    return client.post("/", data=body, headers=headers).status_code
+
+
+@dataclass(frozen=True)
+class Models:
+    keras_a: Path
+    keras_b: Path
+    saved_model: Path  # two variables shards
+    saved_model_b: Path
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    from tests.modelfactory import build_keras_model, build_saved_model
+
+    root = tmp_path_factory.mktemp("models")
+    return Models(
+        keras_a=build_keras_model(root / "a" / "model.keras", seed=1),
+        keras_b=build_keras_model(root / "b" / "model.keras", seed=2),
+        saved_model=build_saved_model(root / "sm", seed=3, shards=2),
+        saved_model_b=build_saved_model(root / "sm_b", seed=4),
+    )

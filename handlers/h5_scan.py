@@ -65,9 +65,7 @@ def member_data_offset(f: Any, info: zipfile.ZipInfo) -> int:
     return info.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1]
 
 
-def scan_h5_member(
-    archive: Path, info: zipfile.ZipInfo, settings: Settings
-) -> list[str]:
+def scan_h5_member(archive: Path, info: zipfile.ZipInfo, settings: Settings) -> list[str]:
     """Check the weights member `info` of `archive`; return notes for the report."""
     import h5py  # ~60 ms import; keeps the module import cheap for non-keras paths
 
@@ -83,7 +81,7 @@ def scan_h5_member(
             stream: Any = io.BufferedReader(_Window(raw, offset, info.file_size))
         else:
             # Keras stores weights uncompressed; a deflated member is read the slow way.
-            stream = zipfile.ZipFile(raw).open(info)  # noqa: SIM115 (closed with `raw`)
+            stream = zipfile.ZipFile(raw).open(info)  # closed with `raw`
         try:
             with h5py.File(stream, "r") as h5:
                 return _Checker(settings, h5py).check(h5)
@@ -136,8 +134,7 @@ class _Checker:
                 self._dataset(obj, where)
             else:
                 raise Rejected(
-                    f"The weights file has an unexpected object at {where} "
-                    f"({type(obj).__name__}).",
+                    f"The weights file has an unexpected object at {where} ({type(obj).__name__}).",
                     code="keras.bad_weights",
                 )
 
@@ -161,9 +158,7 @@ class _Checker:
         self._declared += declared
         limit = self._settings.max_uncompressed_bytes
         ratio = declared / max(stored, 1)
-        too_sparse = (
-            declared > _BOMB_FLOOR and ratio > self._settings.max_compression_ratio
-        )
+        too_sparse = declared > _BOMB_FLOOR and ratio > self._settings.max_compression_ratio
         if self._declared > limit or too_sparse:
             raise Rejected(
                 f"Dataset {where} declares {declared} bytes but stores {stored} (total declared "

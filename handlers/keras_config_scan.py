@@ -93,9 +93,7 @@ class _Walker:
         elif isinstance(node, str):
             self._check_string(node, where)
         elif node is not None and not isinstance(node, (bool, int, float)):
-            raise Rejected(
-                f"Unexpected value at {where} in config.json.", code="keras.bad_config"
-            )
+            raise Rejected(f"Unexpected value at {where} in config.json.", code="keras.bad_config")
 
     def _check_object(self, node: dict[str, Any], where: str) -> None:
         class_name = node.get("class_name")
@@ -117,9 +115,7 @@ class _Walker:
         if class_name == "function":
             fn = node.get("config")
             full = f"{module}.{fn}"
-            ok = (
-                module == "builtins" and fn in BUILTIN_FUNCTIONS
-            ) or full in ALLOWED_OBJECTS
+            ok = (module == "builtins" and fn in BUILTIN_FUNCTIONS) or full in ALLOWED_OBJECTS
             if not ok and full not in self._extra:
                 raise Rejected(
                     f"config.json refers to the function {full!r} at {where}; only Keras "
@@ -129,9 +125,7 @@ class _Walker:
             return
         full = f"{module}.{class_name}"
         if module is None:
-            allowed = (
-                class_name in _SHORT_NAMES
-            )  # legacy configs name built-ins without module
+            allowed = class_name in _SHORT_NAMES  # legacy configs name built-ins without module
         else:
             allowed = full in ALLOWED_OBJECTS or full in self._extra
         if not allowed:

@@ -23,9 +23,7 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _WEIGHTS = "model.weights.h5"
 _REQUIRED = ("config.json", "metadata.json", _WEIGHTS)
 _JSON_LIMIT = 64 * 1024**2
-_RATIO_FLOOR = (
-    1024**2
-)  # tiny members compress well legitimately; ratios matter above this
+_RATIO_FLOOR = 1024**2  # tiny members compress well legitimately; ratios matter above this
 _FIX = "Save the model again with model.save('model.keras') (Keras 3) and upload that file."
 
 
@@ -73,8 +71,7 @@ def scan_keras_file(path: Path, settings: Settings) -> KerasScan:
         metadata = _read_json(zf, "metadata.json")
         if not isinstance(metadata, dict) or not str(metadata.get("keras_version", "")):
             raise Rejected(
-                "metadata.json has no 'keras_version'; this is not a Keras 3 archive. "
-                + _FIX,
+                "metadata.json has no 'keras_version'; this is not a Keras 3 archive. " + _FIX,
                 code="keras.bad_metadata",
             )
         scan_keras_config(config, settings.keras_extra_allowed_objects)
@@ -114,9 +111,7 @@ def _check_members(zf: zipfile.ZipFile, settings: Settings) -> int:
                 code="keras.symlink_member",
             )
         if info.flag_bits & 0x1:
-            raise Rejected(
-                f"Archive member {name!r} is encrypted.", code="keras.encrypted"
-            )
+            raise Rejected(f"Archive member {name!r} is encrypted.", code="keras.encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise Rejected(
                 f"Archive member {name!r} uses compression method {info.compress_type}; "

@@ -105,7 +105,7 @@ DTYPES = {
 
 @cache
 def message(name: str) -> Any:
-    """The generated message class for one of the declared messages, e.g. ``message("SavedModel")``."""
+    """The generated message class for a declared message, e.g. ``message("SavedModel")``."""
     file = descriptor_pb2.FileDescriptorProto(name="registrar_tf_subset.proto", package=_PACKAGE)
     file.syntax = "proto3"
     for msg_name, fields in _MESSAGES.items():

@@ -26,9 +26,7 @@ class TensorInfo:
 @dataclass(frozen=True)
 class ValidationReport:
     kind: Literal["keras", "saved_model"]
-    saved_model_dir: (
-        Path  # the SavedModel to register: the input dir, or (for .keras) the export
-    )
+    saved_model_dir: Path  # the SavedModel to register: the input dir, or (for .keras) the export
     inputs: tuple[TensorInfo, ...]  # serving_default inputs
     outputs: tuple[TensorInfo, ...]
     smoke_test: str  # "passed" or "skipped: <why>"

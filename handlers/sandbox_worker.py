@@ -1,0 +1,116 @@
+"""The sandboxed loader: `python -m handlers.sandbox_worker` (started by `handlers.sandbox`).
+
+Imports TensorFlow once, then serves JSON-line requests on stdin with one JSON line per request on
+the original stdout (fd 1 is pointed at stderr so nothing a model prints can corrupt the protocol).
+It applies its own resource limits before importing anything heavy, so the parent needs no
+`preexec_fn` (unsafe with threads).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from typing import Any
+
+TEST_HOOKS_ENV = "REGISTRAR_SANDBOX_TEST_HOOKS"  # only the test-suite's parent process sets it
+_MIB = 1024**2
+
+
+class Failure(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _limit(kind: int, value: int) -> None:
+    _soft, hard = resource.getrlimit(kind)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(kind, (value, value if hard == resource.RLIM_INFINITY else hard))
+
+
+def _apply_limits(memory_mb: int) -> None:
+    _limit(resource.RLIMIT_CORE, 0)
+    _limit(resource.RLIMIT_NOFILE, 1024)
+    _limit(resource.RLIMIT_FSIZE, int(os.environ.get("SANDBOX_FSIZE_MB", "20480")) * _MIB)
+    # Heap growth (where model weights live) is capped at the memory budget; address space gets
+    # slack for TF's thread stacks and reserved-but-unused mappings (~1.4 GiB after import).
+    _limit(resource.RLIMIT_DATA, memory_mb * _MIB)
+    _limit(resource.RLIMIT_AS, (memory_mb + 2048) * _MIB)
+
+
+def main() -> None:
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _apply_limits(int(os.environ["SANDBOX_MEMORY_MB"]))
+    try:
+        import handlers.sandbox_tf as tf_ops  # TF import happens here, once
+    except MemoryError:
+        out.write(json.dumps({"ok": False, "code": "sandbox.out_of_memory", "message": "import"}))
+        return
+    out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
+    for line in sys.stdin:
+        try:
+            request = json.loads(line)
+            result: dict[str, Any] = {"ok": True, **_handle(tf_ops, request)}
+        except Failure as exc:
+            result = {"ok": False, "code": exc.code, "message": str(exc)}
+        except MemoryError:
+            result = {"ok": False, "code": "sandbox.out_of_memory", "message": "MemoryError"}
+        except Exception as exc:  # noqa: BLE001 anything the model throws is a load failure
+            message = f"{type(exc).__name__}: {str(exc)[:600]}"
+            result = {"ok": False, "code": "load_failed", "message": message}
+        result["rss_mb"] = _rss_mb()
+        out.write(json.dumps(result) + "\n")
+        if result.get("code") == "sandbox.out_of_memory":
+            return  # heap state after MemoryError is not trustworthy: let the parent recycle us
+
+
+def _handle(tf_ops: Any, request: dict[str, Any]) -> dict[str, Any]:
+    op = request.get("op")
+    if op == "ping":
+        return {"pid": os.getpid()}
+    if op == "keras":
+        return tf_ops.load_keras(request["path"], request["export_dir"])
+    if op == "saved_model":
+        return tf_ops.load_saved_model(request["dir"])
+    if op == "test" and os.environ.get(TEST_HOOKS_ENV) == "1":
+        return _test_action(request.get("action", ""))
+    raise Failure("sandbox.bad_request", f"unknown request {op!r}")
+
+
+def _test_action(action: str) -> dict[str, Any]:
+    if action == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)
+    elif action == "hang":
+        import time
+
+        time.sleep(3600)
+    elif action == "allocate":
+        chunks = []
+        while True:
+            chunks.append(bytearray(256 * _MIB))
+    return {"action": action}
+
+
+def _rss_mb() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    # Run as a script: make `import handlers.sandbox_worker` (in sandbox_tf) return this module,
+    # so `Failure` raised there is the class caught here.
+    sys.modules.setdefault("handlers.sandbox_worker", sys.modules[__name__])
+    main()

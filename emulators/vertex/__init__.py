@@ -7,7 +7,8 @@
 Standalone: `python -m emulators.vertex --port 8089`.
 """
 
+from emulators.vertex.admin import AdminClient
 from emulators.vertex.server import EmulatorServer, start_in_thread
 from emulators.vertex.store import Store
 
-__all__ = ["EmulatorServer", "Store", "start_in_thread"]
+__all__ = ["AdminClient", "EmulatorServer", "Store", "start_in_thread"]

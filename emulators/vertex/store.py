@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -408,8 +407,6 @@ def _order(
         if name not in orderable:
             raise invalid(f"order_by field {words[0]!r} is not supported here.")
         keys.append((name, len(words) == 2 and words[1] == "desc"))
-    sort_key: Callable[[dict[str, Any]], Any]
-    for name, desc in reversed(keys):
-        sort_key = lambda item, n=name: item.get(n) or ""
-        items = sorted(items, key=sort_key, reverse=desc)
+    for name, desc in reversed(keys):  # stable sorts, least significant key first
+        items = sorted(items, key=lambda item, n=name: item.get(n) or "", reverse=desc)
     return items

@@ -127,6 +127,7 @@ class EmulatorServer(ThreadingHTTPServer):
 class _RequestHandler(BaseHTTPRequestHandler):
     server: EmulatorServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out separately; avoid 40 ms stalls
 
     def do_GET(self) -> None:
         self._dispatch("GET")

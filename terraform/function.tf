@@ -25,18 +25,19 @@ locals {
   # Set only when the input is not null; otherwise the code's documented default applies
   # (deliberately defaulted, e.g. VALIDATION_MEMORY_MB is derived from the instance's memory).
   env_optional = {
-    MODEL_PATH_PATTERN          = var.model_path_pattern
-    NOTIFY_TOPIC                = var.notify_topic
-    KERAS_EXTRA_ALLOWED_OBJECTS = length(var.keras_extra_allowed_objects) > 0 ? join(",", var.keras_extra_allowed_objects) : null
-    CLAIM_LEASE_SECONDS         = var.limits.claim_lease_seconds
-    MAX_ARTIFACT_BYTES          = var.limits.max_artifact_bytes
-    MAX_UNCOMPRESSED_BYTES      = var.limits.max_uncompressed_bytes
-    MAX_COMPRESSION_RATIO       = var.limits.max_compression_ratio
-    MAX_ARCHIVE_MEMBERS         = var.limits.max_archive_members
-    VALIDATION_TIMEOUT_SECONDS  = var.limits.validation_timeout_seconds
-    VALIDATION_MEMORY_MB        = var.limits.validation_memory_mb
-    VALIDATOR_MAX_USES          = var.limits.validator_max_uses
-    TEMP_DIR                    = var.temp_dir
+    MODEL_PATH_PATTERN              = var.model_path_pattern
+    NOTIFY_TOPIC                    = var.notify_topic
+    KERAS_EXTRA_ALLOWED_OBJECTS     = length(var.keras_extra_allowed_objects) > 0 ? join(",", var.keras_extra_allowed_objects) : null
+    CLAIM_LEASE_SECONDS             = var.limits.claim_lease_seconds
+    MAX_ARTIFACT_BYTES              = var.limits.max_artifact_bytes
+    MAX_UNCOMPRESSED_BYTES          = var.limits.max_uncompressed_bytes
+    MAX_COMPRESSION_RATIO           = var.limits.max_compression_ratio
+    MAX_ARCHIVE_MEMBERS             = var.limits.max_archive_members
+    VALIDATION_TIMEOUT_SECONDS      = var.limits.validation_timeout_seconds
+    VALIDATION_MEMORY_MB            = var.limits.validation_memory_mb
+    VALIDATOR_MAX_USES              = var.limits.validator_max_uses
+    DIRECTORY_UPLOAD_WINDOW_SECONDS = var.limits.directory_upload_window_seconds
+    TEMP_DIR                        = var.temp_dir
   }
 
   environment_variables = merge(

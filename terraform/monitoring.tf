@@ -1,12 +1,15 @@
-# The function logs one JSON line per event with `severity` and `outcome` (registered, rejected,
-# superseded, waiting, ignored, duplicate, failed). These metrics count them; the alert fires on
-# failures, which are the outcomes that need a person (rejections are the uploader's to fix).
+# The function logs one JSON line per event (handlers/logs.py) with `severity` and `outcome`
+# (registered, rejected, superseded, waiting, ignored, duplicate, malformed, failed); rejections carry
+# their code in `reason`. These metrics count them; the alert fires on failures, which need a person.
+# Rejections are logged at ERROR too but are the uploader's to fix, so they are not failures.
 
 locals {
   function_logs = join(" AND ", [
     "resource.type=\"cloud_run_revision\"",
     "resource.labels.service_name=\"${var.name}\"",
   ])
+
+  failures_filter = "(jsonPayload.outcome=\"failed\" OR (severity>=ERROR AND NOT jsonPayload.outcome:*))"
 }
 
 resource "google_logging_metric" "outcomes" {
@@ -23,7 +26,7 @@ resource "google_logging_metric" "outcomes" {
     labels {
       key         = "outcome"
       value_type  = "STRING"
-      description = "registered, rejected, superseded, waiting, ignored, duplicate or failed"
+      description = "registered, rejected, superseded, waiting, ignored, duplicate, malformed or failed"
     }
   }
 
@@ -37,7 +40,7 @@ resource "google_logging_metric" "outcomes" {
 resource "google_logging_metric" "rejected" {
   project     = var.project_id
   name        = "${var.name}/rejected"
-  description = "Uploads ${var.name} refused to register (the upload is at fault; see jsonPayload.code)."
+  description = "Uploads ${var.name} refused to register (the upload is at fault; see jsonPayload.reason)."
   filter      = "${local.function_logs} AND jsonPayload.outcome=\"rejected\""
 
   metric_descriptor {
@@ -46,14 +49,14 @@ resource "google_logging_metric" "rejected" {
     unit        = "1"
 
     labels {
-      key         = "code"
+      key         = "reason"
       value_type  = "STRING"
       description = "Machine-readable rejection reason, e.g. keras.lambda_layer"
     }
   }
 
   label_extractors = {
-    code = "EXTRACT(jsonPayload.code)"
+    reason = "EXTRACT(jsonPayload.reason)"
   }
 
   depends_on = [google_project_service.required]
@@ -62,8 +65,8 @@ resource "google_logging_metric" "rejected" {
 resource "google_logging_metric" "failures" {
   project     = var.project_id
   name        = "${var.name}/failures"
-  description = "Events ${var.name} failed to handle (retried by the trigger), plus crashes logged at ERROR or above."
-  filter      = "${local.function_logs} AND (jsonPayload.outcome=\"failed\" OR severity>=ERROR)"
+  description = "Events ${var.name} failed to handle (retried by the trigger), plus crashes: ERROR lines without an outcome (uncaught exceptions, start-up failures)."
+  filter      = "${local.function_logs} AND ${local.failures_filter}"
 
   metric_descriptor {
     metric_kind = "DELTA"
@@ -112,7 +115,7 @@ resource "google_monitoring_alert_policy" "failures" {
     mime_type = "text/markdown"
     content   = <<-EOT
       ${var.name} failed to handle upload events. Failed events are redelivered for up to 24 h, then dropped.
-      Logs: resource.type="cloud_run_revision" AND resource.labels.service_name="${var.name}" AND (jsonPayload.outcome="failed" OR severity>=ERROR)
+      Logs: ${local.function_logs} AND ${local.failures_filter}
     EOT
   }
 }

@@ -225,7 +225,8 @@ variable "limits" {
     Validation limits; an attribute left null keeps the code's default (shown in brackets):
     claim_lease_seconds [900], max_artifact_bytes [10 GiB], max_uncompressed_bytes [12 GiB],
     max_compression_ratio [200], max_archive_members [10000], validation_timeout_seconds [300],
-    validation_memory_mb [80% of the instance's memory], validator_max_uses [50].
+    validation_memory_mb [80% of the instance's memory], validator_max_uses [50],
+    directory_upload_window_seconds [3600].
   EOT
   type = object({
     claim_lease_seconds        = optional(number)
@@ -236,6 +237,8 @@ variable "limits" {
     validation_timeout_seconds = optional(number)
     validation_memory_mb       = optional(number)
     validator_max_uses         = optional(number)
+    # A SavedModel's files must all be written within this window (seconds).
+    directory_upload_window_seconds = optional(number)
   })
   default  = {}
   nullable = false
@@ -250,8 +253,9 @@ variable "limits" {
       var.limits.validation_timeout_seconds == null ? true : var.limits.validation_timeout_seconds >= 5,
       var.limits.validation_memory_mb == null ? true : var.limits.validation_memory_mb >= 256,
       var.limits.validator_max_uses == null ? true : var.limits.validator_max_uses >= 1,
+      var.limits.directory_upload_window_seconds == null ? true : var.limits.directory_upload_window_seconds >= 1,
     ])
-    error_message = "A limit is below the code's minimum: claim_lease_seconds >= 30, max_artifact_bytes and max_uncompressed_bytes >= 1024, max_compression_ratio >= 1, max_archive_members >= 3, validation_timeout_seconds >= 5, validation_memory_mb >= 256, validator_max_uses >= 1."
+    error_message = "A limit is below the code's minimum: claim_lease_seconds >= 30, max_artifact_bytes and max_uncompressed_bytes >= 1024, max_compression_ratio >= 1, max_archive_members >= 3, validation_timeout_seconds >= 5, validation_memory_mb >= 256, validator_max_uses >= 1, directory_upload_window_seconds >= 1."
   }
 }
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -119,32 +117,3 @@ def camel_keys(data: dict[str, Any], *, nested: tuple[str, ...] = ()) -> dict[st
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def encode_token(offset: int, query: str) -> str:
-    raw = json.dumps({"o": offset, "q": query}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_token(token: str | None, query: str) -> int:
-    if not token:
-        return 0
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        offset = int(data["o"])
-    except (ValueError, KeyError, TypeError):
-        raise invalid(f"Invalid page_token {token!r}.") from None
-    if data.get("q") != query or offset < 0:
-        raise invalid("The page_token does not belong to this query (filter or order changed).")
-    return offset
-
-
-def page_size(raw: str | None) -> int:
-    try:
-        size = int(raw or 0)
-    except ValueError:
-        raise invalid(f"Invalid page_size {raw!r}.") from None
-    if size < 0:
-        raise invalid("page_size must not be negative.")
-    return min(size or 100, 1000)

@@ -22,6 +22,7 @@ from emulators.vertex.errors import (
     invalid,
     not_found,
 )
+from emulators.vertex.paging import page
 from emulators.vertex.resources import (
     DELETE_METADATA,
     EMPTY,
@@ -31,10 +32,7 @@ from emulators.vertex.resources import (
     UPLOAD_METADATA,
     UPLOAD_RESPONSE,
     camel_keys,
-    decode_token,
-    encode_token,
     now,
-    page_size,
     parse_model_name,
 )
 
@@ -163,7 +161,7 @@ class Store:
             ]
             items = [(m, v) for m, v in items if match(self._record(m, v))]
             rendered = [self._render(m, v) for m, v in items]
-        return _page(rendered, "models", query, ("displayName", "createTime", "updateTime"))
+        return page(rendered, "models", query, ("displayName", "createTime", "updateTime"))
 
     def list_versions(self, name: str, query: dict[str, str | None]) -> dict[str, Any]:
         *_, selector = parse_model_name(name)
@@ -177,7 +175,7 @@ class Store:
                 for v in model.versions.values()
                 if match(self._record(model, v))
             ]
-        return _page(rendered, "models", query, ("createTime", "updateTime"))
+        return page(rendered, "models", query, ("createTime", "updateTime"))
 
     def merge_version_aliases(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         *_, selector = parse_model_name(name)
@@ -375,38 +373,3 @@ def _no_unknown(data: dict[str, Any], known: frozenset[str], where: str) -> None
 
 def _pending(done: dict[str, Any]) -> dict[str, Any]:
     return {"name": done["name"], "metadata": done["metadata"]}
-
-
-def _page(
-    items: list[dict[str, Any]],
-    key: str,
-    query: dict[str, str | None],
-    orderable: tuple[str, ...],
-) -> dict[str, Any]:
-    items = _order(items, query.get("orderBy"), orderable)
-    cache_key = f"{query.get('filter') or ''}|{query.get('orderBy') or ''}"
-    start = decode_token(query.get("pageToken"), cache_key)
-    size = page_size(query.get("pageSize"))
-    out: dict[str, Any] = {key: items[start : start + size]}
-    if start + size < len(items):
-        out["nextPageToken"] = encode_token(start + size, cache_key)
-    return out
-
-
-def _order(
-    items: list[dict[str, Any]], order_by: str | None, orderable: tuple[str, ...]
-) -> list[dict[str, Any]]:
-    if not order_by:
-        return items
-    keys: list[tuple[str, bool]] = []
-    for part in order_by.split(","):
-        words = part.split()
-        if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
-            raise invalid(f"Invalid order_by {order_by!r}.")
-        name = camel_keys({words[0]: None}).popitem()[0]
-        if name not in orderable:
-            raise invalid(f"order_by field {words[0]!r} is not supported here.")
-        keys.append((name, len(words) == 2 and words[1] == "desc"))
-    for name, desc in reversed(keys):  # stable sorts, least significant key first
-        items = sorted(items, key=lambda item, n=name: item.get(n) or "", reverse=desc)
-    return items

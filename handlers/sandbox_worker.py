@@ -92,9 +92,11 @@ def _test_action(action: str) -> dict[str, Any]:
 
         time.sleep(3600)
     elif action == "allocate":
+        import numpy as np
+
         chunks = []
-        while True:
-            chunks.append(bytearray(256 * _MIB))
+        while True:  # untouched pages still count against RLIMIT_DATA: fails fast
+            chunks.append(np.empty(256 * _MIB, dtype=np.uint8))
     return {"action": action}
 
 

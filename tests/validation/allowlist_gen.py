@@ -82,12 +82,7 @@ def generate() -> tuple[frozenset[str], frozenset[str]]:
         module = importlib.import_module(module_name)
         for short, obj in vars(module).items():
             own = inspect.isclass(obj) and obj.__module__ == module_name
-            if (
-                own
-                and short not in DENIED
-                and issubclass(obj, Operation)
-                and obj is not Operation
-            ):
+            if own and short not in DENIED and issubclass(obj, Operation) and obj is not Operation:
                 objects.add(f"{module_name}.{short}")
     return frozenset(objects), frozenset(functions)
 

@@ -87,6 +87,11 @@ class Pipeline:
                 logging.ERROR,
                 started,
             )
+        return self.handle_object(event, started)
+
+    def handle_object(self, event: ObjectEvent, started: float | None = None) -> Outcome:
+        """One object generation, however it was announced (event, backfill, replay)."""
+        started = time.monotonic() if started is None else started
         base = {"source_uri": event.uri, "generation": event.generation, "event_id": event.event_id}
         if not layout.is_watched(event.name, self.settings):
             return self._done(

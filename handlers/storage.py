@@ -94,7 +94,8 @@ class ObjectStore:
             if blob is None:
                 return None
             try:
-                data = blob.download_as_bytes(generation=blob.generation, retry=_retry())
+                pinned = self.client.bucket(bucket).blob(name, generation=blob.generation)
+                data = pinned.download_as_bytes(retry=_retry())
             except gx.NotFound:
                 return None  # replaced between the two calls: the caller reads again if it cares
             return data, int(blob.generation)

@@ -177,25 +177,27 @@ locals {
   build_service_account_email = coalesce(var.build_service_account_email, try(google_service_account.build[0].email, null))
   build_service_account_id    = "projects/${var.project_id}/serviceAccounts/${local.build_service_account_email}"
 
-  build_roles = var.build_service_account_email == null ? {
+  # tomap(): one value type (condition "" = unconditional) so for_each gets a plain map either way.
+  build_roles = var.build_service_account_email != null ? tomap({}) : tomap({
     logs = {
       role      = "roles/logging.logWriter"
-      condition = null
+      condition = ""
     }
     images = {
       role      = "roles/artifactregistry.writer"
-      condition = null
+      condition = ""
     }
     # Read the function source: our source bucket and the gcf-v2-* buckets Cloud Functions copies it to.
     sources = {
       role = "roles/storage.objectViewer"
       condition = join(" || ", [
-        "resource.name.startsWith(\"projects/_/buckets/${local.source_bucket_name}\")",
+        "resource.name == \"projects/_/buckets/${local.source_bucket_name}\"",
+        "resource.name.startsWith(\"projects/_/buckets/${local.source_bucket_name}/\")",
         "resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-\")",
         "resource.name.startsWith(\"projects/_/buckets/gcf-v2-uploads-\")",
       ])
     }
-  } : {}
+  })
 }
 
 resource "google_project_iam_member" "build" {
@@ -206,7 +208,7 @@ resource "google_project_iam_member" "build" {
   member  = "serviceAccount:${google_service_account.build[0].email}"
 
   dynamic "condition" {
-    for_each = each.value.condition == null ? [] : [each.value.condition]
+    for_each = each.value.condition == "" ? [] : [each.value.condition]
     content {
       title       = "${var.name}-build-${each.key}"
       description = "Function source buckets only."

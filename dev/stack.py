@@ -96,16 +96,22 @@ def start_fake_gcs(port: int | None = None, log_dir: Path | None = None) -> Serv
 
 
 def start_vertex_emulator(
-    port: int | None = None, log_dir: Path | None = None, state_file: Path | None = None
+    port: int | None = None,
+    log_dir: Path | None = None,
+    state_file: Path | None = None,
+    storage_url: str | None = None,
 ) -> Service:
+    """The Vertex emulator; with `storage_url` it checks artifact directories like Vertex does."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "emulators.vertex", "--port", str(port)]
     if state_file is not None:
         args += ["--state-file", str(state_file)]
+    env = {**os.environ, **({"STORAGE_EMULATOR_HOST": storage_url} if storage_url else {})}
     proc = subprocess.Popen(
         args,
         cwd=ROOT,
+        env=env,
         stdout=_log_file(log_dir, "vertex-emulator"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -197,7 +203,7 @@ def start_stack(
 ) -> Stack:
     storage = start_fake_gcs(log_dir=log_dir)
     try:
-        vertex = start_vertex_emulator(log_dir=log_dir)
+        vertex = start_vertex_emulator(log_dir=log_dir, storage_url=storage.url)
     except Exception:
         storage.stop()
         raise

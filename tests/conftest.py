@@ -39,7 +39,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     logs = tmp_path_factory.mktemp("service-logs")
     storage = stack.start_fake_gcs(log_dir=logs)
     try:
-        vertex = stack.start_vertex_emulator(log_dir=logs)
+        vertex = stack.start_vertex_emulator(log_dir=logs, storage_url=storage.url)
     except Exception:
         storage.stop()
         raise

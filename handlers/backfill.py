@@ -113,20 +113,39 @@ def run(
     dry_run: bool = False,
     on_result: Callable[[Result], None] | None = None,
 ) -> list[Result]:
-    """Handle every event (or, with dry_run, say what handling would do); results in input order."""
-    events = list(events)
+    """Handle every event (or, with dry_run, say what handling would do).
+
+    Uploads of one model go one after another, oldest generation first, so version numbers
+    follow upload order and `default` ends on the newest (as if the events had come in order);
+    different models run `concurrency` at a time.
+    """
     step = (lambda e: preview(pipeline, e)) if dry_run else (lambda e: handle(pipeline, e))
 
-    def one(event: ObjectEvent) -> Result:
-        result = step(event)
-        if on_result is not None:
-            on_result(result)
-        return result
+    def one_model(batch: list[ObjectEvent]) -> list[Result]:
+        results = []
+        for event in batch:
+            results.append(step(event))
+            if on_result is not None:
+                on_result(results[-1])
+        return results
 
-    if concurrency <= 1 or len(events) <= 1:
-        return [one(e) for e in events]
+    batches = _by_model(events, pipeline.settings)
+    if concurrency <= 1 or len(batches) <= 1:
+        return [r for batch in batches for r in one_model(batch)]
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="backfill") as pool:
-        return list(pool.map(one, events))
+        return [r for results in pool.map(one_model, batches) for r in results]
+
+
+def _by_model(events: Iterable[ObjectEvent], settings: Settings) -> list[list[ObjectEvent]]:
+    batches: dict[str, list[ObjectEvent]] = {}
+    for event in events:
+        source = _upload_uri(event).split("/", 3)[3]
+        try:
+            key = layout.display_name_for(source, settings).display_name
+        except PermanentError:
+            key = f"\0{source}"  # rejected by name alone: its own batch
+        batches.setdefault(key, []).append(event)
+    return [sorted(b, key=lambda e: (e.generation, e.name)) for b in batches.values()]
 
 
 def handle(pipeline: Pipeline, event: ObjectEvent) -> Result:

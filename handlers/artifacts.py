@@ -103,6 +103,7 @@ def resolve_saved_model(
     trigger = next((o for o in listing if o.name == event.name), None)
     _check_current(event, trigger)
     _check_complete(directory, listing, event, settings)
+    _check_assets(directory, listing, event, store)
     _check_size(sum(o.size for o in listing), f"gs://{event.bucket}/{directory}", settings)
     return Upload(
         "saved_model", event.bucket, directory, tuple(sorted(listing, key=lambda o: o.name)), event
@@ -171,3 +172,21 @@ def _check_complete(
             f"DIRECTORY_UPLOAD_WINDOW_SECONDS={settings.directory_upload_window_seconds}); "
             "waiting for the rest of the newer upload"
         )
+
+
+def _check_assets(directory: str, listing: list[ObjectInfo], event: ObjectEvent,
+                  store: ObjectStore) -> None:
+    """Wait for asset files the graph reads (vocabularies...): they may be uploaded last."""
+    from handlers.savedmodel_scan import parse_meta_graph, referenced_assets
+
+    names = {o.name[len(directory):]: o for o in listing}
+    graph = names.get("saved_model.pb")
+    if graph is None:
+        return  # a .pbtxt graph: validation inspects it
+    meta = parse_meta_graph(store.read_object(graph))
+    if meta is None:
+        return  # unparseable: validation rejects it with the specific reason
+    missing = sorted(a for a in referenced_assets(meta) if f"assets/{a}" not in names)
+    if missing:
+        raise Waiting(f"gs://{event.bucket}/{directory}: asset(s) {missing[:3]} the graph reads "
+                      "are not uploaded yet")

@@ -22,8 +22,10 @@ _MESSAGES: dict[str, list[tuple[str, int, int, int, str | None]]] = {
         ("graph_def", 2, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "GraphDef"),
         ("saver_def", 3, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SaverDef"),
         ("signature_def", 5, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "SignatureDefEntry"),
+        ("asset_file_def", 6, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "AssetFileDef"),
         ("object_graph_def", 7, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SavedObjectGraph"),
     ],
+    "AssetFileDef": [("filename", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None)],
     "SignatureDefEntry": [
         ("key", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
         ("value", 2, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SignatureDef"),

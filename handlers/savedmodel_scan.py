@@ -73,12 +73,35 @@ def scan_saved_model_dir(root: Path, settings: Settings) -> SavedModelScan:
                 code="savedmodel.symlink",
             )
     meta = _parse(root / "saved_model.pb")
+    missing = sorted(a for a in referenced_assets(meta) if not (root / "assets" / a).is_file())
+    if missing:
+        raise Rejected(
+            f"the graph reads asset file(s) {missing[:5]} that are not in assets/; upload the "
+            "whole SavedModel directory, assets included.",
+            code="savedmodel.missing_asset",
+        )
     signature = _serving_signature(meta)
     _check_ops(meta)
     notes = _check_variables(root)
     inputs = _tensors(signature.inputs)
     outputs = _tensors(signature.outputs)
     return SavedModelScan(inputs, outputs, tuple(notes))
+
+
+def referenced_assets(meta: Any) -> set[str]:
+    """Asset files the graph reads (paths relative to assets/), e.g. vocabularies."""
+    return {a.filename for a in meta.asset_file_def if a.filename}
+
+
+def parse_meta_graph(data: bytes) -> Any | None:
+    """The MetaGraph of `saved_model.pb` bytes, or None when they do not parse (validation will
+    reject them with the specific reason later)."""
+    model = message("SavedModel")()
+    try:
+        model.ParseFromString(data)
+    except Exception:  # noqa: BLE001 protobuf raises DecodeError and others
+        return None
+    return model.meta_graphs[0] if len(model.meta_graphs) == 1 else None
 
 
 def _parse(pb: Path) -> Any:

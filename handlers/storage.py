@@ -85,6 +85,12 @@ class ObjectStore:
             blob.download_to_file(writer, checksum="crc32c", retry=_retry())
             return writer.sha256.hexdigest()
 
+    def read_object(self, obj: ObjectInfo) -> bytes:
+        """The whole content of exactly generation `obj.generation` (small objects only)."""
+        blob = self.client.bucket(obj.bucket).blob(obj.name, generation=obj.generation)
+        with _errors(obj.uri, missing_means_superseded=True):
+            return blob.download_as_bytes(checksum="crc32c", retry=_retry())
+
     def read_bytes(self, bucket: str, name: str) -> tuple[bytes, int] | None:
         """Current contents and generation of a small object (a record), or None."""
         from google.api_core import exceptions as gx

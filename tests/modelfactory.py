@@ -104,3 +104,31 @@ def build_saved_model(
         module, str(dir), signatures={"serving_default": serve}, options=options
     )
     return dir
+
+
+def build_saved_model_with_asset(dir: Path, *, seed: int = 0, input_dim: int = 4) -> Path:
+    """A SavedModel whose graph reads a vocabulary asset (assets/vocab.txt) at load time."""
+    import tempfile
+
+    import tensorflow as tf
+
+    dir = Path(dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab = Path(tmp) / "vocab.txt"
+        vocab.write_text("".join(f"token{i}\n" for i in range(5 + seed)))
+        module = tf.Module()
+        module.vocab = tf.saved_model.Asset(str(vocab))
+        initializer = tf.lookup.TextFileInitializer(
+            module.vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+            tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER)
+        module.table = tf.lookup.StaticHashTable(initializer, default_value=-1)
+        module.weight = tf.Variable(tf.ones([input_dim, 1]) * (seed + 1), name="w")
+
+        @tf.function(input_signature=[tf.TensorSpec([None, input_dim], tf.float32, name="x")])
+        def serve(x: Any) -> dict[str, Any]:
+            size = tf.cast(module.table.size(), tf.float32)
+            return {"y": tf.matmul(x, module.weight) + size}
+
+        module.serve = serve
+        tf.saved_model.save(module, str(dir), signatures={"serving_default": serve})
+    return dir

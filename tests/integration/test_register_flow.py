@@ -153,3 +153,21 @@ def test_real_functions_framework_server_process(services, bucket: Bucket, verte
                  if line.startswith("{")]
     assert any(entry.get("outcome") == "registered" and entry.get("severity") == "INFO"
                for entry in log_lines)
+
+
+def test_savedmodel_waits_for_the_assets_its_graph_reads(function_client, bucket: Bucket,
+                                                         vertex: Vertex, tmp_path: Path) -> None:
+    from tests.modelfactory import build_saved_model_with_asset
+
+    local = build_saved_model_with_asset(tmp_path / "vocab_model")
+    files = sorted(p for p in local.rglob("*") if p.is_file() and p.parent.name != "assets")
+    for path in files:  # everything but the vocabulary: complete by file names, not by the graph
+        resource = bucket.upload(path, f"models/tagger/v1/{path.relative_to(local).as_posix()}")
+        assert deliver(function_client, resource) == 200
+    assert vertex.models("tagger") == []
+    asset = bucket.upload(local / "assets" / "vocab.txt", "models/tagger/v1/assets/vocab.txt")
+    assert deliver(function_client, asset) == 200
+    [model] = vertex.models("tagger")
+    [version] = vertex.versions(model["name"])
+    assert any(n.endswith("/assets/vocab.txt")
+               for n in bucket.names(version["artifactUri"].split("/", 3)[3]))

@@ -47,6 +47,7 @@ def load_keras(path: str, export_dir: str) -> dict[str, Any]:
 
 def load_saved_model(directory: str) -> dict[str, Any]:
     """`tf.saved_model.load` the directory and call serving_default once with zeros."""
+    _check_fingerprint(directory)
     loaded = tf.saved_model.load(directory)
     if "serving_default" not in loaded.signatures:
         raise Failure("savedmodel.missing_serving_default", "no serving_default after load")
@@ -84,6 +85,33 @@ def load_saved_model(directory: str) -> dict[str, Any]:
             )
     result["smoke"] = "passed"
     return result
+
+
+def _check_fingerprint(directory: str) -> None:
+    """fingerprint.pb (TF >= 2.12) hashes saved_model.pb and the variables index of one save:
+    a mismatch means the directory mixes files of two saves (e.g. an overwrite in progress)."""
+    path = os.path.join(directory, "fingerprint.pb")
+    if not os.path.isfile(path):
+        return
+    from tensorflow.core.protobuf import fingerprint_pb2
+    from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+
+    stored = fingerprint_pb2.FingerprintDef()
+    try:
+        with open(path, "rb") as handle:
+            stored.ParseFromString(handle.read())
+    except Exception as exc:  # noqa: BLE001 protobuf raises DecodeError and others
+        raise Failure("savedmodel.bad_fingerprint", f"fingerprint.pb does not parse: {exc}") from None
+    fresh = fingerprint_pb2.FingerprintDef()
+    fresh.ParseFromString(fingerprinting.CreateFingerprintDef(directory))
+    mismatched = [name for name in ("saved_model_checksum", "checkpoint_hash")
+                  if getattr(stored, name) != getattr(fresh, name)]
+    if mismatched:
+        raise Failure(
+            "savedmodel.fingerprint_mismatch",
+            f"fingerprint.pb does not match the files ({', '.join(mismatched)} differ): the "
+            "directory mixes files of two different saves. Upload the whole SavedModel again.",
+        )
 
 
 def _skip_reason(specs: dict[str, Any]) -> str | None:

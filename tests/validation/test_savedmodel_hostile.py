@@ -83,3 +83,14 @@ def test_nan_weights_fail_smoke_test(validator, tmp_path):
     with pytest.raises(Rejected) as info:
         validator.validate_keras(tmp_path / "nan.keras", tmp_path / "work")
     assert info.value.code == "smoke.non_finite", str(info.value)
+
+
+def test_files_of_two_saves_are_caught_by_the_fingerprint(validator, tmp_path):
+    from tests.modelfactory import build_saved_model
+
+    first = build_saved_model(tmp_path / "first", seed=10)
+    second = build_saved_model(tmp_path / "second", seed=11)
+    shutil.rmtree(first / "variables")
+    shutil.copytree(second / "variables", first / "variables")  # same graph, other weights
+    error = _rejected(validator, first, tmp_path, "savedmodel.fingerprint_mismatch")
+    assert "checkpoint_hash" in str(error)

@@ -226,7 +226,7 @@ def _from_record(uri: str, record: dict[str, Any], message: str, common: dict[st
         "version_id": str(record.get("version_id", common.get("version_id", ""))),
     }
     if state == "registered":
-        return Result(uri, ALREADY, message, **details)
+        return Result(uri, ALREADY, f"registered earlier ({record.get('updated', '?')})", **details)
     if state == "rejected":
         reason = record.get("reason") or {}
         if isinstance(reason, dict):

@@ -110,7 +110,8 @@ def backfill(ctx: Context) -> int:
                 for r in everything
             ),
         )
-        out.say(", ".join(f"{n} {c}" for c, n in summary.items() if n or c == "registered"))
+        first = backfill_lib.WOULD_REGISTER if args.dry_run else backfill_lib.REGISTERED
+        out.say(", ".join(f"{n} {c}" for c, n in summary.items() if n or c == first))
         if status == backfill_lib.FAILED:
             out.say("Some uploads failed transiently: run the same command again to finish them.")
     return {"ok": OK, backfill_lib.REJECTED: FAILED, backfill_lib.FAILED: TRANSIENT}[status]
@@ -225,7 +226,10 @@ def status(ctx: Context) -> int:
         ctx.out.table(
             f"status of {found.uri} (newest first)",
             ("generation", "state", "version", "details", "updated"),
-            ((r["generation"], r["state"], r["version"], r["detail"], r["updated"]) for r in rows),
+            (
+                (r["generation"], r["state"], _short_name(r["version"]), r["detail"], r["updated"])
+                for r in rows
+            ),
         )
         if found.live_unprocessed:
             ctx.out.warn(
@@ -304,6 +308,10 @@ def _moved(out: Output, result: dict[str, Any]) -> int:
             f"{result['to']}{how}. History: {result['history']}"
         )
     return OK
+
+
+def _short_name(version_name: str | None) -> str:
+    return version_name.rsplit("/", 1)[-1] if version_name else ""
 
 
 def _version_of(model: str, version_id: str) -> str:

@@ -71,9 +71,10 @@ def resolve_model(registry: VertexRegistry, name: str) -> str:
         )
     if not found:
         raise CliError(
-            f"no model named {name!r} in {registry.parent}. Check the name with `registrar "
-            "versions` on a known model, the project (GOOGLE_CLOUD_PROJECT) and the region "
-            "(VERTEX_LOCATION); an upload that predates the function needs `registrar backfill`.",
+            f"no model named {name!r} in {registry.parent}. Give its display name, model id or "
+            "projects/P/locations/L/models/ID, and check GOOGLE_CLOUD_PROJECT (--project) and "
+            "VERTEX_LOCATION (--location). Models uploaded before the function was deployed "
+            "appear after `registrar backfill gs://BUCKET/MODEL_PREFIX`.",
             3,
         )
     return found[0].model

@@ -100,7 +100,9 @@ def markdown(results: dict[str, Any]) -> str:
         if bench.get("facts"):
             out.append("\nFacts:\n")
             for fact, value in bench["facts"].items():
-                out.append(f"- `{fact}`: {json.dumps(value) if not isinstance(value, str) else value}")
+                out.append(
+                    f"- `{fact}`: {json.dumps(value) if not isinstance(value, str) else value}"
+                )
         if bench.get("notes"):
             out.append("\nHow it was measured:\n")
             out += [f"- {note}" for note in bench["notes"]]

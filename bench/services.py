@@ -222,12 +222,24 @@ class LightClient:
         parts = urlsplit(url)
         self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=900)
 
-    def deliver(self, resource: dict[str, Any]) -> tuple[int, float, str]:
-        headers, body = binary_event(resource)
+    def deliver(
+        self, resource: dict[str, Any], event_id: str | None = None
+    ) -> tuple[int, float, str]:
+        headers, body = binary_event(resource, event_id)
+        import http.client
+
         started = time.perf_counter()
-        self._conn.request("POST", "/", body=body, headers=headers)
-        reply = self._conn.getresponse()
-        reply.read()
+        for attempt in (1, 2):
+            try:
+                self._conn.request("POST", "/", body=body, headers=headers)
+                reply = self._conn.getresponse()
+                reply.read()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # gunicorn closes keep-alive connections idle for 2 s: reconnect once.
+                self._conn.close()
+                if attempt == 2:
+                    raise
         return reply.status, time.perf_counter() - started, headers["ce-id"]
 
     def close(self) -> None:

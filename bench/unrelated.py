@@ -168,7 +168,7 @@ def _in_process(
 
     settings = Settings.from_env(bench.function_env())
     logger = configure("DEBUG")
-    sink = open(os.devnull, "w")  # noqa: SIM115 (closed below)
+    sink = open(os.devnull, "w")
     old = [h.setStream(sink) for h in logger.handlers if hasattr(h, "setStream")]
     pipeline = Pipeline(settings)
     events = []

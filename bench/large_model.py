@@ -1,0 +1,220 @@
+"""4. Large models (100 MB by default, 1 GB when asked; `.keras` and SavedModel): time and peak
+memory of the function's whole process tree *plus* its temp files, against a plain load."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.build import build_in_child
+from bench.common import MIB, PYTHON, ROOT, MemorySampler, Metric, Result, clean_env, log
+from bench.services import BenchStack, LightClient
+from bench.small_model import SMALL
+
+
+def run(quick: bool, sizes: dict[str, int]) -> Result:
+    result = Result("large_model", "Large models: time and peak memory incl. temp files")
+    bench = BenchStack.start()
+    try:
+        warmup = bench.root / "warmup.keras"
+        build_in_child([{"kind": "keras", "path": warmup, "bytes": SMALL, "seed": 7}])
+        for label, n_bytes in sizes.items():
+            repeats = 1 if quick or n_bytes >= 500_000_000 else 2
+            for kind in ("keras", "saved_model"):
+                _one(bench, result, label, n_bytes, kind, repeats, warmup)
+    finally:
+        bench.stop()
+    result.notes += [
+        "Memory = PSS summed over the process tree (functions-framework's gunicorn master, its "
+        "worker and the sandboxed loader; PSS counts pages the forked worker shares with the "
+        "master once) + allocated bytes under TEMP_DIR/TMPDIR (a RAM disk on Cloud Functions), "
+        "sampled every 20 ms while the event is handled; the peak of that sum is reported.",
+        "Ours: a warm instance (one small upload first), fresh per size and format, TEMP_DIR and "
+        "TMPDIR pointed at a measured directory; time = client round trip of the event(s) "
+        "(all files of a SavedModel are delivered, the completing one does the work).",
+        "Reference: a fresh process that imports keras, then `keras.saving.load_model(path)` "
+        "(`tf.saved_model.load(dir)` for SavedModels); time = the load call; memory = its PSS "
+        "+ the model file(s) in a measured directory (where a function would have downloaded "
+        "them) + anything Keras extracts there. TF baseline = its PSS right after the import.",
+        "Target: ours peak <= 1.3 x model size + TF baseline.",
+    ]
+    return result
+
+
+def _one(
+    bench: BenchStack,
+    result: Result,
+    label: str,
+    n_bytes: int,
+    kind: str,
+    repeats: int,
+    warmup: Path,
+) -> None:
+    suffix = "model.keras" if kind == "keras" else "saved_model"
+    build_dir = bench.root / f"build-{label}-{kind}"
+    specs = [
+        {"kind": kind, "path": build_dir / f"r{i}" / suffix, "bytes": n_bytes, "seed": 10 + i}
+        for i in range(repeats)
+    ]
+    log(f"large model: building {repeats} x {label} {kind}")
+    build_in_child(specs)
+    size = sum(_size(s["path"]) for s in specs) // repeats
+    temp = bench.root / f"tmp-{label}-{kind}"
+    temp.mkdir()
+    function = bench.start_function(f"large-{label}-{kind}", TEMP_DIR=str(temp), TMPDIR=str(temp))
+    ours: list[dict[str, Any]] = []
+    refs: list[dict[str, Any]] = []
+    try:
+        warm = bench.upload_file(f"models/warmup-{label}-{kind}/v1/model.keras", warmup)
+        LightClient(function.url).deliver(warm)
+        for i, spec in enumerate(specs):
+            ours.append(_ours(bench, function, temp, spec["path"], kind, f"{label}-{kind}", i))
+            refs.append(_reference(spec["path"], bench.root / f"ref-{label}-{kind}-{i}"))
+            log(
+                f"large {label} {kind} {i}: ours {ours[-1]['seconds']:.2f} s "
+                f"{ours[-1]['peak'] / MIB:.0f} MiB; ref {refs[-1]['seconds']:.2f} s "
+                f"{refs[-1]['peak'] / MIB:.0f} MiB"
+            )
+    finally:
+        function.stop()
+    tf_baseline = min(r["baseline"] for r in refs)
+    budget = 1.3 * size + tf_baseline
+    name = f"{label} {'.keras' if kind == 'keras' else 'SavedModel'}"
+    ref_label = "keras.saving.load_model" if kind == "keras" else "tf.saved_model.load"
+    result.add(
+        Metric(
+            f"{name}: event(s) -> registered",
+            "s",
+            [o["seconds"] for o in ours],
+            [r["seconds"] for r in refs],
+            f"{ref_label} in a fresh process (load only)",
+        )
+    )
+    result.add(
+        Metric(
+            f"{name}: peak memory, process tree + temp files",
+            "MiB",
+            [o["peak"] / MIB for o in ours],
+            [r["peak"] / MIB for r in refs],
+            f"{ref_label}: process + file + temp",
+            target=f"<= 1.3 x size + TF baseline = {budget / MIB:,.0f} MiB",
+            check=lambda m, budget=budget: m["median"] <= budget / MIB,
+        )
+    )
+    result.add(
+        Metric(
+            f"{name}: peak above the idle instance",
+            "MiB",
+            [(o["peak"] - o["idle"]) / MIB for o in ours],
+            [(r["peak"] - r["baseline"]) / MIB for r in refs],
+            "reference peak above its post-import baseline",
+        )
+    )
+    result.facts[f"{label}_{kind}"] = {
+        "artifact_mib": round(size / MIB, 1),
+        "tf_baseline_mib": round(tf_baseline / MIB, 1),
+        "ours_idle_mib": round(min(o["idle"] for o in ours) / MIB, 1),
+        "ours_peak_pss_mib": round(max(o["peak_pss"] for o in ours) / MIB, 1),
+        "ours_peak_temp_mib": round(max(o["peak_temp"] for o in ours) / MIB, 1),
+        "ref_peak_pss_mib": round(max(r["peak_pss"] for r in refs) / MIB, 1),
+        "ref_peak_temp_mib": round(max(r["peak_temp"] for r in refs) / MIB, 1),
+        "ours_stage_s": ours[-1]["timings"],
+    }
+
+
+def _ours(
+    bench: BenchStack, function: Any, temp: Path, path: Path, kind: str, tag: str, i: int
+) -> dict[str, Any]:
+    prefix = f"models/large-{tag}/r{i}/"
+    if kind == "keras":
+        resources = [bench.upload_file(prefix + "model.keras", path)]
+    else:
+        resources = bench.upload_dir(prefix, path)
+    time.sleep(0.5)  # let the instance settle before taking its idle footprint
+    client = LightClient(function.url)
+    with MemorySampler(function.pid, [temp]) as sampler:
+        idle = sampler.sample()
+        idle_total = idle[0] + idle[1]
+        seconds = 0.0
+        for resource in resources:
+            status, rtt, _ = client.deliver(resource)
+            seconds += rtt
+            if status != 200:
+                raise RuntimeError(f"{resource['name']}: HTTP {status}")
+    client.close()
+    where = f"gs://{bench.bucket}/{prefix}"
+    done = [
+        e
+        for e in function.log_entries()
+        if e.get("outcome") == "registered" and str(e.get("source_uri", "")).startswith(where)
+    ]
+    if len(done) != 1:
+        raise RuntimeError(f"{where}: expected one registered outcome, got {len(done)}")
+    return {
+        "seconds": seconds,
+        "peak": sampler.peak_total,
+        "peak_pss": sampler.peak_pss,
+        "peak_temp": sampler.peak_temp,
+        "idle": idle_total,
+        "timings": done[0].get("timings", {}),
+    }
+
+
+def _reference(path: Path, workdir: Path) -> dict[str, Any]:
+    """Plain load in a fresh process; the model (hard-linked) and TMPDIR sit in `workdir`."""
+    workdir.mkdir(parents=True)
+    local = workdir / path.name
+    if path.is_dir():
+        for file in path.rglob("*"):
+            target = local / file.relative_to(path)
+            if file.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(file, target)
+    else:
+        os.link(path, local)
+    (workdir / "tmp").mkdir()
+    proc = subprocess.Popen(
+        [PYTHON, "-c", f"import bench.reference as r; r.load_only({str(local)!r})"],
+        cwd=ROOT,
+        env=clean_env(TMPDIR=str(workdir / "tmp")),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        with MemorySampler(proc.pid, [workdir]) as sampler:
+            if proc.stdout.readline().strip() != "imported":
+                raise RuntimeError("reference load process failed to import keras")
+            pss, temp = sampler.sample()
+            baseline = pss  # TF baseline: the process after `import keras`, before the load
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"reference load of {path} failed")
+            seconds = json.loads(line)["load_s"]
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return {
+        "seconds": seconds,
+        "peak": sampler.peak_total,
+        "peak_pss": sampler.peak_pss,
+        "peak_temp": sampler.peak_temp,
+        "baseline": baseline + temp,
+    }
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size

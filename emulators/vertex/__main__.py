@@ -1,4 +1,5 @@
-"""`python -m emulators.vertex --port N [--host H] [--state-file F] [--operation-polls K]`."""
+"""`python -m emulators.vertex --port N [--host H] [--state-file F] [--operation-polls K]
+[--storage-url URL]`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import os
 import signal
 import sys
 
-from emulators.vertex.server import EmulatorServer
-from emulators.vertex.store import Store
+from emulators.vertex.server import EmulatorServer, make_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,10 +28,21 @@ def main(argv: list[str] | None = None) -> int:
         default=int(env("VERTEX_EMULATOR_OPERATION_POLLS", "0")),
         help="GetOperation calls answered `done: false` before an operation is done",
     )
+    parser.add_argument(
+        "--storage-url",
+        default=env("STORAGE_EMULATOR_HOST"),
+        help="GCS JSON API (fake-gcs-server) to check UploadModel's artifact directory in, as "
+        "Vertex does; without one the directory is not looked into",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
-    server = EmulatorServer((args.host, args.port), Store(args.state_file, args.operation_polls))
+    store = make_store(args.state_file, args.operation_polls, args.storage_url)
+    server = EmulatorServer((args.host, args.port), store)
+    if store.artifacts is None:
+        logging.info("no storage endpoint: artifact directories are not checked")
+    else:
+        logging.info("artifact directories are checked in %s", store.artifacts.storage_url)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"Vertex AI emulator ready on {server.base_url}", flush=True)
     try:

@@ -17,7 +17,19 @@ MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}")
 ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
 LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
-REGION = re.compile(r"[a-z]+-[a-z]+\d+")
+# The regions Vertex AI serves (google-cloud-aiplatform 2.7.0 `constants/base.py`
+# SUPPORTED_REGIONS), less `global`: the Model Registry has no global location.
+REGIONS = frozenset(
+    """
+    africa-south1 asia-east1 asia-east2 asia-northeast1 asia-northeast2 asia-northeast3
+    asia-south1 asia-south2 asia-southeast1 asia-southeast2 australia-southeast1
+    australia-southeast2 europe-central2 europe-north1 europe-north2 europe-southwest1
+    europe-west1 europe-west2 europe-west3 europe-west4 europe-west6 europe-west8 europe-west9
+    europe-west12 me-central1 me-central2 me-west1 northamerica-northeast1
+    northamerica-northeast2 southamerica-east1 southamerica-west1 us-central1 us-east1 us-east4
+    us-east5 us-east7 us-south1 us-west1 us-west2 us-west3 us-west4 us-west8
+    """.split()
+)
 PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]|\d{1,20}")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 MAX_DISPLAY_NAME = 128
@@ -40,8 +52,11 @@ _FILE_SUFFIXES = (
 def check_parent(project: str, location: str) -> None:
     if not PROJECT.fullmatch(project):
         raise invalid(f"Invalid project in resource name: {project!r}.")
-    if not REGION.fullmatch(location):
-        raise invalid(f"Invalid location {location!r}: expected a region such as 'us-central1'.")
+    if location not in REGIONS:
+        raise invalid(
+            f"Location {location!r} is not supported: Vertex AI Model Registry serves regions "
+            "such as 'us-central1' or 'europe-west4' (there is no global location)."
+        )
 
 
 def check_model_id(model_id: str) -> None:

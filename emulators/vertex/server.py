@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from emulators.vertex import rules
+from emulators.vertex.artifacts import ArtifactChecker, normalise_storage_url
 from emulators.vertex.errors import ApiError, invalid, not_found
 from emulators.vertex.faults import Faults
 from emulators.vertex.store import Store
@@ -169,7 +171,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             fault = self.server.faults.take(rpc, "before")
             if fault:
                 raise fault
-            request = {**match.groupdict(), "body": body, "query": query}
+            groups = match.groupdict()
+            rules.check_parent(groups["project"], groups["location"])
+            request = {**groups, "body": body, "query": query}
             result = handler(self.server, request)
             fault = self.server.faults.take(rpc, "after")
             if fault:
@@ -205,9 +209,22 @@ def start_in_thread(
     *,
     state_file: str | None = None,
     operation_polls: int = 0,
+    storage_url: str | None = None,
 ) -> tuple[EmulatorServer, str]:
-    """Serve in a daemon thread; returns the server (call `.shutdown()`) and its base URL."""
-    server = EmulatorServer((host, port), Store(state_file, operation_polls))
+    """Serve in a daemon thread; returns the server (call `.shutdown()`) and its base URL.
+
+    With `storage_url` (a GCS JSON API such as fake-gcs-server) UploadModel checks the artifact
+    directory like Vertex does. The environment is not read here: in-process tests must not
+    start checking because another fixture exported `STORAGE_EMULATOR_HOST`.
+    """
+    server = EmulatorServer((host, port), make_store(state_file, operation_polls, storage_url))
     thread = threading.Thread(target=server.serve_forever, name="vertex-emulator", daemon=True)
     thread.start()
     return server, server.base_url
+
+
+def make_store(
+    state_file: str | None = None, operation_polls: int = 0, storage_url: str | None = None
+) -> Store:
+    url = normalise_storage_url(storage_url)
+    return Store(state_file, operation_polls, ArtifactChecker(url) if url else None)

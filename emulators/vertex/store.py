@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from emulators.vertex import filters, rules
+from emulators.vertex.artifacts import ArtifactChecker
 from emulators.vertex.errors import (
     already_exists,
     failed_precondition,
@@ -67,10 +68,16 @@ class _Operation:
 
 
 class Store:
-    def __init__(self, state_file: str | None = None, operation_polls: int = 0) -> None:
+    def __init__(
+        self,
+        state_file: str | None = None,
+        operation_polls: int = 0,
+        artifacts: ArtifactChecker | None = None,
+    ) -> None:
         self._lock = threading.RLock()
         self._state_file = state_file
         self.operation_polls = operation_polls
+        self.artifacts = artifacts  # None: artifact directories are not looked into
         self._models: dict[str, Model] = {}
         self._operations: dict[str, _Operation] = {}
         self._counter = 0
@@ -94,6 +101,7 @@ class Store:
                 },
                 "operations": len(self._operations),
                 "operation_polls": self.operation_polls,
+                "storage_url": self.artifacts.storage_url if self.artifacts else None,
             }
 
     # ---- ModelService --------------------------------------------------------------------
@@ -116,6 +124,9 @@ class Store:
         if spec.get("artifactUri"):
             rules.check_artifact_uri(spec["artifactUri"])
         rules.check_container_spec(spec)
+        if spec.get("artifactUri") and self.artifacts is not None:
+            # Outside the lock: a slow storage endpoint must not stall every other call.
+            self.artifacts.check(spec["artifactUri"], spec["containerSpec"]["imageUri"])
         stored = {
             k: v
             for k, v in spec.items()

@@ -1,0 +1,114 @@
+"""UploadModel's artifact check, as Vertex does it: look into `artifact_uri` before accepting.
+
+Vertex copies a model's artifacts at upload, and refuses a directory it cannot serve: one that
+holds no files at all, or, for a prebuilt TensorFlow serving image (`…/vertex-ai/prediction/
+tf2-cpu.*`, `tf2-gpu.*`, `tf-cpu.*`, `tf-gpu.*`), one without exactly one of `saved_model.pb` /
+`saved_model.pbtxt` at its top level. The emulator lists the directory through the GCS JSON API
+of a storage emulator (fake-gcs-server), stdlib only. A storage endpoint that does not answer is
+a 503 (transient): the check is never silently skipped once an endpoint is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from emulators.vertex.errors import ApiError, invalid
+
+_LOG = logging.getLogger("emulators.vertex")
+# Google's prebuilt TensorFlow prediction images (aiplatform `constants/prediction.py`), current
+# (`{us,europe,asia}-docker.pkg.dev/vertex-ai/prediction/`) and legacy (`gcr.io/cloud-aiplatform`).
+PREBUILT_TF = re.compile(
+    r"(?:[a-z]+-docker\.pkg\.dev/vertex-ai|(?:[a-z]+\.)?gcr\.io/cloud-aiplatform)/prediction/"
+    r"tf2?-(?:cpu|gpu)\.[0-9-]+(?::[\w.-]+)?"
+)
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+_PAGE_SIZE = 1000
+_MAX_PAGES = 50  # 50k objects at the top of one model directory is far past anything real
+
+
+def normalise_storage_url(url: str | None) -> str | None:
+    """`STORAGE_EMULATOR_HOST` may be `host:port` (as gsutil takes it) or a full URL."""
+    if not url:
+        return None
+    url = url.strip().rstrip("/")
+    return url if "://" in url else f"http://{url}"
+
+
+class ArtifactChecker:
+    """Checks artifact directories in the storage service at `storage_url` (a GCS JSON API)."""
+
+    def __init__(self, storage_url: str, timeout: float = 5.0) -> None:
+        self.storage_url = normalise_storage_url(storage_url) or ""
+        self._timeout = timeout
+
+    def check(self, artifact_uri: str, image_uri: str) -> None:
+        """Raise the ApiError Vertex answers for `artifact_uri` served by `image_uri`, if any."""
+        bucket, _, path = artifact_uri[len("gs://") :].partition("/")
+        prefix = path.rstrip("/") + "/" if path.strip("/") else ""
+        directory = f"gs://{bucket}/{prefix}"
+        files, subdirectories = self._list(bucket, prefix)
+        if not files and not subdirectories:
+            raise invalid(f'There are no files under "{directory}" to copy.')
+        if PREBUILT_TF.fullmatch(image_uri):
+            found = [name for name in SAVED_MODEL_FILES if prefix + name in files]
+            if len(found) != 1:
+                raise invalid(
+                    f"Model directory {directory} is expected to contain exactly one of: "
+                    f"[{', '.join(SAVED_MODEL_FILES)}]."
+                )
+
+    def _list(self, bucket: str, prefix: str) -> tuple[set[str], set[str]]:
+        """Object names directly under `prefix`, and the sub-directories there (delimiter `/`)."""
+        files: set[str] = set()
+        subdirectories: set[str] = set()
+        token = ""
+        for _ in range(_MAX_PAGES):
+            query = {"prefix": prefix, "delimiter": "/", "maxResults": str(_PAGE_SIZE)}
+            if token:
+                query["pageToken"] = token
+            reply = self._get(
+                f"/storage/v1/b/{quote(bucket, safe='')}/o?{urlencode(query)}", bucket
+            )
+            files.update(
+                item["name"] for item in reply.get("items", []) if item["name"] != prefix
+            )  # a zero-byte `dir/` placeholder is not a file
+            subdirectories.update(reply.get("prefixes", []))
+            token = reply.get("nextPageToken") or ""
+            if not token:
+                break
+        return files, subdirectories
+
+    def _get(self, path: str, bucket: str) -> dict[str, Any]:
+        url = self.storage_url + path
+        try:
+            with urllib.request.urlopen(url, timeout=self._timeout) as reply:
+                return json.loads(reply.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise invalid(
+                    f"Cloud Storage bucket {bucket!r} of Model.artifact_uri does not exist."
+                ) from None
+            if exc.code in (401, 403):
+                raise ApiError(
+                    403,
+                    f"Vertex AI cannot read gs://{bucket}: the Vertex AI service agent needs "
+                    "storage.objects.list on it.",
+                ) from None
+            raise _unavailable(url, f"HTTP {exc.code}") from None
+        except (OSError, ValueError) as exc:  # URLError, refused, timeout, a garbled reply
+            raise _unavailable(url, repr(exc)) from None
+
+
+def _unavailable(url: str, why: str) -> ApiError:
+    _LOG.warning("artifact check: storage endpoint %s failed: %s", url, why)
+    return ApiError(
+        503,
+        f"The artifact check could not list the model directory in Cloud Storage ({why}). "
+        "Try again later.",
+    )

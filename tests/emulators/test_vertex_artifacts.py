@@ -1,0 +1,226 @@
+"""UploadModel's artifact check against a real fake-gcs-server, through the GAPIC REST client.
+
+Vertex refuses an artifact directory it cannot serve: an empty one, or one without exactly one
+`saved_model.pb`/`saved_model.pbtxt` at its top when the image is a prebuilt TensorFlow one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from google.api_core import exceptions as api
+
+from dev.stack import Service, create_bucket, start_fake_gcs
+from emulators.vertex import AdminClient, EmulatorServer, start_in_thread
+from emulators.vertex.artifacts import PREBUILT_TF
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "emu-project"
+PARENT = f"projects/{PROJECT}/locations/us-central1"
+BUCKET = "artifact-bkt"
+TF_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+CUSTOM_IMAGE = "europe-docker.pkg.dev/acme/serving/keras-server:1.4"
+_MISSING_SAVED_MODEL = (
+    r"expected to contain exactly one of: \[saved_model\.pb, saved_model\.pbtxt\]"
+)
+
+
+@pytest.fixture(scope="module")
+def gcs() -> Iterator[Service]:
+    service = start_fake_gcs()
+    try:
+        create_bucket(service.url, BUCKET)
+        _put(
+            service.url,
+            "sm/saved_model.pb",
+            "sm/fingerprint.pb",
+            "sm/variables/variables.index",
+            "sm/variables/variables.data-00000-of-00001",
+            "text/saved_model.pbtxt",
+            "keras/model.keras",
+            "both/saved_model.pb",
+            "both/saved_model.pbtxt",
+            "nested/export/saved_model.pb",
+            "marker/",
+        )
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def checking(gcs: Service) -> Iterator[tuple[EmulatorServer, str]]:
+    server, url = start_in_thread(storage_url=gcs.url)
+    yield server, url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def gapic(checking: tuple[EmulatorServer, str]) -> Any:
+    AdminClient(checking[1]).reset()
+    return _client(checking[1])
+
+
+def _client(url: str) -> Any:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform_v1
+
+    return aiplatform_v1.ModelServiceClient(
+        transport="rest", client_options={"api_endpoint": url}, credentials=AnonymousCredentials()
+    )
+
+
+def _put(storage_url: str, *names: str) -> None:
+    for name in names:
+        reply = requests.post(
+            f"{storage_url}/upload/storage/v1/b/{BUCKET}/o",
+            params={"uploadType": "media", "name": name},
+            data=b"x",
+            timeout=5,
+        )
+        reply.raise_for_status()
+
+
+def _upload(gapic: Any, directory: str, image: str = TF_IMAGE, bucket: str = BUCKET) -> Any:
+    from google.cloud.aiplatform_v1 import types
+
+    model = types.Model(
+        display_name="churn",
+        artifact_uri=f"gs://{bucket}/{directory}",
+        container_spec=types.ModelContainerSpec(image_uri=image),
+    )
+    request = types.UploadModelRequest(parent=PARENT, model=model)
+    return gapic.upload_model(request=request, timeout=10).result(timeout=10)
+
+
+@pytest.mark.parametrize("directory", ["sm/", "sm", "text/"])
+def test_a_savedmodel_directory_is_accepted(gapic: Any, directory: str) -> None:
+    result = _upload(gapic, directory)
+    assert gapic.get_model(name=result.model).artifact_uri == f"gs://{BUCKET}/{directory}"
+
+
+@pytest.mark.parametrize("directory", ["keras/", "both/", "nested/"])
+def test_a_tf_image_needs_exactly_one_savedmodel_at_the_top(gapic: Any, directory: str) -> None:
+    with pytest.raises(api.BadRequest, match=_MISSING_SAVED_MODEL) as caught:
+        _upload(gapic, directory)
+    assert f"Model directory gs://{BUCKET}/{directory} " in caught.value.message
+    assert list(gapic.list_models(parent=PARENT)) == []  # nothing was created
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "us-docker.pkg.dev/vertex-ai/prediction/tf2-gpu.2-15:latest",
+        "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest",
+        "asia-docker.pkg.dev/vertex-ai/prediction/tf-cpu.1-15:latest",
+        "us-docker.pkg.dev/vertex-ai/prediction/tf-gpu.1-15:latest",
+        "gcr.io/cloud-aiplatform/prediction/tf2-cpu.2-1:latest",
+    ],
+)
+def test_every_prebuilt_tensorflow_image_is_checked(gapic: Any, image: str) -> None:
+    with pytest.raises(api.BadRequest, match=_MISSING_SAVED_MODEL):
+        _upload(gapic, "keras/", image)
+    assert _upload(gapic, "sm/", image).model_version_id == "1"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        CUSTOM_IMAGE,
+        "us-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-3:latest",
+        "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-1:latest",
+        "us-docker.pkg.dev/acme/prediction/tf2-cpu.2-15:latest",  # not Google's prebuilt one
+    ],
+)
+def test_other_images_only_need_files(gapic: Any, image: str) -> None:
+    assert not PREBUILT_TF.fullmatch(image)
+    assert _upload(gapic, "keras/", image).model_version_id == "1"
+    with pytest.raises(api.BadRequest, match=r'no files under "gs://artifact-bkt/absent/"'):
+        _upload(gapic, "absent/", image)
+
+
+@pytest.mark.parametrize("directory", ["absent/", "marker/"])  # marker/: only a `dir/` object
+def test_an_empty_or_missing_directory_is_refused(gapic: Any, directory: str) -> None:
+    with pytest.raises(api.BadRequest, match="There are no files under"):
+        _upload(gapic, directory, CUSTOM_IMAGE)
+
+
+def test_a_directory_with_only_subdirectories_has_files(gapic: Any) -> None:
+    assert _upload(gapic, "", CUSTOM_IMAGE).model_version_id == "1"  # the bucket's root
+
+
+def test_a_missing_bucket_is_refused(gapic: Any) -> None:
+    with pytest.raises(api.BadRequest, match="no-such-bucket"):
+        _upload(gapic, "sm/", bucket="no-such-bucket")
+
+
+def test_a_new_version_is_checked_too(gapic: Any) -> None:
+    from google.cloud.aiplatform_v1 import types
+
+    first = _upload(gapic, "sm/")
+    model = types.Model(
+        display_name="churn",
+        artifact_uri=f"gs://{BUCKET}/keras/",
+        container_spec=types.ModelContainerSpec(image_uri=TF_IMAGE),
+    )
+    request = types.UploadModelRequest(parent=PARENT, model=model, parent_model=first.model)
+    with pytest.raises(api.BadRequest, match=_MISSING_SAVED_MODEL):
+        gapic.upload_model(request=request, timeout=10).result(timeout=10)
+    assert [v.version_id for v in gapic.list_model_versions(name=first.model)] == ["1"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("form", ["http://127.0.0.1:{port}", "127.0.0.1:{port}"])
+def test_an_unreachable_storage_endpoint_is_unavailable_not_a_pass(form: str) -> None:
+    server, url = start_in_thread(storage_url=form.format(port=_closed_port()))
+    try:
+        gapic = _client(url)
+        with pytest.raises(api.ServiceUnavailable, match="could not list"):
+            _upload(gapic, "sm/")
+        assert list(gapic.list_models(parent=PARENT)) == []
+        assert AdminClient(url).state()["calls"]["UploadModel"] == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_without_a_storage_endpoint_nothing_is_looked_into(base_url: str) -> None:
+    unchecked = _client(base_url)  # the session emulator of conftest.py: no storage endpoint
+    assert AdminClient(base_url).state()["storage_url"] is None
+    assert _upload(unchecked, "absent/").model_version_id == "1"
+
+
+@pytest.mark.parametrize("how", ["env", "flag"])
+def test_standalone_emulator_takes_the_storage_endpoint(gcs: Service, how: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"}
+    args = [sys.executable, "-m", "emulators.vertex", "--port", "0"]
+    if how == "env":
+        env["STORAGE_EMULATOR_HOST"] = gcs.url
+    else:
+        args += ["--storage-url", gcs.url]
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip().rsplit(" ", 1)[1]
+        assert AdminClient(url).state()["storage_url"] == gcs.url
+        gapic = _client(url)
+        with pytest.raises(api.BadRequest, match=_MISSING_SAVED_MODEL):
+            _upload(gapic, "keras/")
+        assert _upload(gapic, "sm/").model_version_id == "1"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -298,6 +298,44 @@ def test_bad_location_and_unknown_fields_are_refused(base_url: str) -> None:
     assert reply.status_code == 400 and "colour" in reply.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "location", ["moon", "global", "us-central9", "US-CENTRAL1", "europe-west5", "us"]
+)
+def test_locations_vertex_does_not_serve_are_refused_on_every_route(
+    base_url: str, location: str
+) -> None:
+    where = f"projects/{PROJECT}/locations/{location}"
+    body = {"model": {"displayName": "x", "containerSpec": {"imageUri": IMAGE}}}
+    calls = [
+        ("POST", f"{where}/models:upload", body),
+        ("GET", f"{where}/models", None),
+        ("GET", f"{where}/models/churn%401", None),
+        ("GET", f"{where}/models/churn:listVersions", None),
+        ("POST", f"{where}/models/churn%401:mergeVersionAliases", {"versionAliases": ["a1"]}),
+        ("DELETE", f"{where}/models/churn%402:deleteVersion", None),
+        ("DELETE", f"{where}/models/churn", None),
+        ("GET", f"{where}/models/churn/operations/1", None),
+    ]
+    for method, path, payload in calls:
+        reply = requests.request(method, f"{base_url}/v1/{path}", json=payload, timeout=5)
+        error = reply.json()["error"]
+        assert (reply.status_code, error["status"]) == (400, "INVALID_ARGUMENT"), (method, path)
+        assert repr(location) in error["message"]
+
+
+@pytest.mark.parametrize("location", ["europe-west4", "asia-northeast1", "me-west1", "us-east5"])
+def test_real_regions_are_served(gapic: Any, location: str) -> None:
+    from google.cloud.aiplatform_v1 import types
+
+    parent = f"projects/{PROJECT}/locations/{location}"
+    model = types.Model(display_name="x", container_spec={"image_uri": IMAGE})
+    request = types.UploadModelRequest(parent=parent, model=model, model_id="churn")
+    result = gapic.upload_model(request=request, timeout=10).result(timeout=10)
+    assert result.model == f"{parent}/models/churn"
+    assert gapic.get_model(name=result.model).version_id == "1"
+    assert list(gapic.list_models(parent=PARENT)) == []  # another region's models are apart
+
+
 def test_errors_use_googles_json_shape(base_url: str, gapic: Any) -> None:
     _upload(gapic, model_id="churn")
     body = {"modelId": "churn", "model": {"displayName": "x", "containerSpec": {"imageUri": IMAGE}}}

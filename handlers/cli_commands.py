@@ -10,9 +10,10 @@ import argparse
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from handlers import backfill as backfill_lib
+from handlers import cli_render as render
 from handlers.cli_aliases import promote as promote_alias
 from handlers.cli_aliases import rollback as rollback_alias
 from handlers.cli_models import (
@@ -106,7 +107,7 @@ def backfill(ctx: Context) -> int:
             f"backfill of {args.uri}" + (" (dry run: nothing written)" if args.dry_run else ""),
             ("upload", "result", "version", "details"),
             (
-                (r.uri, r.category, _version_of(r.model, r.version_id), _details(r))
+                (r.uri, r.category, render.version_of(r.model, r.version_id), render.details(r))
                 for r in everything
             ),
         )
@@ -129,7 +130,7 @@ def versions(ctx: Context) -> int:
         f"{model} ({found[0].display_name if found else 'no versions'})",
         ("version", "aliases", "created", "source", "digest"),
         (
-            (s["version_id"], s["aliases"], s["created"], s["source_uri"], _short(s))
+            (s["version_id"], s["aliases"], s["created"], s["source_uri"], render.short(s))
             for s in summaries
         ),
     )
@@ -146,7 +147,7 @@ def show(ctx: Context) -> int:
     if ctx.out.json_mode:
         ctx.out.data({"version": summary, "record_uri": location, "record": record})
         return OK
-    ctx.out.fields(f"{model}@{version.version_id}", _version_fields(summary))
+    ctx.out.fields(f"{model}@{version.version_id}", render.version_fields(summary))
     if record is None:
         ctx.out.warn(
             f"no registration record at {location}: registered by something other than registrar,"
@@ -155,7 +156,7 @@ def show(ctx: Context) -> int:
             else "this version carries no registrar lineage (registered by something else)."
         )
         return OK
-    ctx.out.fields(f"registration record {location}", _record_fields(record))
+    ctx.out.fields(f"registration record {location}", render.record_fields(record))
     files = record.get("artifact_files") or {}
     if isinstance(files, dict) and files:
         ctx.out.table("artifact files", ("file", "sha256"), sorted(files.items()))
@@ -175,7 +176,7 @@ def promote(ctx: Context) -> int:
         ctx.registry, ctx.store, ctx.settings, model=model, ref=ref.ref,
         alias=ctx.args.alias, bucket=ctx.args.bucket,
     )  # fmt: skip
-    return _moved(ctx.out, result)
+    return render.moved(ctx.out, result)
 
 
 def rollback(ctx: Context) -> int:
@@ -191,7 +192,7 @@ def rollback(ctx: Context) -> int:
         ctx.registry, ctx.store, ctx.settings, model=model, alias=ctx.args.alias,
         bucket=ctx.args.bucket,
     )  # fmt: skip
-    return _moved(ctx.out, result)
+    return render.moved(ctx.out, result)
 
 
 def status(ctx: Context) -> int:
@@ -227,7 +228,13 @@ def status(ctx: Context) -> int:
             f"status of {found.uri} (newest first)",
             ("generation", "state", "version", "details", "updated"),
             (
-                (r["generation"], r["state"], _short_name(r["version"]), r["detail"], r["updated"])
+                (
+                    r["generation"],
+                    r["state"],
+                    render.short_name(r["version"]),
+                    r["detail"],
+                    r["updated"],
+                )
                 for r in rows
             ),
         )
@@ -294,57 +301,3 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "status": status,
     "verify": verify,
 }
-
-
-def _moved(out: Output, result: dict[str, Any]) -> int:
-    if out.json_mode:
-        out.data(result)
-    elif not result["changed"]:
-        out.say(f"{result['model']}@{result['to']} already holds alias {result['alias']!r}.")
-    else:
-        how = f" ({result['chosen_by']})" if result.get("chosen_by") else ""
-        out.say(
-            f"alias {result['alias']!r} of {result['model']}: version {result['from'] or '-'} -> "
-            f"{result['to']}{how}. History: {result['history']}"
-        )
-    return OK
-
-
-def _short_name(version_name: str | None) -> str:
-    return version_name.rsplit("/", 1)[-1] if version_name else ""
-
-
-def _version_of(model: str, version_id: str) -> str:
-    return f"{model.rsplit('/', 1)[-1]}@{version_id}" if model and version_id else ""
-
-
-def _details(result: backfill_lib.Result) -> str:
-    return f"{result.reason}: {result.message}" if result.reason else result.message
-
-
-def _short(summary: dict[str, Any]) -> str:
-    digest = summary.get("digest_prefix") or ""
-    return digest[: len("sha256:") + 16] + "…" if digest else ""
-
-
-def _version_fields(summary: dict[str, Any]) -> list[tuple[str, Any]]:
-    keys = ("display_name", "version_id", "aliases", "created", "source_uri",
-            "source_generation", "artifact_uri", "digest_prefix", "labels", "description")  # fmt: skip
-    return [(k, summary.get(k)) for k in keys]
-
-
-def _record_fields(record: dict[str, Any]) -> list[tuple[str, Any]]:
-    validation = record.get("validation") or {}
-    reason = record.get("reason")
-    return [
-        ("state", record.get("state")),
-        ("source", record.get("source")),
-        ("upload key", record.get("upload_key")),
-        ("digest", record.get("digest")),
-        ("artifact", record.get("artifact_uri")),
-        ("validation", validation.get("summary") if isinstance(validation, dict) else validation),
-        ("reason", reason),
-        ("attempts", record.get("attempts")),
-        ("created", record.get("created")),
-        ("updated", record.get("updated")),
-    ]

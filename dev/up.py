@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,9 +25,14 @@ def start() -> None:
     if PIDS.exists():
         stop(quiet=True)
     logs = RUN_DIR / "logs"
-    services = stack.start_stack(log_dir=logs, with_function=False)
+    # Fixed, well-known ports (overridable) so the commands below stay the same between runs.
+    storage = stack.start_fake_gcs(_port("STORAGE", 4443), log_dir=logs)
+    vertex = stack.start_vertex_emulator(_port("VERTEX", 8089), log_dir=logs,
+                                         storage_url=storage.url)
+    services = stack.Stack(storage, vertex)
+    stack.create_bucket(storage.url)
     stack_env = stack.function_env(services.storage.url, services.vertex.url)
-    function = stack.start_function(stack_env, log_dir=logs)
+    function = stack.start_function(stack_env, _port("FUNCTION", 8080), log_dir=logs)
     bridge = subprocess.Popen(
         [sys.executable, "-m", "dev.bridge", "--storage", services.storage.url, "--bucket",
          stack.BUCKET, "--function", function.url],
@@ -51,6 +57,15 @@ Stop everything with: make down
 """, flush=True)
 
 
+def _port(service: str, default: int) -> int:
+    wanted = int(os.environ.get(f"UP_{service}_PORT", default))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if sock.connect_ex(("127.0.0.1", wanted)) != 0:
+            return wanted
+    print(f"port {wanted} is busy; using a free one for {service.lower()}", flush=True)
+    return stack.free_port()
+
+
 def stop(quiet: bool = False) -> None:
     if not PIDS.exists():
         if not quiet:
@@ -61,10 +76,20 @@ def stop(quiet: bool = False) -> None:
             os.killpg(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             continue
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in json.loads(PIDS.read_text())):
+        time.sleep(0.2)
     PIDS.unlink()
     if not quiet:
         print("local stack stopped")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ event bridge; builds two small real TF models; uploads a `.keras` model, a Saved
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from dev import stack
@@ -33,6 +35,7 @@ def main() -> None:
             registry = _registry(services)
             _wait_for(registry, bridge)
             _print_registry(registry)
+            _print_records(services.storage.url)
     finally:
         bridge.stop()
         services.stop()
@@ -47,9 +50,10 @@ def _upload_models(tmp: Path, storage_url: str) -> None:
     from tests.modelfactory import build_keras_model, build_saved_model
 
     print("building two small TensorFlow models ...", flush=True)
-    first = build_keras_model(tmp / "v1" / "model.keras", seed=1)
-    second = build_keras_model(tmp / "v2" / "model.keras", seed=2)
-    saved = build_saved_model(tmp / "ranker", seed=3, shards=2)
+    with _quiet_stderr():  # TF's C++ start-up banner says nothing a demo user needs
+        first = build_keras_model(tmp / "v1" / "model.keras", seed=1)
+        second = build_keras_model(tmp / "v2" / "model.keras", seed=2)
+        saved = build_saved_model(tmp / "ranker", seed=3, shards=2)
     bucket = storage.Client(project=stack.PROJECT, credentials=AnonymousCredentials(),
                             client_options={"api_endpoint": storage_url}).bucket(stack.BUCKET)
 
@@ -70,6 +74,18 @@ def _upload_models(tmp: Path, storage_url: str) -> None:
     time.sleep(1.0)  # let the first version land first, so the second is visibly newer
     put(second, "models/fraud-detector/2026-11-27/model.keras", description="retrained",
         aliases="candidate")
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _registry(services: stack.Stack):  # noqa: ANN202 - handlers.vertex loads lazily
@@ -108,6 +124,21 @@ def _print_registry(registry) -> None:  # noqa: ANN001
                           version.version_id, ", ".join(version.aliases),
                           version.artifact_uri, labels)
     console.print(table)
+
+
+def _print_records(storage_url: str) -> None:
+    import json
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project=stack.PROJECT, credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": storage_url})
+    print(f"\nUpload records (gs://{stack.BUCKET}/registrar-state/uploads/...):")
+    for blob in client.list_blobs(stack.BUCKET, prefix="registrar-state/uploads/"):
+        record = json.loads(blob.download_as_bytes())
+        version = record.get("version_name", record.get("reason", {}).get("code", ""))
+        print(f"  {record['state']:<10} {record['source']}  ->  {version}")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,9 @@ def handle(pipeline: Pipeline, event: ObjectEvent) -> Result:
         outcome = pipeline.handle_object(event)
     except TransientError as exc:
         return Result(_upload_uri(event), FAILED, str(exc), outcome="failed", reason=exc.code)
+    except Exception as exc:  # noqa: BLE001 - one odd upload must not end a backfill of thousands
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        return Result(_upload_uri(event), FAILED, message, outcome="failed", reason="unexpected")
     return from_outcome(event, outcome)
 
 

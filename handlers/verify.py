@@ -62,6 +62,9 @@ def verify(
     """Compare gs://…/artifact dir with what was recorded when `version` was registered."""
     result = Verification(version, artifact_uri)
     problems = result.problems
+    if not artifact_uri.startswith("gs://"):
+        problems.append(Problem(METADATA, "", f"artifact_uri {artifact_uri!r} is not in GCS"))
+        return result
     bucket, _, directory = artifact_uri.removeprefix("gs://").partition("/")
     directory = directory.rstrip("/") + "/"
     manifest = _manifest(store, bucket, directory)

@@ -42,5 +42,6 @@ def registrar(services: Services, monkeypatch: pytest.MonkeyPatch, capsys: pytes
 def upload_versions(bucket: Bucket, models, name: str, count: int) -> list[dict[str, Any]]:
     """`count` uploads of model `name` (v1..vN), alternating the two tiny .keras files."""
     files = (models.keras_a, models.keras_b)
-    return [bucket.upload(files[i % 2], f"models/{name}/v{i + 1}/model.keras")
-            for i in range(count)]
+    return [
+        bucket.upload(files[i % 2], f"models/{name}/v{i + 1}/model.keras") for i in range(count)
+    ]

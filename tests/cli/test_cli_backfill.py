@@ -26,8 +26,9 @@ def _populate(bucket: Bucket, models: Models, tmp_path: Path) -> None:
     bucket.upload_dir(models.saved_model, "models/ranker/v1/")
     bucket.upload_dir(models.saved_model_b, "models/ranker/v2/")
     bucket.upload_bytes(b"not a zip at all", "models/broken/v1/model.keras")
-    bucket.upload(_truncated_weights(models.keras_a, tmp_path / "t.keras"),
-                  "models/broken/v2/model.keras")
+    bucket.upload(
+        _truncated_weights(models.keras_a, tmp_path / "t.keras"), "models/broken/v2/model.keras"
+    )
     bucket.upload_bytes(b"PK\x05\x06" + b"\0" * 18, "models/broken/v3/model.keras")  # empty zip
     bucket.upload_bytes(b"# notes", "models/fraud/README.md")
     bucket.upload_bytes(b"x", "models/orphan/v1/variables/variables.index")  # no saved_model.pb
@@ -45,13 +46,16 @@ def test_backfill_registers_valid_rejects_invalid_and_a_rerun_adds_nothing(
     assert report["summary"]["registered"] == 10
     assert report["summary"]["rejected"] == 3
     assert report["summary"]["already registered"] == 0
-    rejected = {r["uri"].rsplit("/", 2)[-2]: r for r in report["results"]
-                if r["category"] == "rejected"}
+    rejected = {
+        r["uri"].rsplit("/", 2)[-2]: r for r in report["results"] if r["category"] == "rejected"
+    }
     assert set(rejected) == {"v1", "v2", "v3"}
     assert all(r["reason"] and r["message"] for r in rejected.values())
     skipped = {r["uri"]: r["reason"] for r in report["results"] if r["category"] == "skipped"}
-    assert skipped == {f"gs://{bucket.name}/models/fraud/README.md": "not_a_model",
-                       f"gs://{bucket.name}/models/orphan/v1/": "incomplete_saved_model"}
+    assert skipped == {
+        f"gs://{bucket.name}/models/fraud/README.md": "not_a_model",
+        f"gs://{bucket.name}/models/orphan/v1/": "incomplete_saved_model",
+    }
     assert len(vertex.all_versions()) == 10
 
     # Versions of one model follow upload order, so `default` ends on the newest upload.
@@ -61,10 +65,14 @@ def test_backfill_registers_valid_rejects_invalid_and_a_rerun_adds_nothing(
     assert "default" in versions[-1]["versionAliases"]
     [ranker] = vertex.models("ranker")
     assert [v["labels"]["source-kind"] for v in vertex.versions(ranker["name"])] == [
-        "saved-model", "saved-model"]
-    record = bucket.read_json("registrar-state/uploads/models/broken/v2/model.keras/"
-                              f"g{bucket.resource('models/broken/v2/model.keras')['generation']}"
-                              ".json")
+        "saved-model",
+        "saved-model",
+    ]
+    record = bucket.read_json(
+        "registrar-state/uploads/models/broken/v2/model.keras/"
+        f"g{bucket.resource('models/broken/v2/model.keras')['generation']}"
+        ".json"
+    )
     assert record["state"] == "rejected"
 
     second = registrar("backfill", f"gs://{bucket.name}/models/")
@@ -96,8 +104,9 @@ def test_dry_run_writes_nothing_then_reports_what_is_done(
     assert len(vertex.all_versions()) == 1
 
 
-def test_env_vars_drive_options(registrar, bucket: Bucket, vertex: Vertex, models: Models,
-                                monkeypatch) -> None:
+def test_env_vars_drive_options(
+    registrar, bucket: Bucket, vertex: Vertex, models: Models, monkeypatch
+) -> None:
     bucket.upload(models.keras_a, "models/churn/v1/model.keras")
     monkeypatch.setenv("REGISTRAR_DRY_RUN", "true")
     monkeypatch.setenv("REGISTRAR_JSON", "1")
@@ -116,3 +125,22 @@ def test_usage_errors_and_missing_bucket(registrar, bucket: Bucket, vertex: Vert
     assert registrar().code == 2
     missing = registrar("backfill", "gs://no-such-bucket-here/models/")
     assert missing.code == 3, missing.err
+
+
+def test_transient_registry_failure_exits_4_and_a_rerun_finishes(
+    registrar, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
+    bucket.upload(models.keras_a, "models/churn/v1/model.keras")
+    vertex.fault("UploadModel", count=3, status=503)  # every attempt of the one upload fails
+    failed = registrar("backfill", f"gs://{bucket.name}/models/", "--json")
+    assert failed.code == 4, failed.err
+    [result] = failed.json["results"]
+    assert result["category"] == "failed" and "UploadModel" in result["message"]
+    assert vertex.models() == []
+    status = registrar("status", f"gs://{bucket.name}/models/churn/v1/model.keras", "--json")
+    assert status.json["latest"]["state"] == "retrying"
+
+    again = registrar("backfill", f"gs://{bucket.name}/models/")
+    assert again.code == 0, again.out + again.err
+    assert "1 registered" in again.out
+    assert len(vertex.all_versions()) == 1

@@ -52,10 +52,13 @@ def test_versions_json_lists_every_version_with_lineage(registrar, registered: R
     assert [v["version_id"] for v in doc["versions"]] == ["1", "2", "3"]
     bucket = registered.bucket.name
     assert [v["source_uri"] for v in doc["versions"]] == [
-        f"gs://{bucket}/models/churn/v{i}/model.keras" for i in (1, 2, 3)]
+        f"gs://{bucket}/models/churn/v{i}/model.keras" for i in (1, 2, 3)
+    ]
     assert doc["versions"][2]["aliases"] == ["default"]
-    assert doc["versions"][0]["source_generation"] == registered.generations[
-        "models/churn/v1/model.keras"]
+    assert (
+        doc["versions"][0]["source_generation"]
+        == registered.generations["models/churn/v1/model.keras"]
+    )
     assert all(v["digest_prefix"].startswith("sha256:") and v["created"] for v in doc["versions"])
     # v1 and v3 are the same bytes: the same digest
     assert doc["versions"][0]["digest_prefix"] == doc["versions"][2]["digest_prefix"]
@@ -80,8 +83,10 @@ def test_show_a_version_with_its_record(registrar, registered: Registered):
     assert doc["version"]["version_id"] == "2"
     record = doc["record"]
     generation = registered.generations["models/churn/v2/model.keras"]
-    assert doc["record_uri"] == (f"gs://{registered.bucket.name}/registrar-state/uploads/models/"
-                                 f"churn/v2/model.keras/g{generation}.json")
+    assert doc["record_uri"] == (
+        f"gs://{registered.bucket.name}/registrar-state/uploads/models/"
+        f"churn/v2/model.keras/g{generation}.json"
+    )
     assert record["state"] == "registered" and record["version_id"] == "2"
     assert record["digest"].startswith("sha256:")
     assert record["digest"][7:47] == doc["version"]["labels"]["content-sha256"]
@@ -135,7 +140,9 @@ def test_status_shows_newest_generation_first(registrar, registered: Registered,
     assert registrar("backfill", f"gs://{bucket.name}/models/churn/").code == 0
     after = registrar("status", f"gs://{bucket.name}/{name}", "--json").json
     assert [r["generation"] for r in after["records"]] == [
-        int(new["generation"]), registered.generations[name]]
+        int(new["generation"]),
+        registered.generations[name],
+    ]
     assert after["latest"]["version"].endswith("/models/churn@4")
     registered.generations[name] = int(new["generation"])
 
@@ -200,11 +207,18 @@ def test_promote_and_rollback_move_the_default_alias(registrar, registered: Regi
 
     history = registered.bucket.read_json("registrar-state/aliases/pilot.json")
     moves = [(h["action"], h["from"], h["to"]) for h in history["aliases"]["default"]["history"]]
-    assert moves == [("promote", "3", "1"), ("promote", "1", "2"),
-                     ("rollback", "2", "1"), ("rollback", "1", "3")]
+    assert moves == [
+        ("promote", "3", "1"),
+        ("promote", "1", "2"),
+        ("rollback", "2", "1"),
+        ("rollback", "1", "3"),
+    ]
     # Nothing recorded is left: rollback falls back to the previous version.
     fallback = registrar("rollback", "pilot", "--json").json
-    assert (fallback["to"], fallback["chosen_by"]) == ("2", "previous version (no recorded history)")
+    assert (fallback["to"], fallback["chosen_by"]) == (
+        "2",
+        "previous version (no recorded history)",
+    )
 
 
 def test_promote_a_custom_alias_and_usage_errors(registrar, registered: Registered):
@@ -250,8 +264,11 @@ def test_importing_the_cli_pulls_in_neither_tensorflow_nor_the_vertex_sdk() -> N
 
     from tests.conftest import ROOT
 
-    code = ("import sys, handlers.cli; print([m for m in sys.modules if m.split('.')[0] in "
-            "('tensorflow', 'keras') or m.startswith('google.cloud.aiplatform')])")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, handlers.cli; print([m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'keras') or m.startswith('google.cloud.aiplatform')])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"

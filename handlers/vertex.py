@@ -11,91 +11,56 @@ exercise, and unlike gRPC it is safe next to the validator's forked subprocesses
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import random
-import re
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from handlers.errors import PermanentError, RegistrarError, TransientError
+from handlers.errors import PermanentError, TransientError
 from handlers.registry_types import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
+from handlers.retry import RetryPolicy, call_with_retry
+from handlers.vertex_errors import (
+    AlreadyExists,
+    ModelNotFound,
+    UploadInterrupted,
+    is_transient,
+    translate,
+)
+from handlers.vertex_types import (
+    ALIAS_PATTERN,
+    DEFAULT_ALIAS,
+    ModelVersionInfo,
+    check_aliases,
+    check_request,
+    filter_query,
+    model_id_for,
+    quote,
+    version_info,
+)
 
 if TYPE_CHECKING:
     from handlers.settings import Settings
 
-ALIAS_PATTERN = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
-DEFAULT_ALIAS = "default"
-_VALID_MODEL_ID = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+# The public API; names defined in vertex_types / vertex_errors stay importable from here.
+__all__ = [
+    "ALIAS_PATTERN",
+    "DEFAULT_ALIAS",
+    "DEFAULT_RETRY",
+    "AlreadyExists",
+    "ModelNotFound",
+    "ModelVersionInfo",
+    "RetryPolicy",
+    "VertexRegistry",
+    "make_registry",
+    "model_id_for",
+]
 _LOG = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class ModelNotFound(PermanentError):
-    code = "not_found"
-
-
-class AlreadyExists(PermanentError):
-    code = "already_exists"
-
-
-class _UploadInterrupted(TransientError):
-    """An upload's outcome is unknown; only a fresh lookup may decide whether to upload again."""
-
-
-@dataclass(frozen=True)
-class ModelVersionInfo:
-    model: str  # projects/P/locations/L/models/ID
-    version_id: str
-    display_name: str
-    aliases: tuple[str, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
-    artifact_uri: str = ""
-    description: str = ""
-    create_time: datetime | None = None
-
-    @property
-    def version_name(self) -> str:
-        return f"{self.model}@{self.version_id}"
-
-    @property
-    def is_default(self) -> bool:
-        return DEFAULT_ALIAS in self.aliases
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Short, bounded, in-process retries of transient failures (exponential backoff, jitter)."""
-
-    attempts: int = 3
-    initial: float = 0.2
-    maximum: float = 2.0
-    multiplier: float = 3.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def delays(self) -> Iterator[float]:
-        delay = self.initial
-        for _ in range(self.attempts - 1):
-            yield min(delay, self.maximum) * random.uniform(0.5, 1.0)
-            delay *= self.multiplier
-
-
-def model_id_for(display_name: str) -> str:
-    """Deterministic Vertex model id for a display name (≤63 `[a-z0-9_-]`, starts with a letter).
-
-    A name that is already a valid id is used as is; any other gets a short hash of the original
-    appended, so two different names never map to the same id.
-    """
-    base = re.sub(r"[^a-z0-9_-]+", "-", display_name.lower()).strip("-_") or "model"
-    if not base[0].isalpha():
-        base = f"m-{base}"
-    if base == display_name and _VALID_MODEL_ID.fullmatch(base):
-        return base
-    digest = hashlib.sha256(display_name.encode()).hexdigest()[:8]
-    return f"{base[: 63 - 9].rstrip('-_')}-{digest}"
+# Short and bounded: 3 attempts, ~0.1-0.2 s then ~0.3-0.6 s. Longer waits are Eventarc's
+# redelivery; the jitter keeps half of each delay so backoff still grows under contention.
+DEFAULT_RETRY = RetryPolicy(
+    attempts=3, initial_delay=0.2, max_delay=2.0, multiplier=3.0, min_jitter=0.5
+)
 
 
 def make_registry(settings: Settings) -> VertexRegistry:
@@ -133,7 +98,7 @@ class VertexRegistry:
         self._client = client
         self._project = project
         self.parent = f"projects/{project}/locations/{location}"
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or DEFAULT_RETRY
         self._rpc_timeout = rpc_timeout
         self._operation_timeout = operation_timeout
         self._poll_initial = poll_initial
@@ -146,30 +111,30 @@ class VertexRegistry:
         """`version` is a version id or an alias; None means the default version."""
         name = self.model_name(model) + (f"@{version}" if version else "")
         model_pb = self._call("GetModel", lambda: self._client.get_model(**self._opts(name=name)))
-        return _info(model_pb)
+        return version_info(model_pb)
 
     def list_models(
         self, display_name: str | None = None, *, labels: dict[str, str] | None = None
     ) -> list[ModelVersionInfo]:
         """Default versions of the models named `display_name` (names are not unique)."""
-        terms = [f"display_name={_quote(display_name)}"] if display_name is not None else []
-        query = _filter(terms, labels)
+        terms = [f"display_name={quote(display_name)}"] if display_name is not None else []
+        query = filter_query(terms, labels)
         models = self._call(
             "ListModels",
             lambda: list(self._client.list_models(**self._opts(parent=self.parent, **query))),
         )
-        return [_info(m) for m in models]
+        return [version_info(m) for m in models]
 
     def list_versions(
         self, model: str, *, labels: dict[str, str] | None = None
     ) -> list[ModelVersionInfo]:
-        query = _filter([], labels)
+        query = filter_query([], labels)
         name = self.model_name(model)
         models = self._call(
             "ListModelVersions",
             lambda: list(self._client.list_model_versions(**self._opts(name=name, **query))),
         )
-        return [_info(m) for m in models]
+        return [version_info(m) for m in models]
 
     def merge_version_aliases(
         self, version_name: str, add: Sequence[str] = (), remove: Sequence[str] = ()
@@ -177,7 +142,7 @@ class VertexRegistry:
         """`version_name` is `MODEL@VERSION`; adding `default` makes that version the default."""
         if "@" not in version_name:
             raise PermanentError(f"{version_name!r} names no version: expected MODEL@VERSION.")
-        _check_aliases([a for a in add if a != DEFAULT_ALIAS] + list(remove))
+        check_aliases([a for a in add if a != DEFAULT_ALIAS] + list(remove))
         changes = [*add, *(f"-{a}" for a in remove)]
         name = self.model_name(version_name)
         model_pb = self._call(
@@ -186,7 +151,7 @@ class VertexRegistry:
                 **self._opts(name=name, version_aliases=changes)
             ),
         )
-        return _info(model_pb)
+        return version_info(model_pb)
 
     def delete_model_version(self, version_name: str) -> None:
         name = self.model_name(version_name)
@@ -231,17 +196,19 @@ class VertexRegistry:
         (`reused=True`) instead of uploading again, so a lost response or a redelivered event
         costs a lookup, not a duplicate version.
         """
-        _check_request(request)
-        delays = self._retry.delays()
-        while True:
-            try:
-                return self._ensure_once(request)
-            except _UploadInterrupted as exc:
-                delay = next(delays, None)
-                if delay is None:
-                    raise TransientError(str(exc), code="vertex_unavailable") from exc
-                _LOG.warning("upload of %r interrupted (%s); retrying", request.display_name, exc)
-                self._retry.sleep(delay)
+        check_request(request)
+
+        def interrupted(exc: BaseException, delay: float) -> None:
+            _LOG.warning("upload of %r interrupted (%s); retrying", request.display_name, exc)
+
+        return call_with_retry(
+            lambda: self._ensure_once(request),
+            is_transient=lambda exc: isinstance(exc, UploadInterrupted),
+            what=f"registering {request.display_name!r}",
+            policy=self._retry,
+            on_retry=interrupted,
+            wrap_last=False,
+        )
 
     def _ensure_once(self, request: VersionRequest) -> RegisteredVersion:
         model = self._find_model(request.display_name)
@@ -251,7 +218,7 @@ class VertexRegistry:
             except AlreadyExists:  # another worker created it first: add our version to it
                 model = self._find_model(request.display_name)
                 if model is None:
-                    raise _UploadInterrupted(
+                    raise UploadInterrupted(
                         "the model reported as existing was not found"
                     ) from None
         key = request.labels[UPLOAD_KEY_LABEL]
@@ -264,11 +231,11 @@ class VertexRegistry:
         try:
             return self.upload_model(request, **target)
         except TransientError as exc:
-            raise _UploadInterrupted(str(exc)) from exc
+            raise UploadInterrupted(str(exc)) from exc
         except ModelNotFound as exc:  # the parent model vanished meanwhile: look again
             if not target.get("parent_model"):
                 raise
-            raise _UploadInterrupted(str(exc)) from exc
+            raise UploadInterrupted(str(exc)) from exc
 
     def _find_model(self, display_name: str) -> str | None:
         model_id = model_id_for(display_name)
@@ -309,93 +276,23 @@ class VertexRegistry:
         return operation.result(timeout=self._operation_timeout, polling=poll)
 
     def _call(self, action: str, fn: Callable[[], T], *, retry: bool = True) -> T:
-        delays = self._retry.delays() if retry else iter(())
-        while True:
+        def attempt() -> T:
             try:
                 return fn()
-            except Exception as exc:  # translated below; unknown ones are re-raised
-                error = _translate(exc, action, self._project)
+            except Exception as exc:  # translated; anything that is not Vertex's is re-raised
+                error = translate(exc, action, self._project)
                 if error is None:
                     raise
-                delay = next(delays, None) if isinstance(error, TransientError) else None
-                if delay is None:
-                    raise error from exc
-                _LOG.warning("%s failed transiently (%s); retrying in %.2fs", action, exc, delay)
-                self._retry.sleep(delay)
+                raise error from exc
 
+        def retrying(exc: BaseException, delay: float) -> None:
+            _LOG.warning("%s failed transiently (%s); retrying in %.2fs", action, exc, delay)
 
-def _translate(exc: Exception, action: str, project: str) -> RegistrarError | None:
-    import requests
-    from google.api_core import exceptions as api
-    from google.auth import exceptions as auth
-
-    message = (getattr(exc, "message", None) or str(exc)).rstrip(".")
-    if isinstance(
-        exc,
-        (api.Aborted, api.TooManyRequests, api.Cancelled, api.RetryError, auth.TransportError),
-    ) or (isinstance(exc, api.ServerError) and not isinstance(exc, api.MethodNotImplemented)):
-        return TransientError(f"Vertex AI {action} failed: {message}", code="vertex_unavailable")
-    if isinstance(exc, (requests.RequestException, ConnectionError, TimeoutError)):
-        return TransientError(
-            f"Vertex AI {action} did not answer: {exc}", code="vertex_unreachable"
+        return call_with_retry(
+            attempt,
+            is_transient=is_transient,
+            what=f"Vertex AI {action}",
+            policy=self._retry if retry else replace(self._retry, attempts=1),
+            on_retry=retrying,
+            wrap_last=False,
         )
-    if isinstance(exc, api.Conflict):
-        return AlreadyExists(f"Vertex AI {action}: {message}")
-    if isinstance(exc, api.NotFound):
-        return ModelNotFound(f"Vertex AI {action}: {message}")
-    if isinstance(exc, (api.Forbidden, auth.RefreshError, auth.DefaultCredentialsError)):
-        return PermanentError(
-            f"Vertex AI refused {action}: {message}. Grant the function's runtime service account "
-            f"roles/aiplatform.user on project {project} and check the Vertex AI API is enabled.",
-            code="permission_denied",
-        )
-    if isinstance(exc, api.GoogleAPICallError):
-        return PermanentError(
-            f"Vertex AI rejected {action} ({exc.code}): {message}. The request itself must change; "
-            "retrying will not help.",
-            code="vertex_rejected",
-        )
-    return None
-
-
-def _check_aliases(aliases: Sequence[str]) -> None:
-    for alias in aliases:
-        if alias == DEFAULT_ALIAS or not ALIAS_PATTERN.fullmatch(alias):
-            raise PermanentError(
-                f"Version alias {alias!r} is not allowed: expected [a-z][a-zA-Z0-9-]{{0,126}}[a-z0-9]"
-                " (starts with a lowercase letter, 2-128 characters) and not 'default' (use "
-                "make_default / DEFAULT_VERSION_POLICY for that).",
-                code="bad_alias",
-            )
-
-
-def _check_request(request: VersionRequest) -> None:
-    if not request.labels.get(UPLOAD_KEY_LABEL):
-        raise PermanentError(
-            f"VersionRequest.labels lacks {UPLOAD_KEY_LABEL!r}: without it a retried upload "
-            "would create a duplicate version.",
-            code="missing_upload_key",
-        )
-    _check_aliases(request.aliases)
-
-
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _filter(terms: list[str], labels: dict[str, str] | None) -> dict[str, str]:
-    terms = terms + [f"labels.{k}={_quote(v)}" for k, v in sorted((labels or {}).items())]
-    return {"filter": " AND ".join(terms)} if terms else {}
-
-
-def _info(model: Any) -> ModelVersionInfo:
-    return ModelVersionInfo(
-        model=model.name.split("@", 1)[0],
-        version_id=model.version_id,
-        display_name=model.display_name,
-        aliases=tuple(model.version_aliases),
-        labels=dict(model.labels),
-        artifact_uri=model.artifact_uri,
-        description=model.version_description or model.description,
-        create_time=model.version_create_time or None,
-    )

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from emulators.vertex import AdminClient, start_in_thread
 from handlers.errors import PermanentError, TransientError
 from handlers.registry_types import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
+from handlers.retry import RetryPolicy
 from handlers.settings import Settings
-from handlers.vertex import RetryPolicy, VertexRegistry, make_registry, model_id_for
+from handlers.vertex import DEFAULT_RETRY, VertexRegistry, make_registry, model_id_for
 
 PROJECT = "vertex-test"
 LOCATION = "us-central1"
@@ -58,7 +60,7 @@ def registry(client: Any, admin: AdminClient, sleeps: list[float]) -> VertexRegi
         client,
         project=PROJECT,
         location=LOCATION,
-        retry=RetryPolicy(attempts=3, sleep=sleeps.append),
+        retry=replace(DEFAULT_RETRY, sleep=sleeps.append),
         rpc_timeout=10,
         operation_timeout=10,
         poll_initial=0.01,
@@ -266,9 +268,8 @@ def test_unreachable_endpoint_is_transient(sleeps: list[float]) -> None:
     registry = make_registry(
         Settings(project=PROJECT, vertex_emulator_host=f"http://127.0.0.1:{port}")
     )
-    registry = VertexRegistry(
-        registry._client, project=PROJECT, location=LOCATION, retry=RetryPolicy(sleep=sleeps.append)
-    )
+    retry = RetryPolicy(attempts=3, sleep=sleeps.append)  # the shared policy's full jitter
+    registry = VertexRegistry(registry._client, project=PROJECT, location=LOCATION, retry=retry)
     with pytest.raises(TransientError) as caught:
         registry.ensure_version(_request("k1"))
     assert caught.value.code == "vertex_unreachable" and len(sleeps) == 2
@@ -328,3 +329,103 @@ def test_importing_the_module_does_not_import_the_sdk() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+# ---- artifact check by the emulator, seen through the registrar --------------------------------
+
+
+@pytest.fixture(scope="module")
+def checked_client() -> Iterator[tuple[Any, AdminClient]]:
+    """A client of an emulator that checks artifact directories in a real fake-gcs-server."""
+    from dev.stack import create_bucket, start_fake_gcs
+
+    gcs = start_fake_gcs()
+    server, url = start_in_thread(port=0, storage_url=gcs.url)
+    try:
+        create_bucket(gcs.url, "registry-bkt")
+        for name in ("registered/sm/saved_model.pb", "registered/keras/model.keras"):
+            reply = requests.post(
+                f"{gcs.url}/upload/storage/v1/b/registry-bkt/o",
+                params={"uploadType": "media", "name": name},
+                data=b"x",
+                timeout=5,
+            )
+            reply.raise_for_status()
+        client = make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client
+        yield client, AdminClient(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        gcs.stop()
+
+
+def test_an_artifact_without_a_savedmodel_is_a_permanent_rejection(
+    checked_client: tuple[Any, AdminClient], sleeps: list[float]
+) -> None:
+    client, admin = checked_client
+    admin.reset()
+    registry = VertexRegistry(
+        client,
+        project=PROJECT,
+        location=LOCATION,
+        retry=replace(DEFAULT_RETRY, sleep=sleeps.append),
+    )
+    assert registry.ensure_version(_request("sm")).version_id == "1"
+    with pytest.raises(PermanentError, match=r"saved_model\.pb") as caught:
+        registry.ensure_version(_request("keras"))
+    assert caught.value.code == "vertex_rejected" and sleeps == []
+    assert admin.state()["calls"]["UploadModel"] == 2
+
+
+def test_storage_down_behind_vertex_is_transient(sleeps: list[float]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server, url = start_in_thread(port=0, storage_url=f"127.0.0.1:{port}")
+    try:
+        registry = VertexRegistry(
+            make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client,
+            project=PROJECT,
+            location=LOCATION,
+            retry=replace(DEFAULT_RETRY, sleep=sleeps.append),
+        )
+        with pytest.raises(TransientError) as caught:
+            registry.ensure_version(_request("sm"))
+        assert caught.value.code == "vertex_unavailable" and len(sleeps) == 2
+        assert AdminClient(url).state()["calls"]["UploadModel"] == 3
+        assert registry.list_models() == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ---- the module's public surface and its retry policy ------------------------------------------
+
+
+def test_moved_names_are_still_importable_from_handlers_vertex() -> None:
+    import handlers.vertex as vertex
+    from handlers import retry, vertex_errors, vertex_types
+
+    assert vertex.ModelNotFound is vertex_errors.ModelNotFound
+    assert vertex.AlreadyExists is vertex_errors.AlreadyExists
+    assert vertex.RetryPolicy is retry.RetryPolicy
+    assert vertex.ModelVersionInfo is vertex_types.ModelVersionInfo
+    assert vertex.ALIAS_PATTERN is vertex_types.ALIAS_PATTERN
+    assert all(hasattr(vertex, name) for name in vertex.__all__)
+    assert issubclass(vertex.ModelNotFound, PermanentError)
+
+
+def test_default_retry_backs_off_within_bounds() -> None:
+    for _ in range(200):
+        first, second = DEFAULT_RETRY.delays()
+        assert 0.1 <= first <= 0.2 and 0.3 <= second <= 0.6
+
+
+def test_shared_retry_policy_defaults_are_unchanged() -> None:
+    import random
+
+    random.seed(7)
+    got = RetryPolicy().delays()
+    random.seed(7)
+    old = [random.uniform(0, min(2.0, 0.2 * 2**n)) for n in range(3)]  # before multiplier existed
+    assert got == old

@@ -1,0 +1,63 @@
+"""Vertex AI failures in the registrar's vocabulary (handlers/errors.py): ack or redeliver.
+
+`translate` maps what the SDK raises (google.api_core / google.auth / requests exceptions, for the
+REST transport) to `TransientError` (worth retrying) or a `PermanentError` whose message says what
+to do. The SDK's exception modules are imported only when a failure is translated.
+"""
+
+from __future__ import annotations
+
+from handlers.errors import PermanentError, RegistrarError, TransientError
+
+
+class ModelNotFound(PermanentError):
+    code = "not_found"
+
+
+class AlreadyExists(PermanentError):
+    code = "already_exists"
+
+
+class UploadInterrupted(TransientError):
+    """An upload's outcome is unknown; only a fresh lookup may decide whether to upload again."""
+
+    code = "vertex_unavailable"
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TransientError)
+
+
+def translate(exc: BaseException, action: str, project: str) -> RegistrarError | None:
+    """The registrar error for an SDK failure of `action` (an RPC name); None if not Vertex's."""
+    import requests
+    from google.api_core import exceptions as api
+    from google.auth import exceptions as auth
+
+    message = (getattr(exc, "message", None) or str(exc)).rstrip(".")
+    if isinstance(
+        exc,
+        (api.Aborted, api.TooManyRequests, api.Cancelled, api.RetryError, auth.TransportError),
+    ) or (isinstance(exc, api.ServerError) and not isinstance(exc, api.MethodNotImplemented)):
+        return TransientError(f"Vertex AI {action} failed: {message}", code="vertex_unavailable")
+    if isinstance(exc, (requests.RequestException, ConnectionError, TimeoutError)):
+        return TransientError(
+            f"Vertex AI {action} did not answer: {exc}", code="vertex_unreachable"
+        )
+    if isinstance(exc, api.Conflict):
+        return AlreadyExists(f"Vertex AI {action}: {message}")
+    if isinstance(exc, api.NotFound):
+        return ModelNotFound(f"Vertex AI {action}: {message}")
+    if isinstance(exc, (api.Forbidden, auth.RefreshError, auth.DefaultCredentialsError)):
+        return PermanentError(
+            f"Vertex AI refused {action}: {message}. Grant the function's runtime service account "
+            f"roles/aiplatform.user on project {project} and check the Vertex AI API is enabled.",
+            code="permission_denied",
+        )
+    if isinstance(exc, api.GoogleAPICallError):
+        return PermanentError(
+            f"Vertex AI rejected {action} ({exc.code}): {message}. The request itself must change; "
+            "retrying will not help.",
+            code="vertex_rejected",
+        )
+    return None

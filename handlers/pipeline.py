@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from handlers import artifacts, layout, lineage, publish
 from handlers.errors import PermanentError, Superseded, TransientError, Waiting
@@ -115,7 +115,36 @@ class Pipeline:
             return self._done(
                 Outcome("rejected", str(exc), {**base, "reason": exc.code}), logging.ERROR, started
             )
-        return self._process(upload, timings, started)
+        except TransientError as exc:
+            self._retrying(exc, event.uri, base, timings, started)
+        try:
+            return self._process(upload, timings, started)
+        except TransientError as exc:
+            self._retrying(
+                exc, upload.uri, {**base, "upload_key": upload.upload_key}, timings, started
+            )
+
+    def _retrying(
+        self,
+        exc: TransientError,
+        uri: str,
+        fields: dict[str, Any],
+        timings: dict[str, float],
+        started: float,
+    ) -> NoReturn:
+        """One summary line, then re-raise: 5xx, so the platform redelivers."""
+        busy = exc.code == "in_progress_elsewhere"
+        log(
+            _logger,
+            logging.INFO if busy else logging.ERROR,
+            f"{uri}: {exc}" if busy else f"{uri} failed, asking for redelivery: {exc}",
+            outcome="in_progress" if busy else "failed",
+            **fields,
+            reason=exc.code,
+            timings=timings,
+            elapsed_s=round(time.monotonic() - started, 3),
+        )
+        raise exc
 
     def _resolve(self, event: ObjectEvent, artifact: layout.Artifact) -> artifacts.Upload:
         if isinstance(artifact, layout.KerasFile):
@@ -185,15 +214,6 @@ class Pipeline:
             return self._done(Outcome("superseded", str(exc), base), logging.INFO, started)
         except Exception as exc:  # transient or unexpected: give the claim back, ask to redeliver
             self.records.release(claim, f"{type(exc).__name__}: {exc}")
-            log(
-                _logger,
-                logging.ERROR,
-                f"upload {upload.uri} failed, asking for redelivery: {exc}",
-                outcome="failed",
-                **base,
-                timings=timings,
-                elapsed_s=round(time.monotonic() - started, 3),
-            )
             if isinstance(exc, TransientError):
                 raise
             raise TransientError(f"unexpected failure: {type(exc).__name__}: {exc}") from exc

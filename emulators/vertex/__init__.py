@@ -4,7 +4,10 @@
     # point the SDK at base_url (api_transport="rest", AnonymousCredentials()), then:
     server.shutdown()
 
-Standalone: `python -m emulators.vertex --port 8089`.
+`start_in_thread(port=0, storage_url=gcs_url)` also checks UploadModel's artifact directory in
+that storage emulator, as Vertex does (see README.md).
+Standalone: `python -m emulators.vertex --port 8089` (checks artifacts in `--storage-url`, else
+`$STORAGE_EMULATOR_HOST`, when either is set).
 """
 
 from emulators.vertex.admin import AdminClient

@@ -7,6 +7,7 @@ turns them into a message and a code.
 from __future__ import annotations
 
 import argparse
+import atexit
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,7 +73,10 @@ def backfill(ctx: Context) -> int:
     except ValueError as exc:
         raise CliError(str(exc), USAGE) from None
     if plan.events and not args.dry_run:
-        _ = pipeline.registry, pipeline.validator  # created once, before the worker threads
+        _ = pipeline.registry  # created once, before the worker threads
+        # The validator is the process-wide one (one sandbox worker); it ends with the process.
+        atexit.unregister(pipeline.validator.close)  # once per process, however many runs
+        atexit.register(pipeline.validator.close)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     verb = "checking" if args.dry_run else "registering"
     with Progress(*columns, console=out.err, transient=True, disable=out.json_mode) as progress:
@@ -84,8 +88,6 @@ def backfill(ctx: Context) -> int:
             dry_run=args.dry_run,
             on_result=lambda _: progress.advance(task),
         )
-    if plan.events and not args.dry_run:
-        pipeline.validator.close()  # the sandboxed worker process ends with the command
     everything = sorted(
         plan.skipped + results,
         key=lambda r: (backfill_lib.CATEGORIES.index(r.category), r.uri),

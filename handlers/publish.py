@@ -17,6 +17,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import google_crc32c
 
@@ -66,7 +67,7 @@ def publish(
 ) -> Published:
     """Place the artifact at `directory` (or a fresh sibling if a crashed attempt left junk)."""
     for target in (directory, f"{directory.rstrip('/')}-{uuid.uuid4().hex[:8]}/"):
-        existing = _read_manifest(store, upload.bucket, target)
+        existing = read_manifest(store, upload.bucket, target)
         if existing is not None and existing.get("source_digest") == digest:
             return Published(f"gs://{upload.bucket}/{target}", digest, existing["files"])
         if existing is not None:
@@ -130,15 +131,16 @@ def _place(
     return files
 
 
-def _read_manifest(store: ObjectStore, bucket: str, directory: str) -> dict | None:
+def read_manifest(store: ObjectStore, bucket: str, directory: str) -> dict[str, Any] | None:
+    """The directory's manifest: None when absent, {} when present but unreadable."""
     found = store.read_bytes(bucket, directory + MANIFEST_NAME)
     if found is None:
         return None
     try:
         data = json.loads(found[0])
     except json.JSONDecodeError:
-        return {"source_digest": None}
-    return data if isinstance(data, dict) and "files" in data else {"source_digest": None}
+        return {}
+    return data if isinstance(data, dict) and "files" in data else {}
 
 
 def _file_digests(path: Path) -> tuple[str, str]:

@@ -9,13 +9,12 @@ object is downloaded and re-hashed, so a same-size overwrite is caught as surely
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handlers.publish import MANIFEST_NAME, manifest_digest
+from handlers.publish import MANIFEST_NAME, manifest_digest, read_manifest
 from handlers.settings import Settings
 from handlers.storage import ObjectInfo, ObjectStore
 
@@ -67,8 +66,8 @@ def verify(
         return result
     bucket, _, directory = artifact_uri.removeprefix("gs://").partition("/")
     directory = directory.rstrip("/") + "/"
-    manifest = _manifest(store, bucket, directory)
-    if manifest is None:
+    manifest = read_manifest(store, bucket, directory)
+    if not manifest:
         problems.append(Problem(METADATA, MANIFEST_NAME, "manifest is missing or unreadable"))
     if record is not None and record.get("artifact_uri") not in (None, artifact_uri):
         problems.append(
@@ -159,17 +158,6 @@ def _check_digest(
         problems.append(
             Problem(DIGEST, "", f"content digest {computed[:16]}… ≠ the version's label")
         )
-
-
-def _manifest(store: ObjectStore, bucket: str, directory: str) -> dict[str, Any] | None:
-    found = store.read_bytes(bucket, directory + MANIFEST_NAME)
-    if found is None:
-        return None
-    try:
-        data = json.loads(found[0])
-    except json.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _sha256(store: ObjectStore, obj: ObjectInfo, tmp: Path) -> str:

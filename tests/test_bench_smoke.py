@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _clean_env() -> dict[str, str]:
+    """The suite starts its own stack: drop the settings other tests exported to this process."""
+    from handlers.settings import ENV_VARS, PLATFORM_ENV_VARS
+
+    drop = {*ENV_VARS, *PLATFORM_ENV_VARS}
+    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 def _run_bench(tmp_path: Path, *args: str) -> dict:
@@ -32,6 +41,7 @@ def _run_bench(tmp_path: Path, *args: str) -> dict:
             str(md),
         ],
         cwd=ROOT,
+        env=_clean_env(),
         capture_output=True,
         text=True,
         timeout=600,

@@ -56,13 +56,26 @@ class Pipeline:
         self._validator: Any = None
         # One sandbox worker per instance: uploads handled on parallel threads take turns.
         self._validation_lock = threading.Lock()
+        self._registry_lock = threading.Lock()
         self.notifier = notifier or Notifier(settings.notify_topic)
 
     @property
     def registry(self) -> ModelRegistry:
-        if self._registry is None:
-            self._registry = self._registry_factory()
-        return self._registry
+        with self._registry_lock:
+            if self._registry is None:
+                self._registry = self._registry_factory()
+            return self._registry
+
+    def _warm_up(self) -> None:
+        """On a cold instance, overlap the slow starts with the GCS work that comes first:
+        the sandbox's TF import (~2 s) and the Vertex client's import (~0.7 s)."""
+        validator = self.validator
+        if hasattr(validator, "prestart"):
+            validator.prestart()
+        if self._registry is None and not self._registry_lock.locked():
+            threading.Thread(
+                target=lambda: self.registry, name="registry-warm-up", daemon=True
+            ).start()
 
     @property
     def validator(self) -> Any:
@@ -105,6 +118,7 @@ class Pipeline:
                 logging.DEBUG if quiet else logging.INFO,
                 started,
             )
+        self._warm_up()
         timings: dict[str, float] = {}
         try:
             with _timed(timings, "resolve"):
@@ -224,8 +238,6 @@ class Pipeline:
     ) -> Outcome:
         name = layout.display_name_for(upload.source_path, self.settings)
         validator = self.validator
-        if hasattr(validator, "prestart"):
-            validator.prestart()  # the TF import in the sandbox overlaps the download below
         with tempfile.TemporaryDirectory(prefix="registrar-", dir=self.settings.temp_dir) as tmp:
             workdir = Path(tmp)
             with _timed(timings, "download"):
@@ -236,6 +248,9 @@ class Pipeline:
                     report = validator.validate_keras(local, workdir / "work")
                 else:
                     report = validator.validate_saved_model(local, workdir / "work")
+            # Publishing copies the source server-side: free its local copy (RAM on Cloud
+            # Functions) before the exported SavedModel is uploaded.
+            shutil.rmtree(workdir / "source", ignore_errors=True)
             with _timed(timings, "publish"):
                 target = publish.artifact_dir(
                     self.settings.artifact_prefix, name.display_name, digest
@@ -248,7 +263,6 @@ class Pipeline:
                     member_sha256=sha256,
                     exported_dir=report.saved_model_dir if upload.kind == "keras" else None,
                 )
-            shutil.rmtree(workdir, ignore_errors=True)
         request = lineage.version_request(
             upload=upload,
             display_name=name.display_name,
@@ -313,7 +327,7 @@ class Pipeline:
             outcome.message,
             outcome=outcome.outcome,
             **outcome.fields,
-            elapsed_s=round(time.monotonic() - started, 4),
+            elapsed_s=round(time.monotonic() - started, 6),
         )
         return outcome
 

@@ -83,7 +83,6 @@ def resolve_keras(
     live = store.get_object(event.bucket, artifact.name)
     _check_current(event, live)
     assert live is not None
-    _check_size(live.size, event.uri, settings)
     return Upload("keras", event.bucket, artifact.name, (live,), event)
 
 
@@ -104,7 +103,6 @@ def resolve_saved_model(
     _check_current(event, trigger)
     _check_complete(directory, listing, event, settings)
     _check_assets(directory, listing, event, store)
-    _check_size(sum(o.size for o in listing), f"gs://{event.bucket}/{directory}", settings)
     return Upload(
         "saved_model", event.bucket, directory, tuple(sorted(listing, key=lambda o: o.name)), event
     )
@@ -126,7 +124,9 @@ def _check_current(event: ObjectEvent, live: ObjectInfo | None) -> None:
         )
 
 
-def _check_size(size: int, where: str, settings: Settings) -> None:
+def check_size(upload: Upload, settings: Settings) -> None:
+    """Refuse before downloading anything: sizes come from the object metadata."""
+    size, where = upload.size, upload.uri
     if size > settings.max_artifact_bytes:
         raise Rejected(
             f"{where} is {size:,} bytes; the limit (MAX_ARTIFACT_BYTES) is "
@@ -174,12 +174,13 @@ def _check_complete(
         )
 
 
-def _check_assets(directory: str, listing: list[ObjectInfo], event: ObjectEvent,
-                  store: ObjectStore) -> None:
+def _check_assets(
+    directory: str, listing: list[ObjectInfo], event: ObjectEvent, store: ObjectStore
+) -> None:
     """Wait for asset files the graph reads (vocabularies...): they may be uploaded last."""
     from handlers.savedmodel_scan import parse_meta_graph, referenced_assets
 
-    names = {o.name[len(directory):]: o for o in listing}
+    names = {o.name[len(directory) :]: o for o in listing}
     graph = names.get("saved_model.pb")
     if graph is None:
         return  # a .pbtxt graph: validation inspects it
@@ -188,5 +189,7 @@ def _check_assets(directory: str, listing: list[ObjectInfo], event: ObjectEvent,
         return  # unparseable: validation rejects it with the specific reason
     missing = sorted(a for a in referenced_assets(meta) if f"assets/{a}" not in names)
     if missing:
-        raise Waiting(f"gs://{event.bucket}/{directory}: asset(s) {missing[:3]} the graph reads "
-                      "are not uploaded yet")
+        raise Waiting(
+            f"gs://{event.bucket}/{directory}: asset(s) {missing[:3]} the graph reads "
+            "are not uploaded yet"
+        )

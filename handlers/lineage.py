@@ -45,6 +45,7 @@ def version_request(
     upload: Upload,
     display_name: str,
     version_hint: str | None,
+    aliases: tuple[str, ...],
     published: Published,
     validation: Any,
     settings: Settings,
@@ -61,7 +62,6 @@ def version_request(
     if version_hint:
         labels["source-version"] = label_value(version_hint)
     metadata = upload.metadata
-    aliases = parse_aliases(metadata.get("aliases"), upload.uri)
     signature = "; ".join(
         [
             "inputs " + ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in validation.inputs),

@@ -125,7 +125,7 @@ class Pipeline:
                 upload = self._resolve(event, artifact)
         except (Waiting, Superseded) as exc:
             return self._done(Outcome(exc.code, str(exc), base), logging.INFO, started)
-        except PermanentError as exc:  # e.g. too large: nothing was claimed yet, say it loudly
+        except PermanentError as exc:  # e.g. permission denied listing: nothing was claimed
             return self._done(
                 Outcome("rejected", str(exc), {**base, "reason": exc.code}), logging.ERROR, started
             )
@@ -237,6 +237,8 @@ class Pipeline:
         self, upload: artifacts.Upload, claim: Claim, timings: dict[str, float]
     ) -> Outcome:
         name = layout.display_name_for(upload.source_path, self.settings)
+        artifacts.check_size(upload, self.settings)
+        aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
         validator = self.validator
         with tempfile.TemporaryDirectory(prefix="registrar-", dir=self.settings.temp_dir) as tmp:
             workdir = Path(tmp)
@@ -267,6 +269,7 @@ class Pipeline:
             upload=upload,
             display_name=name.display_name,
             version_hint=name.version_hint,
+            aliases=aliases,
             published=published,
             validation=report,
             settings=self.settings,

@@ -1,0 +1,60 @@
+"""Limits and naming problems are recorded rejections, decided before anything is downloaded."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from dev.bridge import binary_event
+from handlers.pipeline import Pipeline
+from handlers.settings import Settings
+from tests.conftest import Bucket, Models, Vertex, function_env
+
+
+def _pipeline(services, **changes) -> Pipeline:
+    return Pipeline(dataclasses.replace(Settings.from_env(function_env(services)), **changes))
+
+
+def _handle(pipeline: Pipeline, resource: dict):
+    headers, body = binary_event(resource)
+    return pipeline.handle({"type": headers["ce-type"], "id": headers["ce-id"]}, body)
+
+
+def test_upload_over_max_artifact_bytes_is_recorded_and_not_downloaded(
+    services, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
+    pipeline = _pipeline(services, max_artifact_bytes=1024)
+    resource = bucket.upload(models.keras_a, "models/huge/v1/model.keras")
+    outcome = _handle(pipeline, resource)
+    assert outcome.outcome == "rejected" and outcome.fields["reason"] == "too_large"
+    assert "download" not in outcome.fields["timings"]
+    record = bucket.read_json(
+        f"registrar-state/uploads/models/huge/v1/model.keras/g{resource['generation']}.json"
+    )
+    assert (
+        record["reason"]["code"] == "too_large"
+        and "MAX_ARTIFACT_BYTES" in (record["reason"]["message"])
+    )
+    assert vertex.models() == []
+
+
+def test_display_name_vertex_would_refuse_is_a_recorded_rejection(
+    services, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
+    name = "x" * 129
+    resource = bucket.upload(models.keras_a, f"models/{name}/v1/model.keras")
+    outcome = _handle(_pipeline(services), resource)
+    assert outcome.outcome == "rejected" and outcome.fields["reason"] == "bad_display_name"
+    assert vertex.models() == []
+
+
+def test_invalid_alias_metadata_is_a_recorded_rejection(
+    services, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
+    resource = bucket.upload(
+        models.keras_a, "models/aliased/v1/model.keras", metadata={"aliases": "Prod_1"}
+    )
+    outcome = _handle(_pipeline(services), resource)
+    assert outcome.outcome == "rejected" and outcome.fields["reason"] == "bad_alias"
+    assert "Prod_1" in outcome.message
+    assert "download" not in outcome.fields["timings"]  # refused before any work
+    assert vertex.models() == [] and bucket.names("registered/") == []

@@ -133,6 +133,12 @@ class Pipeline:
             self._retrying(exc, event.uri, base, timings, started)
         try:
             return self._process(upload, timings, started)
+        except PermanentError as exc:  # the record itself cannot be written (e.g. permission)
+            return self._done(
+                Outcome("rejected", f"{upload.uri}: {exc}", {**base, "reason": exc.code}),
+                logging.ERROR,
+                started,
+            )
         except TransientError as exc:
             self._retrying(
                 exc, upload.uri, {**base, "upload_key": upload.upload_key}, timings, started

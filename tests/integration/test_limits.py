@@ -58,3 +58,23 @@ def test_invalid_alias_metadata_is_a_recorded_rejection(
     assert "Prod_1" in outcome.message
     assert "download" not in outcome.fields["timings"]  # refused before any work
     assert vertex.models() == [] and bucket.names("registered/") == []
+
+
+def test_permission_denied_on_the_state_prefix_is_acknowledged_not_retried(
+    services, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
+    """IAM cannot run here: the store's refusal is what a 403 from GCS becomes (storage._errors)."""
+    from handlers.errors import PermanentError
+    from handlers.storage import ObjectStore
+
+    class StateForbidden(ObjectStore):
+        def write_bytes(self, bucket: str, name: str, data: bytes, **kwargs) -> int:
+            raise PermanentError(f"permission denied on gs://{bucket}/{name}",
+                                 code="permission_denied")
+
+    settings = Settings.from_env(function_env(services))
+    pipeline = Pipeline(settings, store=StateForbidden(settings))
+    resource = bucket.upload(models.keras_a, "models/forbidden/v1/model.keras")
+    outcome = _handle(pipeline, resource)  # returns (2xx): redelivery could never help
+    assert outcome.outcome == "rejected" and outcome.fields["reason"] == "permission_denied"
+    assert vertex.models() == []

@@ -8,6 +8,7 @@ It applies its own resource limits before importing anything heavy, so the paren
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -51,6 +52,10 @@ def main() -> None:
     except MemoryError:
         out.write(json.dumps({"ok": False, "code": "sandbox.out_of_memory", "message": "import"}))
         return
+    # TF's import leaves ~1M long-lived objects: freezing them makes each full collection (which
+    # frees a Keras model's reference cycles, i.e. its weights, right away) ~2 ms instead of ~140.
+    gc.collect()
+    gc.freeze()
     out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
     for line in sys.stdin:
         try:
@@ -63,6 +68,7 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 anything the model throws is a load failure
             message = f"{type(exc).__name__}: {str(exc)[:600]}"
             result = {"ok": False, "code": "load_failed", "message": message}
+        gc.collect()  # a failed load's traceback kept its model alive until now
         result["rss_mb"] = _rss_mb()
         out.write(json.dumps(result) + "\n")
         if result.get("code") == "sandbox.out_of_memory":

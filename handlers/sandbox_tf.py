@@ -34,12 +34,19 @@ _ZERO_COPY_MIN_BYTES = 1 << 20  # smaller arrays take Keras' ordinary path (no d
 _ALIGN = 64  # TensorFlow's allocator alignment; Eigen aborts on less (checked, not assumed)
 
 
-def load_keras(path: str, export_dir: str) -> dict[str, Any]:
+def load_keras(path: str, export_dir: str, *, release_source: bool = False) -> dict[str, Any]:
     """Load a `.keras` file safely, smoke-test it, export a serving SavedModel and check that.
 
     The Keras model is released before the export is reloaded, so the two never coexist in memory.
+    `release_source` deletes `path` once the weights are in memory (the caller's throwaway copy,
+    RAM on Cloud Functions), so it does not sit next to the export being written.
     """
-    _export_keras(load_keras_model(path), export_dir)
+    model = load_keras_model(path)
+    if release_source:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    _export_keras(model, export_dir)
+    del model
     gc.collect()  # Keras layers and tf.functions hold reference cycles: free the weights now
     return load_saved_model(export_dir)
 

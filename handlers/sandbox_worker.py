@@ -80,7 +80,8 @@ def _handle(tf_ops: Any, request: dict[str, Any]) -> dict[str, Any]:
     if op == "ping":
         return {"pid": os.getpid()}
     if op == "keras":
-        return tf_ops.load_keras(request["path"], request["export_dir"])
+        release = request.get("release_source") is True
+        return tf_ops.load_keras(request["path"], request["export_dir"], release_source=release)
     if op == "saved_model":
         return tf_ops.load_saved_model(request["dir"])
     if op == "test" and os.environ.get(TEST_HOOKS_ENV) == "1":

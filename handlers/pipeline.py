@@ -253,7 +253,7 @@ class Pipeline:
             digest = publish.source_digest(upload, sha256)
             with _timed(timings, "validate"), self._validation_lock:
                 if upload.kind == "keras":
-                    report = validator.validate_keras(local, workdir / "work")
+                    report = validator.validate_keras(local, workdir / "work", consume=True)
                 else:
                     report = validator.validate_saved_model(local, workdir / "work")
             # Publishing copies the source server-side: free its local copy (RAM on Cloud

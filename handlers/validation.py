@@ -37,14 +37,24 @@ class Validator:
         """Start the worker now (non-blocking) so its TensorFlow import overlaps the download."""
         self.sandbox.start()
 
-    def validate_keras(self, keras_file: Path, workdir: Path) -> ValidationReport:
+    def validate_keras(
+        self, keras_file: Path, workdir: Path, *, consume: bool = False
+    ) -> ValidationReport:
+        """`consume=True`: the file is a throwaway copy; the worker deletes it once the weights
+        are in memory, so it does not sit beside the export (temp files are RAM on Cloud
+        Functions)."""
         scan = scan_keras_file(Path(keras_file), self.settings)
         export = Path(workdir) / EXPORT_DIRNAME
         if export.exists():
             shutil.rmtree(export)
         export.parent.mkdir(parents=True, exist_ok=True)
         answer = self._run(
-            {"op": "keras", "path": str(Path(keras_file).resolve()), "export_dir": str(export)},
+            {
+                "op": "keras",
+                "path": str(Path(keras_file).resolve()),
+                "export_dir": str(export),
+                "release_source": consume,
+            },
             what=f"the .keras file {Path(keras_file).name}",
         )
         # Re-check what we will register: the export, statically, in this process.

@@ -12,14 +12,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 
+from handlers import sandbox_keras_load as loader
 from tests import modelfactory
 from tests.validation import corpus
 
-keras = pytest.importorskip("keras")
-sandbox_tf = pytest.importorskip("handlers.sandbox_tf")
 _MIB = 1024**2
 
 
@@ -90,10 +90,10 @@ def _assert_same_model(ours: Any, path: Path) -> None:
 
 
 def _assert_unpatched() -> None:
-    variable_class = sandbox_tf._TFVariable
+    variable_class = loader._TFVariable
     assert variable_class._direct_assign.__qualname__ == "Variable._direct_assign"
     assert variable_class._convert_to_tensor.__qualname__ == "Variable._convert_to_tensor"
-    state = sandbox_tf.global_state.get_global_attribute("uninitialized_variables", [])
+    state = loader.global_state.get_global_attribute("uninitialized_variables", [])
     assert not state
 
 
@@ -103,8 +103,8 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_in_place_load_equals_load_model(zoo, capfd):
-    assert sandbox_tf._in_place_plan(str(zoo)) is not None
-    ours = sandbox_tf.load_keras_model(str(zoo))
+    assert loader._in_place_plan(str(zoo)) is not None
+    ours = loader.load_keras_model(str(zoo))
     assert "fell back" not in capfd.readouterr().err
     _assert_same_model(ours, zoo)
     _assert_unpatched()
@@ -115,8 +115,8 @@ def test_compressed_weights_take_load_model(zoo, tmp_path, capfd):
     with zipfile.ZipFile(zoo) as src, zipfile.ZipFile(deflated, "w") as dst:
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
-    assert sandbox_tf._in_place_plan(str(deflated)) is None
-    _assert_same_model(sandbox_tf.load_keras_model(str(deflated)), zoo)
+    assert loader._in_place_plan(str(deflated)) is None
+    _assert_same_model(loader.load_keras_model(str(deflated)), zoo)
     assert "fell back" not in capfd.readouterr().err
 
 
@@ -141,7 +141,7 @@ def test_in_place_load_has_no_weight_copies(tmp_path):
 _PEAK_SCRIPT = """
 import gc, sys
 from pathlib import Path
-import handlers.sandbox_tf as ops
+import handlers.sandbox_keras_load as ops
 def status(field):
     line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field))
     return int(line.split()[1]) * 1024
@@ -161,10 +161,10 @@ def test_safe_mode_holds_without_the_static_scan(validator, valid_keras, tmp_pat
         corpus.with_layer(config, corpus.lambda_layer(sentinel)),
         weights=corpus.read_member(valid_keras, "model.weights.h5"),
     )
-    plan = sandbox_tf._in_place_plan(str(hostile))
+    plan = loader._in_place_plan(str(hostile))
     assert plan is not None
     with pytest.raises(ValueError, match="safe_mode"):
-        sandbox_tf._load_in_place(str(hostile), *plan)
+        loader._load_in_place(str(hostile), *plan)
     _assert_unpatched()
     # And through the worker (the scanner would have stopped this before the sandbox).
     answer = validator.sandbox.request(

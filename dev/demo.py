@@ -39,8 +39,11 @@ def main() -> None:
     finally:
         bridge.stop()
         services.stop()
-    print(f"\ndemo finished in {time.monotonic() - started:.0f} s; every process stopped. "
-          f"Logs: {LOG_DIR.relative_to(stack.ROOT)}/", flush=True)
+    print(
+        f"\ndemo finished in {time.monotonic() - started:.0f} s; every process stopped. "
+        f"Logs: {LOG_DIR.relative_to(stack.ROOT)}/",
+        flush=True,
+    )
 
 
 def _upload_models(tmp: Path, storage_url: str) -> None:
@@ -54,8 +57,11 @@ def _upload_models(tmp: Path, storage_url: str) -> None:
         first = build_keras_model(tmp / "v1" / "model.keras", seed=1)
         second = build_keras_model(tmp / "v2" / "model.keras", seed=2)
         saved = build_saved_model(tmp / "ranker", seed=3, shards=2)
-    bucket = storage.Client(project=stack.PROJECT, credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": storage_url}).bucket(stack.BUCKET)
+    bucket = storage.Client(
+        project=stack.PROJECT,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": storage_url},
+    ).bucket(stack.BUCKET)
 
     def put(local: Path, name: str, **metadata: str) -> None:
         blob = bucket.blob(name)
@@ -72,8 +78,12 @@ def _upload_models(tmp: Path, storage_url: str) -> None:
     notes.write_text("not a model: the function ignores it with a log line\n")
     put(notes, "models/ranker/README.md")
     time.sleep(1.0)  # let the first version land first, so the second is visibly newer
-    put(second, "models/fraud-detector/2026-11-27/model.keras", description="retrained",
-        aliases="candidate")
+    put(
+        second,
+        "models/fraud-detector/2026-11-27/model.keras",
+        description="retrained",
+        aliases="candidate",
+    )
 
 
 @contextlib.contextmanager
@@ -92,20 +102,23 @@ def _registry(services: stack.Stack):  # noqa: ANN202 - handlers.vertex loads la
     from handlers.settings import Settings
     from handlers.vertex import make_registry
 
-    return make_registry(Settings.from_env(stack.function_env(services.storage.url,
-                                                              services.vertex.url)))
+    return make_registry(
+        Settings.from_env(stack.function_env(services.storage.url, services.vertex.url))
+    )
 
 
 def _wait_for(registry, bridge: EventBridge, timeout: float = 300.0) -> None:  # noqa: ANN001
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        counts = {m.display_name: len(registry.list_versions(m.model))
-                  for m in registry.list_models()}
+        counts = {
+            m.display_name: len(registry.list_versions(m.model)) for m in registry.list_models()
+        }
         if all(counts.get(name, 0) >= n for name, n in EXPECTED.items()) and bridge.idle():
             return
         time.sleep(0.5)
-    raise SystemExit(f"demo: registrations did not complete within {timeout:.0f} s; "
-                     f"see {LOG_DIR}/function.log")
+    raise SystemExit(
+        f"demo: registrations did not complete within {timeout:.0f} s; see {LOG_DIR}/function.log"
+    )
 
 
 def _print_registry(registry) -> None:  # noqa: ANN001
@@ -118,11 +131,16 @@ def _print_registry(registry) -> None:  # noqa: ANN001
         table.add_column(column, overflow="fold")
     for model in sorted(registry.list_models(), key=lambda m: m.display_name):
         for version in sorted(registry.list_versions(model.model), key=lambda v: int(v.version_id)):
-            labels = ", ".join(f"{k}={v}" for k, v in sorted(version.labels.items())
-                               if k != "registrar-upload-key")
-            table.add_row(f"{model.display_name}\n{model.model.rsplit('/', 1)[-1]}",
-                          version.version_id, ", ".join(version.aliases),
-                          version.artifact_uri, labels)
+            labels = ", ".join(
+                f"{k}={v}" for k, v in sorted(version.labels.items()) if k != "registrar-upload-key"
+            )
+            table.add_row(
+                f"{model.display_name}\n{model.model.rsplit('/', 1)[-1]}",
+                version.version_id,
+                ", ".join(version.aliases),
+                version.artifact_uri,
+                labels,
+            )
     console.print(table)
 
 
@@ -132,8 +150,11 @@ def _print_records(storage_url: str) -> None:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project=stack.PROJECT, credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": storage_url})
+    client = storage.Client(
+        project=stack.PROJECT,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": storage_url},
+    )
     print(f"\nUpload records (gs://{stack.BUCKET}/registrar-state/uploads/...):")
     for blob in client.list_blobs(stack.BUCKET, prefix="registrar-state/uploads/"):
         record = json.loads(blob.download_as_bytes())

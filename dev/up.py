@@ -27,21 +27,34 @@ def start() -> None:
     logs = RUN_DIR / "logs"
     # Fixed, well-known ports (overridable) so the commands below stay the same between runs.
     storage = stack.start_fake_gcs(_port("STORAGE", 4443), log_dir=logs)
-    vertex = stack.start_vertex_emulator(_port("VERTEX", 8089), log_dir=logs,
-                                         storage_url=storage.url)
+    vertex = stack.start_vertex_emulator(
+        _port("VERTEX", 8089), log_dir=logs, storage_url=storage.url
+    )
     services = stack.Stack(storage, vertex)
     stack.create_bucket(storage.url)
     stack_env = stack.function_env(services.storage.url, services.vertex.url)
     function = stack.start_function(stack_env, _port("FUNCTION", 8080), log_dir=logs)
     bridge = subprocess.Popen(
-        [sys.executable, "-m", "dev.bridge", "--storage", services.storage.url, "--bucket",
-         stack.BUCKET, "--function", function.url],
-        cwd=stack.ROOT, stdout=(logs / "bridge.log").open("ab"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "dev.bridge",
+            "--storage",
+            services.storage.url,
+            "--bucket",
+            stack.BUCKET,
+            "--function",
+            function.url,
+        ],
+        cwd=stack.ROOT,
+        stdout=(logs / "bridge.log").open("ab"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     pids = [s.proc.pid for s in (services.storage, services.vertex, function)] + [bridge.pid]
     PIDS.write_text(json.dumps(pids))
-    print(f"""
+    print(
+        f"""
 Local stack is up (logs in {logs.relative_to(stack.ROOT)}/):
   fake-gcs-server     {services.storage.url}   bucket gs://{stack.BUCKET} (versioned)
   Vertex AI emulator  {services.vertex.url}
@@ -54,7 +67,9 @@ Upload a model (any client that honours STORAGE_EMULATOR_HOST), for example:
 .blob('models/my-model/v1/model.keras').upload_from_filename('model.keras')"
   .venv/bin/registrar versions my-model
 Stop everything with: make down
-""", flush=True)
+""",
+        flush=True,
+    )
 
 
 def _port(service: str, default: int) -> int:

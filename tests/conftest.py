@@ -105,13 +105,20 @@ class Bucket:
 
         self.storage_url = storage_url
         self.name = name
-        self.client = storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
-                                     client_options={"api_endpoint": storage_url})
+        self.client = storage.Client(
+            project=PROJECT,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": storage_url},
+        )
         stack.create_bucket(storage_url, name)
         self.handle = self.client.bucket(name)
 
-    def upload(self, local: Path, name: str, metadata: dict[str, str] | None = None,
-               ) -> dict[str, Any]:
+    def upload(
+        self,
+        local: Path,
+        name: str,
+        metadata: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         blob = self.handle.blob(name)
         if metadata:
             blob.metadata = metadata
@@ -122,20 +129,23 @@ class Bucket:
         self.handle.blob(name).upload_from_string(data)
         return self.resource(name)
 
-    def upload_dir(self, local_dir: Path, prefix: str, *, seed: int = 0,
-                   metadata: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    def upload_dir(
+        self, local_dir: Path, prefix: str, *, seed: int = 0, metadata: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         """Like `gcloud storage cp -r`: one object per file, in a shuffled order."""
         files = sorted(p for p in local_dir.rglob("*") if p.is_file())
         random.Random(seed).shuffle(files)
-        return [self.upload(p, prefix + p.relative_to(local_dir).as_posix(), metadata)
-                for p in files]
+        return [
+            self.upload(p, prefix + p.relative_to(local_dir).as_posix(), metadata) for p in files
+        ]
 
     def resource(self, name: str) -> dict[str, Any]:
         """The object resource exactly as the JSON API (and so the event payload) has it."""
         from urllib.parse import quote
 
-        reply = requests.get(f"{self.storage_url}/storage/v1/b/{self.name}/o/"
-                             f"{quote(name, safe='')}", timeout=5)
+        reply = requests.get(
+            f"{self.storage_url}/storage/v1/b/{self.name}/o/{quote(name, safe='')}", timeout=5
+        )
         reply.raise_for_status()
         return reply.json()
 
@@ -157,8 +167,9 @@ def function_client(services: Services) -> Any:
     from functions_framework import create_app
 
     os.environ.update(function_env(services))
-    app = create_app(target="register_model", source=str(ROOT / "main.py"),
-                     signature_type="cloudevent")
+    app = create_app(
+        target="register_model", source=str(ROOT / "main.py"), signature_type="cloudevent"
+    )
     return app.test_client()
 
 

@@ -28,9 +28,7 @@ def _dense_model(*, seed: int, input_dim: int, units: int) -> Any:
     return model
 
 
-def build_keras_model(
-    path: Path, *, seed: int = 0, input_dim: int = 4, units: int = 3
-) -> Path:
+def build_keras_model(path: Path, *, seed: int = 0, input_dim: int = 4, units: int = 3) -> Path:
     """Write a tiny functional Dense model (input `x`: float32[?, input_dim]) to `path` (.keras)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,9 +83,7 @@ def build_saved_model(
     # A constant bias: a separate bias variable would be an extra shard.
     bias = tf.constant(rng.standard_normal((units,)).astype("float32"))
 
-    @tf.function(
-        input_signature=[tf.TensorSpec([None, input_dim], tf.float32, name="x")]
-    )
+    @tf.function(input_signature=[tf.TensorSpec([None, input_dim], tf.float32, name="x")])
     def serve(x: Any) -> dict[str, Any]:
         y = bias
         for k in module.kernels:
@@ -100,9 +96,7 @@ def build_saved_model(
         per_var = input_dim * units * 4
         policy = tf.train.experimental.MaxShardSizePolicy(max_shard_size=per_var)
         options = tf.saved_model.SaveOptions(experimental_sharding_callback=policy)
-    tf.saved_model.save(
-        module, str(dir), signatures={"serving_default": serve}, options=options
-    )
+    tf.saved_model.save(module, str(dir), signatures={"serving_default": serve}, options=options)
     return dir
 
 
@@ -119,8 +113,12 @@ def build_saved_model_with_asset(dir: Path, *, seed: int = 0, input_dim: int = 4
         module = tf.Module()
         module.vocab = tf.saved_model.Asset(str(vocab))
         initializer = tf.lookup.TextFileInitializer(
-            module.vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-            tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER)
+            module.vocab,
+            tf.string,
+            tf.lookup.TextFileIndex.WHOLE_LINE,
+            tf.int64,
+            tf.lookup.TextFileIndex.LINE_NUMBER,
+        )
         module.table = tf.lookup.StaticHashTable(initializer, default_value=-1)
         module.weight = tf.Variable(tf.ones([input_dim, 1]) * (seed + 1), name="w")
 

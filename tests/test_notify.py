@@ -40,8 +40,9 @@ def _handle(pipeline: Pipeline, resource: dict) -> str:
     return pipeline.handle({"type": headers["ce-type"], "id": headers["ce-id"]}, body).outcome
 
 
-def test_one_message_per_final_outcome(services, bucket: Bucket, vertex: Vertex,
-                                       models: Models, tmp_path) -> None:
+def test_one_message_per_final_outcome(
+    services, bucket: Bucket, vertex: Vertex, models: Models, tmp_path
+) -> None:
     publisher = RecordingPublisher()
     pipeline = _pipeline(services, publisher)
     good = bucket.upload(models.keras_a, "models/notified/v1/model.keras")
@@ -60,8 +61,9 @@ def test_one_message_per_final_outcome(services, bucket: Bucket, vertex: Vertex,
     assert attributes["source"] == f"gs://{bucket.name}/models/notified/v1/model.keras"
 
 
-def test_publish_failure_never_fails_the_upload(services, bucket: Bucket, vertex: Vertex,
-                                                models: Models) -> None:
+def test_publish_failure_never_fails_the_upload(
+    services, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
     class Broken(RecordingPublisher):
         def publish(self, topic: str, data: bytes, **attributes: str) -> Future:
             raise ConnectionError("pubsub unreachable")

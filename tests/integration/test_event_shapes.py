@@ -13,43 +13,68 @@ from tests.conftest import Bucket, Models, Vertex, deliver
 
 
 def _structured(resource: dict) -> tuple[dict, bytes]:
-    event = {"specversion": "1.0", "id": "s-1", "type": "google.cloud.storage.object.v1.finalized",
-             "source": f"//storage.googleapis.com/projects/_/buckets/{resource['bucket']}",
-             "subject": f"objects/{resource['name']}", "datacontenttype": "application/json",
-             "data": resource}
+    event = {
+        "specversion": "1.0",
+        "id": "s-1",
+        "type": "google.cloud.storage.object.v1.finalized",
+        "source": f"//storage.googleapis.com/projects/_/buckets/{resource['bucket']}",
+        "subject": f"objects/{resource['name']}",
+        "datacontenttype": "application/json",
+        "data": resource,
+    }
     return {"Content-Type": "application/cloudevents+json"}, json.dumps(event).encode()
 
 
 def _legacy(resource: dict) -> tuple[dict, bytes]:
-    body = {"context": {"eventId": "1147091835525187", "timestamp": "2026-11-26T10:00:00.000Z",
-                        "eventType": "google.storage.object.finalize",
-                        "resource": {"service": "storage.googleapis.com",
-                                     "name": f"projects/_/buckets/{resource['bucket']}/objects/"
-                                             f"{resource['name']}",
-                                     "type": "storage#object"}},
-            "data": resource}
+    body = {
+        "context": {
+            "eventId": "1147091835525187",
+            "timestamp": "2026-11-26T10:00:00.000Z",
+            "eventType": "google.storage.object.finalize",
+            "resource": {
+                "service": "storage.googleapis.com",
+                "name": f"projects/_/buckets/{resource['bucket']}/objects/{resource['name']}",
+                "type": "storage#object",
+            },
+        },
+        "data": resource,
+    }
     return {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
 def _pubsub(resource: dict) -> tuple[dict, bytes]:
-    headers = {"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "ps-1",
-               "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
-               "ce-source": "//pubsub.googleapis.com/projects/test-project/topics/uploads"}
-    body = {"message": {"data": base64.b64encode(json.dumps(resource).encode()).decode(),
-                        "attributes": {"eventType": "OBJECT_FINALIZE",
-                                       "payloadFormat": "JSON_API_V1",
-                                       "bucketId": resource["bucket"],
-                                       "objectId": resource["name"],
-                                       "objectGeneration": str(resource["generation"])},
-                        "messageId": "ps-1"},
-            "subscription": "projects/test-project/subscriptions/s"}
+    headers = {
+        "Content-Type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": "ps-1",
+        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "ce-source": "//pubsub.googleapis.com/projects/test-project/topics/uploads",
+    }
+    body = {
+        "message": {
+            "data": base64.b64encode(json.dumps(resource).encode()).decode(),
+            "attributes": {
+                "eventType": "OBJECT_FINALIZE",
+                "payloadFormat": "JSON_API_V1",
+                "bucketId": resource["bucket"],
+                "objectId": resource["name"],
+                "objectGeneration": str(resource["generation"]),
+            },
+            "messageId": "ps-1",
+        },
+        "subscription": "projects/test-project/subscriptions/s",
+    }
     return headers, json.dumps(body).encode()
 
 
-@pytest.mark.parametrize("shape", [_structured, _legacy, _pubsub],
-                         ids=["structured", "legacy-background", "pubsub-notification"])
-def test_each_event_shape_registers_the_upload(function_client, bucket: Bucket, vertex: Vertex,
-                                               models: Models, shape) -> None:
+@pytest.mark.parametrize(
+    "shape",
+    [_structured, _legacy, _pubsub],
+    ids=["structured", "legacy-background", "pubsub-notification"],
+)
+def test_each_event_shape_registers_the_upload(
+    function_client, bucket: Bucket, vertex: Vertex, models: Models, shape
+) -> None:
     name = f"models/shape-{shape.__name__.strip('_')}/v1/model.keras"
     resource = bucket.upload(models.keras_a, name)
     headers, body = shape(resource)
@@ -62,9 +87,9 @@ def test_each_event_shape_registers_the_upload(function_client, bucket: Bucket, 
     assert len(vertex.versions(model["name"])) == 1
 
 
-def test_pubsub_notification_for_another_event_type_is_ignored(function_client, bucket: Bucket,
-                                                               vertex: Vertex,
-                                                               models: Models) -> None:
+def test_pubsub_notification_for_another_event_type_is_ignored(
+    function_client, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
     resource = bucket.upload(models.keras_a, "models/deleted/v1/model.keras")
     headers, body = _pubsub(resource)
     payload = json.loads(body)

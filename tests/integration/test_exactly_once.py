@@ -29,20 +29,26 @@ from tests.conftest import Bucket, Models, Vertex, function_env
 def server(services, tmp_path_factory) -> Iterator[str]:
     logs = tmp_path_factory.mktemp("server")
     service = stack.start_function(
-        {**stack.function_env(services.storage_url, services.vertex_url),
-         **function_env(services), "THREADS": "8"}, log_dir=logs)
+        {
+            **stack.function_env(services.storage_url, services.vertex_url),
+            **function_env(services),
+            "THREADS": "8",
+        },
+        log_dir=logs,
+    )
     yield service.url
     service.stop()
 
 
-def deliver_until_acked(url: str, resource: dict[str, Any], event_id: str,
-                        max_attempts: int = 60) -> int:
+def deliver_until_acked(
+    url: str, resource: dict[str, Any], event_id: str, max_attempts: int = 60
+) -> int:
     """Redeliver like the platform (shortened backoff); returns the number of attempts."""
     headers, body = binary_event(resource, event_id)
     for attempt in range(1, max_attempts + 1):
         if requests.post(url, data=body, headers=headers, timeout=300).status_code < 300:
             return attempt
-        time.sleep(min(2.0, 0.1 * 2 ** attempt) * random.uniform(0.5, 1.0))
+        time.sleep(min(2.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0))
     raise AssertionError(f"{resource['name']} never acknowledged")
 
 
@@ -51,18 +57,18 @@ def deliver_concurrently(url: str, resource: dict[str, Any], times: int = 3) -> 
         return list(pool.map(lambda _: deliver_until_acked(url, resource, "e1"), range(times)))
 
 
-def test_same_event_three_times_concurrently_is_one_version(server: str, bucket: Bucket,
-                                                            vertex: Vertex,
-                                                            models: Models) -> None:
+def test_same_event_three_times_concurrently_is_one_version(
+    server: str, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
     resource = bucket.upload(models.keras_a, "models/triple/v1/model.keras")
     deliver_concurrently(server, resource)
     [model] = vertex.models("triple")
     assert len(vertex.versions(model["name"])) == 1
 
 
-def test_two_first_uploads_racing_make_one_model_with_two_versions(server: str, bucket: Bucket,
-                                                                   vertex: Vertex,
-                                                                   models: Models) -> None:
+def test_two_first_uploads_racing_make_one_model_with_two_versions(
+    server: str, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
     first = bucket.upload(models.keras_a, "models/racer/a/model.keras")
     second = bucket.upload(models.keras_b, "models/racer/b/model.keras")
     with ThreadPoolExecutor(2) as pool:
@@ -72,22 +78,25 @@ def test_two_first_uploads_racing_make_one_model_with_two_versions(server: str, 
 
 
 @pytest.mark.parametrize("status", [503, 429])
-def test_vertex_failing_then_recovering_loses_nothing(server: str, bucket: Bucket,
-                                                      vertex: Vertex, models: Models,
-                                                      status: int) -> None:
+def test_vertex_failing_then_recovering_loses_nothing(
+    server: str, bucket: Bucket, vertex: Vertex, models: Models, status: int
+) -> None:
     resource = bucket.upload(models.keras_a, f"models/flaky-{status}/v1/model.keras")
     vertex.fault("UploadModel", count=6, status=status)  # outlasts the in-process retries
     attempts = deliver_until_acked(server, resource, "e1")
     assert attempts > 1  # the platform had to redeliver: the failure was not swallowed
     [model] = vertex.models(f"flaky-{status}")
     assert len(vertex.versions(model["name"])) == 1
-    record = bucket.read_json(f"registrar-state/uploads/models/flaky-{status}/v1/model.keras/"
-                              f"g{resource['generation']}.json")
+    record = bucket.read_json(
+        f"registrar-state/uploads/models/flaky-{status}/v1/model.keras/"
+        f"g{resource['generation']}.json"
+    )
     assert record["state"] == "registered" and record["attempts"] >= 2
 
 
-def test_response_lost_after_vertex_created_the_version(server: str, bucket: Bucket,
-                                                        vertex: Vertex, models: Models) -> None:
+def test_response_lost_after_vertex_created_the_version(
+    server: str, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
     resource = bucket.upload(models.keras_b, "models/lost-reply/v1/model.keras")
     vertex.fault("UploadModel", count=1, status=503, when="after")
     deliver_until_acked(server, resource, "e1")
@@ -109,11 +118,10 @@ class _RecordsThatDieOnce(Records):
         return super().finish(claim, outcome)
 
 
-def test_crash_between_version_created_and_record_written(services, bucket: Bucket,
-                                                          vertex: Vertex,
-                                                          models: Models) -> None:
-    settings = dataclasses.replace(Settings.from_env(function_env(services)),
-                                   claim_lease_seconds=1)
+def test_crash_between_version_created_and_record_written(
+    services, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
+    settings = dataclasses.replace(Settings.from_env(function_env(services)), claim_lease_seconds=1)
     pipeline = Pipeline(settings)
     pipeline.records = _RecordsThatDieOnce(pipeline.store, settings.claim_lease_seconds)
     resource = bucket.upload(models.keras_a, "models/crashy/v1/model.keras")
@@ -131,8 +139,9 @@ def test_crash_between_version_created_and_record_written(services, bucket: Buck
     assert pipeline.handle(attributes, body).outcome == "duplicate"
 
 
-def test_savedmodel_members_in_random_order_some_twice(server: str, bucket: Bucket,
-                                                       vertex: Vertex, models: Models) -> None:
+def test_savedmodel_members_in_random_order_some_twice(
+    server: str, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
     resources = bucket.upload_dir(models.saved_model, "models/dir-model/v1/", seed=5)
     deliveries = resources + random.Random(7).sample(resources, k=len(resources) // 2)
     random.Random(8).shuffle(deliveries)
@@ -142,9 +151,9 @@ def test_savedmodel_members_in_random_order_some_twice(server: str, bucket: Buck
     assert len(vertex.versions(model["name"])) == 1
 
 
-def test_overwrite_before_processing_supersedes_the_old_generation(server: str, bucket: Bucket,
-                                                                   vertex: Vertex,
-                                                                   models: Models) -> None:
+def test_overwrite_before_processing_supersedes_the_old_generation(
+    server: str, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
     old = bucket.upload(models.keras_a, "models/overwritten/v1/model.keras")
     new = bucket.upload(models.keras_b, "models/overwritten/v1/model.keras")
     assert old["generation"] != new["generation"]
@@ -157,13 +166,14 @@ def test_overwrite_before_processing_supersedes_the_old_generation(server: str, 
     assert version["labels"]["source-generation"] == str(new["generation"])
 
 
-def test_soak_fifty_uploads_three_deliveries_random_faults(server: str, bucket: Bucket,
-                                                           vertex: Vertex, models: Models,
-                                                           tmp_path: Path) -> None:
+def test_soak_fifty_uploads_three_deliveries_random_faults(
+    server: str, bucket: Bucket, vertex: Vertex, models: Models, tmp_path: Path
+) -> None:
     rng = random.Random(42)
     sources = [models.keras_a, models.keras_b]
-    uploads = [bucket.upload(sources[i % 2], f"models/soak-{i % 5}/run-{i}/model.keras")
-               for i in range(50)]
+    uploads = [
+        bucket.upload(sources[i % 2], f"models/soak-{i % 5}/run-{i}/model.keras") for i in range(50)
+    ]
 
     def one_upload(resource: dict[str, Any]) -> None:
         if rng.random() < 0.10:

@@ -69,8 +69,9 @@ def test_permission_denied_on_the_state_prefix_is_acknowledged_not_retried(
 
     class StateForbidden(ObjectStore):
         def write_bytes(self, bucket: str, name: str, data: bytes, **kwargs) -> int:
-            raise PermanentError(f"permission denied on gs://{bucket}/{name}",
-                                 code="permission_denied")
+            raise PermanentError(
+                f"permission denied on gs://{bucket}/{name}", code="permission_denied"
+            )
 
     settings = Settings.from_env(function_env(services))
     pipeline = Pipeline(settings, store=StateForbidden(settings))

@@ -32,14 +32,21 @@ def _base_config(models: Models) -> dict:
         ("random_bytes", "keras.not_a_zip"),
     ],
 )
-def test_hostile_keras_is_rejected_over_http(function_client, bucket: Bucket, vertex: Vertex,
-                                             models: Models, tmp_path: Path, builder: str,
-                                             code: str) -> None:
+def test_hostile_keras_is_rejected_over_http(
+    function_client,
+    bucket: Bucket,
+    vertex: Vertex,
+    models: Models,
+    tmp_path: Path,
+    builder: str,
+    code: str,
+) -> None:
     sentinel = tmp_path / "pwned"
     path = tmp_path / "m.keras"
     if builder == "lambda":
-        corpus.write_keras(path, corpus.with_layer(_base_config(models),
-                                                   corpus.lambda_layer(sentinel)))
+        corpus.write_keras(
+            path, corpus.with_layer(_base_config(models), corpus.lambda_layer(sentinel))
+        )
     elif builder == "zip_slip":
         corpus.write_keras(path, _base_config(models), extra={"../../evil.txt": b"x"})
     elif builder == "renamed_h5":
@@ -85,7 +92,7 @@ def test_keras_upload_is_registered_as_an_immutable_servable_savedmodel(
     # What is registered is a SavedModel that loads and serves, and matches the Keras model.
     local = tmp_path / "artifact"
     for object_name in before:
-        target = local / object_name[len(prefix):]
+        target = local / object_name[len(prefix) :]
         target.parent.mkdir(parents=True, exist_ok=True)
         bucket.handle.blob(object_name).download_to_filename(str(target))
     manifest = json.loads((local / "registrar-manifest.json").read_text())

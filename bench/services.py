@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,7 +15,6 @@ from urllib.parse import quote
 
 import requests
 
-from bench.common import ROOT
 from dev import stack
 from dev.bridge import binary_event
 
@@ -103,7 +100,9 @@ class BenchStack:
         if source is None:
             service = stack.start_function(self.function_env(**env), log_dir=log_dir)
         else:
-            service = _start_source(source, self.function_env(**env), log_dir)
+            service = stack.start_function(
+                self.function_env(**env), log_dir=log_dir, source=source, ready_timeout=120
+            )
         function = Function(service, log_dir, time.perf_counter() - started)
         self.functions.append(function)
         return function
@@ -180,35 +179,6 @@ def deliver(
     started = time.perf_counter()
     status = session.post(url, data=body, headers=headers, timeout=900).status_code
     return status, time.perf_counter() - started, headers["ce-id"]
-
-
-def _start_source(source: Path, env: dict[str, str], log_dir: Path) -> stack.Service:
-    """Same command line as `dev.stack.start_function`, for another source file."""
-    port = stack.free_port()
-    url = f"http://127.0.0.1:{port}"
-    framework = Path(sys.executable).with_name("functions-framework")
-    proc = subprocess.Popen(
-        [
-            str(framework),
-            "--target",
-            "register_model",
-            "--signature-type",
-            "cloudevent",
-            "--source",
-            str(source),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=(log_dir / "function.log").open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    stack.wait_http(url, timeout=120, proc=proc)
-    return stack.Service("function", url, proc)
 
 
 class LightClient:

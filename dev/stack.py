@@ -136,9 +136,13 @@ def function_env(storage_url: str, vertex_url: str, **overrides: str) -> dict[st
 
 
 def start_function(
-    env: dict[str, str], port: int | None = None, log_dir: Path | None = None
+    env: dict[str, str],
+    port: int | None = None,
+    log_dir: Path | None = None,
+    source: Path = ROOT / "main.py",
+    ready_timeout: float = 60,
 ) -> Service:
-    """functions-framework serving `register_model` as a real HTTP server."""
+    """functions-framework serving `register_model` (of `source`) as a real HTTP server."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     framework = Path(sys.executable).with_name("functions-framework")
@@ -150,7 +154,7 @@ def start_function(
             "--signature-type",
             "cloudevent",
             "--source",
-            str(ROOT / "main.py"),
+            str(source),
             "--host",
             "127.0.0.1",
             "--port",
@@ -162,7 +166,7 @@ def start_function(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    wait_http(url, timeout=60, proc=proc)
+    wait_http(url, timeout=ready_timeout, proc=proc)
     return Service("function", url, proc)
 
 

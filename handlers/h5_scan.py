@@ -7,6 +7,7 @@ through `zipfile`'s file object, whose backward seeks re-read the entry (14.5 s 
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zipfile
 from pathlib import Path
@@ -21,11 +22,11 @@ _BOMB_FLOOR = 16 * 1024**2  # declared sizes only matter above this
 _FIX = "Save the model again with model.save('model.keras') and upload that file."
 
 
-class _Window(io.RawIOBase):
-    """A read-only, seekable view of `size` bytes at `offset` of an open file."""
+class MemberWindow(io.RawIOBase):
+    """Read-only, seekable view of `size` bytes at `offset` of file descriptor `fd` (pread)."""
 
-    def __init__(self, f: Any, offset: int, size: int) -> None:
-        self._f, self._offset, self._size, self._pos = f, offset, size, 0
+    def __init__(self, fd: int, offset: int, size: int) -> None:
+        self._fd, self._offset, self._size, self._pos = fd, offset, size, 0
 
     def readable(self) -> bool:
         return True
@@ -42,14 +43,15 @@ class _Window(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer: Any) -> int:
-        n = max(0, min(len(buffer), self._size - self._pos))
-        if n == 0:
-            return 0
-        self._f.seek(self._offset + self._pos)
-        data = self._f.read(n)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        view = memoryview(buffer).cast("B")
+        wanted, done = max(0, min(len(view), self._size - self._pos)), 0
+        while done < wanted:
+            got = os.preadv(self._fd, [view[done:wanted]], self._offset + self._pos + done)
+            if got <= 0:
+                break
+            done += got
+        self._pos += done
+        return done
 
 
 def member_data_offset(f: Any, info: zipfile.ZipInfo) -> int:
@@ -78,7 +80,7 @@ def scan_h5_member(archive: Path, info: zipfile.ZipInfo, settings: Settings) -> 
                     f"truncated. {_FIX}",
                     code="keras.truncated_zip",
                 )
-            stream: Any = io.BufferedReader(_Window(raw, offset, info.file_size))
+            stream: Any = io.BufferedReader(MemberWindow(raw.fileno(), offset, info.file_size))
         else:
             # Keras stores weights uncompressed; a deflated member is read the slow way.
             stream = zipfile.ZipFile(raw).open(info)  # closed with `raw`

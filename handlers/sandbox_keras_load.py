@@ -24,7 +24,7 @@ from keras.src.backend.common import global_state
 from keras.src.backend.tensorflow.core import Variable as _TFVariable
 from keras.src.saving import saving_lib
 
-from handlers.h5_scan import member_data_offset
+from handlers.h5_scan import MemberWindow, member_data_offset
 from handlers.sandbox_worker import Failure
 
 _WEIGHTS = "model.weights.h5"
@@ -80,7 +80,7 @@ def _load_in_place(path: str, config: bytes, offset: int, size: int) -> Any:
         with keras.StatelessScope(initialize_variables=False):  # values come from the file
             model = saving_lib._model_from_config(config, None, False, True)
         pending = list(global_state.get_global_attribute("uninitialized_variables", []))
-        store = _InPlaceStore(io.BufferedReader(_Member(fd, offset, size), 1 << 20))
+        store = _InPlaceStore(io.BufferedReader(MemberWindow(fd, offset, size), 1 << 20))
         failed: set[Any] = set()
         errors: dict[Any, Any] = {}
         try:
@@ -105,38 +105,6 @@ def _load_in_place(path: str, config: bytes, offset: int, size: int) -> Any:
     finally:
         os.close(fd)
         global_state.set_global_attribute("uninitialized_variables", previous)
-
-
-class _Member(io.RawIOBase):
-    """Read-only, seekable view of `size` bytes at `offset` of file descriptor `fd` (pread)."""
-
-    def __init__(self, fd: int, offset: int, size: int) -> None:
-        self._fd, self._offset, self._size, self._pos = fd, offset, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + pos)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        wanted, done = max(0, min(len(view), self._size - self._pos)), 0
-        while done < wanted:
-            got = os.preadv(self._fd, [view[done:wanted]], self._offset + self._pos + done)
-            if got <= 0:
-                break
-            done += got
-        self._pos += done
-        return done
 
 
 class _InPlaceStore(saving_lib.H5IOStore):

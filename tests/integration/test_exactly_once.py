@@ -189,3 +189,15 @@ def test_soak_fifty_uploads_three_deliveries_random_faults(
     records = [n for n in bucket.names("registrar-state/uploads/") if n.endswith(".json")]
     states = [bucket.read_json(n)["state"] for n in records]
     assert states.count("registered") == 50 and len(states) == 50
+
+
+def test_deleted_before_processing_is_acknowledged_as_superseded(
+    services, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
+    pipeline = Pipeline(Settings.from_env(function_env(services)))
+    resource = bucket.upload(models.keras_a, "models/deleted-early/v1/model.keras")
+    bucket.handle.blob(resource["name"]).delete()
+    headers, body = binary_event(resource, "e1")
+    outcome = pipeline.handle({"type": headers["ce-type"], "id": headers["ce-id"]}, body)
+    assert outcome.outcome == "superseded" and "deleted" in outcome.message
+    assert vertex.models() == [] and bucket.names("registrar-state/") == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from handlers.errors import Rejected, Superseded, Waiting
@@ -47,7 +48,7 @@ class Upload:
             return member.name.rsplit("/", 1)[-1]
         return member.name[len(self.source_path) :]
 
-    @property
+    @cached_property  # asked for by the claim, the record, the labels and the logs
     def upload_key(self) -> str:
         """What the upload *is*: bucket, path and every member generation. 40 hex chars (a label)."""
         text = "\n".join(

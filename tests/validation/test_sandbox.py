@@ -135,14 +135,19 @@ def test_static_rejection_never_imports_tensorflow(tmp_path):
             "print([code], heavy, v.sandbox.pid)",
         ]
     )
-    out = subprocess.run(
+    out = _python(script)
+    assert out.stdout.strip() == "['keras.truncated_zip'] [] None", out.stderr[-2000:]
+
+
+def _python(script: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a fresh interpreter at the repo root (a clean sys.modules to inspect)."""
+    return subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=Path(__file__).resolve().parents[2],
     )
-    assert out.stdout.strip() == "['keras.truncated_zip'] [] None", out.stderr[-2000:]
 
 
 def test_keras_zip_checks_import_no_tensorflow_either(tmp_path):
@@ -155,13 +160,7 @@ def test_keras_zip_checks_import_no_tensorflow_either(tmp_path):
         f"scan_keras_file(Path({str(path)!r}), Settings(project='test-project')); "
         "print([m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')])"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    out = _python(script)
     assert out.stdout.strip() == "[]", out.stderr[-2000:]
 
 

@@ -114,6 +114,11 @@ _MESSAGES = {
         "A test prediction with {0} returned a different shape than its serving signature "
         "declares ({1}). Re-export with a signature that matches the outputs."
     ),
+    "export.mismatch": (
+        "The SavedModel exported from {0} does not reproduce the Keras model's outputs on the "
+        "same input ({1}), so it would not serve the model that was uploaded. Re-save the model "
+        "with built-in layers only, or upload a SavedModel instead."
+    ),
     "savedmodel.missing_serving_default": (
         "{0} has no usable 'serving_default' signature after loading ({1}). Export with "
         "tf.saved_model.save(model, dir, signatures={{'serving_default': f}})."

@@ -20,6 +20,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.saved_model.experimental import TrackableResource
 
 from handlers.sandbox_keras_load import load_keras_model
 from handlers.sandbox_worker import Failure
@@ -53,12 +54,13 @@ def load_saved_model(directory: str) -> dict[str, Any]:
 def _export_keras(model: Any, export_dir: str) -> tuple[list[Any], list[str]]:
     """Write a SavedModel whose `serving_default` calls the model; (input specs, output names).
 
-    What is saved is a bare tf.Module holding the model's tf.Variables and the traced serving
-    function, not the Keras object graph: that graph adds nothing TF Serving or the reload use,
-    and walking and serialising it (and tracing its save/restore functions over every layer)
-    doubled the export time and made the reload slower. Keras' own `model.export` saves the
-    same shape of archive (variables + `tf.function(autograph=False)`). A model the bare module
-    cannot hold (lookup tables, assets: "untracked resource") is saved as the Keras object.
+    What is saved is a bare tf.Module holding the model's tf.Variables (plus its lookup tables,
+    if any) and the traced serving function, the shape of archive Keras' own `model.export`
+    writes (variables + `tf.function(autograph=False)`). Not the Keras object itself:
+    `tf.saved_model.save(keras_model)` takes twice as long (walking and serialising the
+    object graph) and its saver_def does not restore the variables, so the TF1-style loader
+    TF Serving uses (MetaGraph tagged "serve" + saver_def) fails with "Could not find
+    variable" although `tf.saved_model.load` (object graph) works.
     """
     inputs = getattr(model, "inputs", None)
     if not inputs:
@@ -74,24 +76,37 @@ def _export_keras(model: Any, export_dir: str) -> tuple[list[Any], list[str]]:
         return _named(model(list(args) if len(args) > 1 else args[0], training=False), output_names)
 
     concrete = serve.get_concrete_function()
-    signatures = {"serving_default": concrete}
-    # tf.saved_model.save, not model.export(): export writes every weight twice (keras#23553).
     variables = [getattr(v, "value", None) for v in model.variables]
-    if all(isinstance(v, tf.Variable) for v in variables):
-        root = tf.Module()
-        root.model_variables = variables
-        root.serve = concrete
-        try:
-            tf.saved_model.save(root, export_dir, signatures=signatures)
-            return specs, output_names
-        except (Failure, MemoryError):
-            raise
-        except Exception as exc:  # noqa: BLE001 e.g. an untracked lookup table: the slow path
-            print(
-                f"bare-module export fell back to the Keras object: {exc!r}"[:500], file=sys.stderr
-            )
-            shutil.rmtree(export_dir, ignore_errors=True)
-    tf.saved_model.save(model, export_dir, signatures=signatures)
+    if not all(isinstance(v, tf.Variable) for v in variables):
+        raise Failure("load_failed", "a model variable is not a TensorFlow variable")
+    root = tf.Module()
+    root.model_variables = variables
+    root.serve = concrete
+    # tf.saved_model.save, not model.export(): export writes every weight twice (keras#23553).
+    try:
+        tf.saved_model.save(root, export_dir, signatures={"serving_default": concrete})
+        return specs, output_names
+    except (Failure, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 typically an untracked lookup table: retry below
+        print(
+            f"bare-module export: tracking the model's resources ({exc!r})"[:500], file=sys.stderr
+        )
+        shutil.rmtree(export_dir, ignore_errors=True)
+    # What Keras' ExportArchive does for lookup layers: track every TrackableResource (hash
+    # tables) reachable from the model. Only on this path: the walk costs ~50 ms.
+    root.resources = [
+        t for t in tf.train.TrackableView(model).descendants() if isinstance(t, TrackableResource)
+    ]
+    try:
+        tf.saved_model.save(root, export_dir, signatures={"serving_default": concrete})
+    except (Failure, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 not the Keras object instead: see the docstring
+        shutil.rmtree(export_dir, ignore_errors=True)
+        raise Failure(
+            "load_failed", f"could not export a serving SavedModel: {str(exc)[:400]}"
+        ) from None
     return specs, output_names
 
 

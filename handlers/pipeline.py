@@ -30,6 +30,15 @@ from handlers.storage import ObjectStore
 _logger = get_logger("pipeline")
 
 
+@dataclass(frozen=True)
+class ModelEvent:
+    """An event that names (part of) a model upload: what `Pipeline.handle_model` works on."""
+
+    event: ObjectEvent
+    artifact: layout.Artifact
+    started: float  # monotonic time the event arrived, for elapsed_s
+
+
 @dataclass
 class Outcome:
     outcome: str  # ignored, malformed, waiting, superseded, duplicate, registered, rejected
@@ -85,6 +94,15 @@ class Pipeline:
 
     # -- entry -------------------------------------------------------------------------------
     def handle(self, attributes: dict[str, Any], data: Any) -> Outcome:
+        triaged = self.triage(attributes, data)
+        if isinstance(triaged, Outcome):
+            return triaged
+        return self.handle_model(triaged)
+
+    def triage(self, attributes: dict[str, Any], data: Any) -> Outcome | ModelEvent:
+        """Settle, and log, every event that needs no I/O: another event type, a malformed event,
+        an object that is not part of a model upload. Anything else comes back as a `ModelEvent`
+        for `handle_model`. No I/O and ~30 µs, so an async server can run it on its event loop."""
         started = time.monotonic()
         try:
             event = parse_event(attributes, data)
@@ -100,24 +118,34 @@ class Pipeline:
                 logging.ERROR,
                 started,
             )
-        return self.handle_object(event, started)
+        return self._classify(event, started)
 
     def handle_object(self, event: ObjectEvent, started: float | None = None) -> Outcome:
         """One object generation, however it was announced (event, backfill, replay)."""
-        started = time.monotonic() if started is None else started
-        base = {"source_uri": event.uri, "generation": event.generation, "event_id": event.event_id}
+        classified = self._classify(event, time.monotonic() if started is None else started)
+        if isinstance(classified, Outcome):
+            return classified
+        return self.handle_model(classified)
+
+    def _classify(self, event: ObjectEvent, started: float) -> Outcome | ModelEvent:
         if not layout.is_watched(event.name, self.settings):
             return self._done(
-                Outcome("ignored", "outside MODEL_PREFIX", base), logging.DEBUG, started
+                Outcome("ignored", "outside MODEL_PREFIX", _base(event)), logging.DEBUG, started
             )
         artifact = layout.classify(event.name, self.settings)
         if isinstance(artifact, layout.NotAModel):
             quiet = artifact.reason.startswith(("folder", "temporary"))
             return self._done(
-                Outcome("ignored", f"not a model upload: {artifact.reason}", base),
+                Outcome("ignored", f"not a model upload: {artifact.reason}", _base(event)),
                 logging.DEBUG if quiet else logging.INFO,
                 started,
             )
+        return ModelEvent(event, artifact, started)
+
+    def handle_model(self, model_event: ModelEvent) -> Outcome:
+        """The I/O part: resolve, claim, validate, register, record."""
+        event, artifact, started = model_event.event, model_event.artifact, model_event.started
+        base = _base(event)
         self._warm_up()
         timings: dict[str, float] = {}
         try:
@@ -339,6 +367,10 @@ class Pipeline:
             elapsed_s=round(time.monotonic() - started, 6),
         )
         return outcome
+
+
+def _base(event: ObjectEvent) -> dict[str, Any]:
+    return {"source_uri": event.uri, "generation": event.generation, "event_id": event.event_id}
 
 
 @contextmanager

@@ -41,12 +41,16 @@ ENV_VARS: dict[str, str] = {
     "VALIDATOR_MAX_USES": "recycle the sandboxed loader process after this many artifacts",
     "TEMP_DIR": "scratch directory for downloads (in-memory on Cloud Functions)",
     "DIRECTORY_UPLOAD_WINDOW_SECONDS": "a SavedModel's files must all be written within this window",
+    "FUNCTION_USE_ASGI": "functions-framework's server: `true` uvicorn (ASGI), `false` gunicorn+Flask",
 }
 
 _VERTEX_REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
 _TOPIC = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}$")
 _PREFIX = re.compile(r"^[^\s/][^\r\n]*/$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# functions-framework reads FUNCTION_USE_ASGI through click's boolean parsing: accept what it accepts.
+_TRUE = ("1", "true", "t", "yes", "y", "on")
+_FALSE = ("0", "false", "f", "no", "n", "off")
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class Settings:
     validator_max_uses: int = 50
     temp_dir: str | None = None
     directory_upload_window_seconds: int = 3600
+    use_asgi: bool = True
     vertex_emulator_host: str | None = None
     storage_emulator_host: str | None = None
 
@@ -170,6 +175,7 @@ class Settings:
                 "DIRECTORY_UPLOAD_WINDOW_SECONDS", default=3600, minimum=1
             )
             or 3600,
+            use_asgi=get.bool("FUNCTION_USE_ASGI", default=True),
             vertex_emulator_host=get.url("VERTEX_AI_EMULATOR_HOST"),
             storage_emulator_host=get.url("STORAGE_EMULATOR_HOST"),
         )
@@ -186,6 +192,14 @@ class _Reader:
                 raise SettingsError(f"{name} is not set: {ENV_VARS.get(name, name)}.")
             return default
         return value
+
+    def bool(self, name: str, *, default: bool) -> bool:
+        raw = self.str(name)
+        if raw is None:
+            return default
+        if raw.lower() in _TRUE or raw.lower() in _FALSE:
+            return raw.lower() in _TRUE
+        raise SettingsError(f"{name}={raw!r}: expected 'true' or 'false'.")
 
     def int(self, name: str, *, default: int | None, minimum: int) -> int | None:
         raw = self.str(name)

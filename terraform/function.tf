@@ -20,6 +20,8 @@ locals {
     SERVING_CONTAINER_IMAGE_URI = var.serving_image
     DEFAULT_VERSION_POLICY      = var.default_version_policy
     LOG_LEVEL                   = var.log_level
+    # functions-framework reads it too: uvicorn (ASGI) instead of gunicorn + Flask.
+    FUNCTION_USE_ASGI = var.asgi_server ? "true" : "false"
   }
 
   # Set only when the input is not null; otherwise the code's documented default applies

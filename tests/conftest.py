@@ -163,14 +163,51 @@ def bucket(services: Services) -> Bucket:
 
 @pytest.fixture(scope="session")
 def function_client(services: Services) -> Any:
-    """functions-framework's app for main.py, driven over its WSGI HTTP interface."""
-    from functions_framework import create_app
+    """functions-framework's app for main.py as deployed (uvicorn/ASGI), driven over HTTP."""
+    return _function_app(services, asgi=True)
+
+
+@pytest.fixture(scope="session")
+def wsgi_function_client(services: Services) -> Any:
+    """The same function under FUNCTION_USE_ASGI=false: gunicorn + Flask's WSGI app."""
+    return _function_app(services, asgi=False)
+
+
+class _AsgiClient:
+    """Starlette's TestClient with the `post(path, data=, headers=)` of Flask's test client."""
+
+    def __init__(self, app: Any) -> None:
+        import warnings
+
+        with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx works
+            warnings.simplefilter("ignore")
+            from starlette.testclient import TestClient
+
+        self._client = TestClient(app, raise_server_exceptions=False)
+
+    def post(self, path: str, data: bytes | str, headers: dict[str, str]) -> Any:
+        body = data.encode() if isinstance(data, str) else data
+        return self._client.post(path, content=body, headers=headers)
+
+
+def _function_app(services: Services, *, asgi: bool) -> Any:
+    from functions_framework import _function_registry, create_app
 
     os.environ.update(function_env(services))
-    app = create_app(
-        target="register_model", source=str(ROOT / "main.py"), signature_type="cloudevent"
-    )
-    return app.test_client()
+    previous = os.environ.get("FUNCTION_USE_ASGI")
+    os.environ["FUNCTION_USE_ASGI"] = "true" if asgi else "false"
+    # functions-framework remembers ASGI registrations process-wide; main.py registers afresh.
+    _function_registry.ASGI_FUNCTIONS.discard("register_model")
+    try:
+        app = create_app(
+            target="register_model", source=str(ROOT / "main.py"), signature_type="cloudevent"
+        )
+    finally:
+        if previous is None:
+            os.environ.pop("FUNCTION_USE_ASGI")
+        else:
+            os.environ["FUNCTION_USE_ASGI"] = previous
+    return _AsgiClient(app) if asgi else app.test_client()
 
 
 def deliver(client: Any, resource: dict[str, Any], event_id: str | None = None) -> int:

@@ -16,6 +16,7 @@ def test_defaults() -> None:
     assert settings.serving_image == DEFAULT_SERVING_IMAGE
     assert settings.make_new_version_default is True
     assert settings.notify_topic is None
+    assert settings.use_asgi is True
 
 
 @pytest.mark.parametrize(
@@ -36,6 +37,7 @@ def test_defaults() -> None:
         ({**BASE, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({**BASE, "VERTEX_AI_EMULATOR_HOST": "not a url"}, "VERTEX_AI_EMULATOR_HOST"),
         ({**BASE, "KERAS_EXTRA_ALLOWED_OBJECTS": "os.system;"}, "KERAS_EXTRA_ALLOWED_OBJECTS"),
+        ({**BASE, "FUNCTION_USE_ASGI": "uvicorn"}, "FUNCTION_USE_ASGI"),
     ],
 )
 def test_bad_settings_fail_fast_naming_the_variable(env: dict[str, str], variable: str) -> None:
@@ -55,3 +57,15 @@ def test_prefixes_get_their_trailing_slash() -> None:
     assert settings.model_prefix == "ml/models/"
     assert settings.make_new_version_default is False
     assert settings.vertex_emulator_host == "http://localhost:8089"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("true", True), ("1", True), ("Yes", True), ("false", False), ("0", False), ("off", False)],
+)
+def test_function_use_asgi_reads_what_functions_framework_reads(raw: str, expected: bool) -> None:
+    """functions-framework parses the same variable with click's booleans: they must agree."""
+    import click
+
+    assert Settings.from_env({**BASE, "FUNCTION_USE_ASGI": raw}).use_asgi is expected
+    assert click.BOOL.convert(raw, None, None) is expected

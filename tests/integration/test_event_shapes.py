@@ -1,6 +1,7 @@
 """Every event shape the function accepts registers the same upload the same way, over HTTP:
-binary mode (Eventarc), structured mode, the legacy 1st-gen background shape (converted by
-functions-framework) and the Pub/Sub notification of trigger mode `notification`."""
+binary mode (Eventarc), structured mode, the Pub/Sub notification of trigger mode `notification`,
+and, under FUNCTION_USE_ASGI=false, the legacy 1st-gen background shape (functions-framework's
+Flask server converts it; its ASGI server does not, and 2nd-gen triggers never send it)."""
 
 from __future__ import annotations
 
@@ -68,23 +69,48 @@ def _pubsub(resource: dict) -> tuple[dict, bytes]:
 
 
 @pytest.mark.parametrize(
-    "shape",
-    [_structured, _legacy, _pubsub],
-    ids=["structured", "legacy-background", "pubsub-notification"],
+    ("server", "shape"),
+    [
+        ("function_client", _structured),
+        ("function_client", _pubsub),
+        ("wsgi_function_client", _structured),
+        ("wsgi_function_client", _legacy),
+        ("wsgi_function_client", _pubsub),
+    ],
+    ids=["asgi-structured", "asgi-pubsub", "wsgi-structured", "wsgi-legacy", "wsgi-pubsub"],
 )
 def test_each_event_shape_registers_the_upload(
-    function_client, bucket: Bucket, vertex: Vertex, models: Models, shape
+    request: pytest.FixtureRequest,
+    bucket: Bucket,
+    vertex: Vertex,
+    models: Models,
+    server: str,
+    shape,
 ) -> None:
-    name = f"models/shape-{shape.__name__.strip('_')}/v1/model.keras"
+    function_client = request.getfixturevalue(server)
+    display = f"shape-{server.split('_')[0]}-{shape.__name__.strip('_')}"
+    name = f"models/{display}/v1/model.keras"
     resource = bucket.upload(models.keras_a, name)
     headers, body = shape(resource)
     assert function_client.post("/", data=body, headers=headers).status_code == 200
-    [model] = vertex.models(f"shape-{shape.__name__.strip('_')}")
+    [model] = vertex.models(display)
     [version] = vertex.versions(model["name"])
     assert version["labels"]["source-generation"] == str(resource["generation"])
     # The same upload announced the other way is the same upload: acknowledged, not doubled.
     assert deliver(function_client, resource) == 200
     assert len(vertex.versions(model["name"])) == 1
+
+
+def test_asgi_server_refuses_the_legacy_shape_with_a_client_error(
+    function_client, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
+    """Documented limit: only functions-framework's Flask server converts the 1st-gen shape."""
+    resource = bucket.upload(models.keras_a, "models/legacy-asgi/v1/model.keras")
+    headers, body = _legacy(resource)
+    reply = function_client.post("/", data=body, headers=headers)
+    assert reply.status_code == 400
+    assert "CloudEvent" in reply.text
+    assert vertex.models("legacy-asgi") == []
 
 
 def test_pubsub_notification_for_another_event_type_is_ignored(

@@ -43,22 +43,26 @@ def test_entry_point_is_a_cloudevent_function_in_main_py(
     build = one(function["build_config"])
     entry_point = local_ref(build["entry_point"], module)
     tree = ast.parse((ROOT / "main.py").read_text(encoding="utf-8"))
-    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert entry_point in defs, (
-        f"main.py defines no top-level {entry_point}(); found {sorted(defs)}"
-    )
-    fn = defs[entry_point]
-    decorators = [ast.unparse(d) for d in fn.decorator_list]
-    assert "functions_framework.cloud_event" in decorators, (
-        f"{entry_point} must be decorated with @functions_framework.cloud_event, has {decorators}"
-    )
-    args = fn.args
-    assert len(args.args) == 1 and not (args.vararg or args.kwarg or args.kwonlyargs), (
-        f"{entry_point} must take exactly one argument (the CloudEvent)"
-    )
-    assert args.args[0].annotation is not None
-    assert ast.unparse(args.args[0].annotation) == "CloudEvent"
-    assert fn.returns is not None and ast.unparse(fn.returns) == "None"
+    # Top level, or in main.py's if/else choosing the server flavour (FUNCTION_USE_ASGI).
+    top = [*tree.body, *(n for s in tree.body if isinstance(s, ast.If) for n in s.body + s.orelse)]
+    defs = [
+        n
+        for n in top
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == entry_point
+    ]
+    assert defs, f"main.py defines no top-level {entry_point}()"
+    for fn in defs:
+        decorators = [ast.unparse(d) for d in fn.decorator_list]
+        assert {"functions_framework.cloud_event", "functions_framework.aio.cloud_event"} & set(
+            decorators
+        ), f"{entry_point} must be a functions-framework CloudEvent function, has {decorators}"
+        args = fn.args
+        assert len(args.args) == 1 and not (args.vararg or args.kwarg or args.kwonlyargs), (
+            f"{entry_point} must take exactly one argument (the CloudEvent)"
+        )
+        assert args.args[0].annotation is not None
+        assert ast.unparse(args.args[0].annotation) == "CloudEvent"
+        assert fn.returns is not None and ast.unparse(fn.returns) == "None"
 
 
 def test_runtime_is_a_python_the_code_supports(
@@ -130,6 +134,7 @@ def test_terraform_defaults_equal_the_code_defaults(module: dict[str, Any]) -> N
     assert variables["state_prefix"]["default"] == code.state_prefix
     assert variables["serving_image"]["default"] == settings_module.DEFAULT_SERVING_IMAGE
     assert variables["log_level"]["default"] == code.log_level
+    assert variables["asgi_server"]["default"] is code.use_asgi
     assert (variables["default_version_policy"]["default"] == "new") is (
         code.make_new_version_default
     )

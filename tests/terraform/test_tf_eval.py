@@ -96,6 +96,7 @@ def test_default_environment_starts_the_function(probe: Path) -> None:
         "SERVING_CONTAINER_IMAGE_URI": Settings(project="x").serving_image,
         "DEFAULT_VERSION_POLICY": "new",
         "LOG_LEVEL": "INFO",
+        "FUNCTION_USE_ASGI": "true",
     }
     settings = Settings.from_env(env)
     assert settings == Settings(project="my-project")
@@ -115,6 +116,7 @@ def test_every_input_reaches_the_code(probe: Path) -> None:
         log_level="DEBUG",
         keras_extra_allowed_objects=["my_layers.Scale", "my_layers.Shift"],
         temp_dir="/tmp/registrar",
+        asgi_server=False,
         limits={
             "claim_lease_seconds": 600,
             "max_artifact_bytes": 5 * 1024**3,
@@ -140,6 +142,7 @@ def test_every_input_reaches_the_code(probe: Path) -> None:
     assert s.log_level == "DEBUG"
     assert s.keras_extra_allowed_objects == frozenset({"my_layers.Scale", "my_layers.Shift"})
     assert s.temp_dir == "/tmp/registrar"
+    assert s.use_asgi is False
     assert s.claim_lease_seconds == 600
     assert s.max_artifact_bytes == 5 * 1024**3
     assert s.max_uncompressed_bytes == 6 * 1024**3

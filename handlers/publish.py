@@ -11,21 +11,27 @@ means the directory is complete, and it lists the SHA-256 of every file for `reg
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import hashlib
 import json
 import re
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import google_crc32c
 
 from handlers.artifacts import Upload
-from handlers.storage import ObjectStore, PreconditionFailed
+from handlers.storage import ObjectInfo, ObjectStore, PreconditionFailed
 
 MANIFEST_NAME = "registrar-manifest.json"
 _CHUNK = 1 << 20
+_PARALLEL_CALLS = 8  # shared by concurrent requests; urllib3 keeps 10 connections per host
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -67,13 +73,15 @@ def publish(
 ) -> Published:
     """Place the artifact at `directory` (or a fresh sibling if a crashed attempt left junk)."""
     for target in (directory, f"{directory.rstrip('/')}-{uuid.uuid4().hex[:8]}/"):
+        # The listing _place needs overlaps the manifest read (unused if the manifest exists).
+        listing = _pool().submit(store.list_objects, upload.bucket, target)
         existing = read_manifest(store, upload.bucket, target)
         if existing is not None and existing.get("source_digest") == digest:
             return Published(f"gs://{upload.bucket}/{target}", digest, existing["files"])
         if existing is not None:
             continue
         try:
-            files = _place(upload, store, target, member_sha256, exported_dir)
+            files = _place(upload, store, target, listing.result(), member_sha256, exported_dir)
         except _Polluted:
             continue
         manifest = {
@@ -99,12 +107,14 @@ def _place(
     upload: Upload,
     store: ObjectStore,
     target: str,
+    listing: list[ObjectInfo],
     member_sha256: dict[str, str],
     exported_dir: Path | None,
 ) -> dict[str, str]:
-    files: dict[str, str] = {}
-    present = {o.name[len(target) :]: o for o in store.list_objects(upload.bucket, target)}
-    for member in upload.members:  # server-side copies, pinned to the validated generation
+    present = {o.name[len(target) :]: o for o in listing}
+
+    def copy(member: ObjectInfo) -> tuple[str, str]:
+        """Server-side copy, pinned to the validated generation."""
         relative = upload.relative(member)
         if relative in present:
             if present[relative].crc32c != member.crc32c:
@@ -114,21 +124,53 @@ def _place(
                 store.copy_object(member, target + relative)
             except PreconditionFailed:
                 raise _Polluted(relative) from None
-        files[relative] = member_sha256[relative]
-    if exported_dir is not None:  # the SavedModel exported from a .keras in the sandbox
+        return relative, member_sha256[relative]
+
+    def upload_export(path: Path, relative: str) -> tuple[str, str]:
+        """A file of the SavedModel exported from a .keras in the sandbox."""
+        sha256, crc = _file_digests(path)
+        if relative in present:
+            if present[relative].crc32c != crc:
+                raise _Polluted(relative)
+        else:
+            try:
+                store.upload_file(path, upload.bucket, target + relative)
+            except PreconditionFailed:
+                raise _Polluted(relative) from None
+        return relative, sha256
+
+    tasks: list[Callable[[], tuple[str, str]]] = [partial(copy, m) for m in upload.members]
+    if exported_dir is not None:
         for path in sorted(p for p in exported_dir.rglob("*") if p.is_file()):
             relative = path.relative_to(exported_dir).as_posix()
-            sha256, crc = _file_digests(path)
-            if relative in present:
-                if present[relative].crc32c != crc:
-                    raise _Polluted(relative)
-            else:
-                try:
-                    store.upload_file(path, upload.bucket, target + relative)
-                except PreconditionFailed:
-                    raise _Polluted(relative) from None
-            files[relative] = sha256
-    return files
+            tasks.append(partial(upload_export, path, relative))
+    return dict(_run_all(tasks))
+
+
+def _run_all(tasks: list[Callable[[], _T]]) -> list[_T]:
+    """Run independent storage calls concurrently (each is a round trip of a few ms that mostly
+    waits on the network; a .keras export is 5 of them, a SavedModel one per file). Every task
+    finishes before this returns, so nothing runs on after a failure; the first failure, in
+    task order, is raised."""
+    if len(tasks) <= 1:
+        return [task() for task in tasks]
+    futures = [_pool().submit(task) for task in tasks]
+    concurrent.futures.wait(futures)
+    return [future.result() for future in futures]
+
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = concurrent.futures.ThreadPoolExecutor(
+                max_workers=_PARALLEL_CALLS, thread_name_prefix="publish"
+            )
+        return _POOL
 
 
 def read_manifest(store: ObjectStore, bucket: str, directory: str) -> dict[str, Any] | None:

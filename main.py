@@ -19,6 +19,7 @@ from typing import Any
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from handlers.errors import TransientError
 from handlers.logs import configure
 from handlers.pipeline import Outcome, Pipeline
 from handlers.settings import Settings
@@ -44,13 +45,20 @@ def _unpack(cloud_event: CloudEvent) -> tuple[dict[str, Any], Any]:
 # Return = acknowledge (2xx); raising TransientError = 5xx, so the platform redelivers.
 if SETTINGS.use_asgi:
     import functions_framework.aio
+    from starlette.exceptions import HTTPException
 
     @functions_framework.aio.cloud_event
     async def register_model(cloud_event: CloudEvent) -> None:
         pipeline = _get_pipeline()
         triaged = pipeline.triage(*_unpack(cloud_event))
-        if not isinstance(triaged, Outcome):
+        if isinstance(triaged, Outcome):
+            return
+        try:
             await asyncio.to_thread(pipeline.handle_model, triaged)
+        except TransientError as exc:
+            # Already logged as one JSON line; a plain 503 asks for redelivery without the
+            # framework logging a traceback for an expected condition.
+            raise HTTPException(503, detail=f"retry later: {exc.code}") from exc
 
 else:
 

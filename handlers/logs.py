@@ -43,6 +43,11 @@ def configure(level: str = "INFO") -> logging.Logger:
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
         logger.propagate = False
+        # Libraries' warnings and functions-framework's "Exception on / [POST]" traceback: one
+        # JSON entry each too, instead of one Cloud Logging entry per line of plain text.
+        root = logging.getLogger()
+        if not root.handlers:
+            root.addHandler(handler)
         _configured = True
     logger.setLevel(level)
     return logger

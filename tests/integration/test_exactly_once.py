@@ -7,6 +7,7 @@ concurrency); a non-2xx answer is redelivered, as Pub/Sub push does, until it is
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 from collections.abc import Iterator
@@ -26,8 +27,13 @@ from tests.conftest import Bucket, Models, Vertex, function_env
 
 
 @pytest.fixture(scope="module")
-def server(services, tmp_path_factory) -> Iterator[str]:
-    logs = tmp_path_factory.mktemp("server")
+def server_logs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("server")
+
+
+@pytest.fixture(scope="module")
+def server(services, server_logs: Path) -> Iterator[str]:
+    logs = server_logs
     service = stack.start_function(
         {
             **stack.function_env(services.storage_url, services.vertex_url),
@@ -92,6 +98,21 @@ def test_vertex_failing_then_recovering_loses_nothing(
         f"g{resource['generation']}.json"
     )
     assert record["state"] == "registered" and record["attempts"] >= 2
+
+
+def test_a_redelivery_request_is_a_503_and_every_log_line_is_json(
+    server: str, server_logs: Path, bucket: Bucket, vertex: Vertex, models: Models
+) -> None:
+    resource = bucket.upload(models.keras_b, "models/json-logs/v1/model.keras")
+    vertex.fault("UploadModel", count=6, status=503)  # outlasts the in-process retries
+    headers, body = binary_event(resource, "e1")
+    reply = requests.post(server, data=body, headers=headers, timeout=300)
+    assert reply.status_code == 503
+    assert deliver_until_acked(server, resource, "e1") >= 1
+    lines = [ln for ln in (server_logs / "function.log").read_text().splitlines() if ln.strip()]
+    entries = [json.loads(line) for line in lines]  # a traceback's plain lines would fail here
+    failed = [e for e in entries if e.get("outcome") == "failed"]
+    assert any(e["source_uri"].endswith("json-logs/v1/model.keras") for e in failed)
 
 
 def test_response_lost_after_vertex_created_the_version(

@@ -161,7 +161,8 @@ class ObjectStore:
                     )
             except gx.PreconditionFailed as exc:
                 raise PreconditionFailed(f"gs://{source.bucket}/{destination_name} exists") from exc
-            dst.reload(retry=_retry())
+            if dst.generation is None:  # the final rewrite reply carries the new object already
+                dst.reload(retry=_retry())
             return _info(dst)
 
 

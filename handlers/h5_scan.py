@@ -150,7 +150,7 @@ class _Checker:
                 f"that can read files on the loading machine (CVE-2026-1669). {_FIX}",
                 code="keras.hdf5_external_link",
             )
-        if ds.dtype.kind not in "biufc" or h5py.check_dtype(ref=ds.dtype) is not None:
+        if not (_numeric(ds, h5py) or _bfloat16(ds)):
             raise Rejected(
                 f"Dataset {where} has dtype {ds.dtype}; model weights are numeric arrays.",
                 code="keras.bad_weights",
@@ -168,3 +168,19 @@ class _Checker:
                 f"the file does not contain (CVE-2026-0897). {_FIX}",
                 code="keras.hdf5_bomb",
             )
+
+
+def _numeric(ds: Any, h5py: Any) -> bool:
+    return ds.dtype.kind in "biufc" and h5py.check_dtype(ref=ds.dtype) is None
+
+
+def _bfloat16(ds: Any) -> bool:
+    """Keras stores bfloat16 weights as 2-byte opaque values tagged `dtype="bfloat16"`."""
+    tag = ds.attrs.get("dtype")
+    tag = tag.decode() if isinstance(tag, bytes) else tag
+    return (
+        ds.dtype.kind == "V"
+        and ds.dtype.itemsize == 2
+        and ds.dtype.fields is None
+        and tag == "bfloat16"
+    )

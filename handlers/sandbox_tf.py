@@ -47,8 +47,9 @@ def load_keras(path: str, export_dir: str, *, release_source: bool = False) -> d
 
 
 def load_saved_model(directory: str) -> dict[str, Any]:
-    """`tf.saved_model.load` the directory and call serving_default once with zeros."""
-    return _load_and_check(directory, None)
+    """`tf.saved_model.load` the directory and call serving_default once with zeros; then load
+    and run it again the way TF Serving does (`_check_servable`)."""
+    return _load_and_check(directory, None, servable=True)
 
 
 def _export_keras(model: Any, export_dir: str) -> tuple[list[Any], list[str]]:
@@ -156,7 +157,19 @@ def _dtypes(layer: Any) -> set[str]:
     return found
 
 
-def _load_and_check(directory: str, reference: _Reference | None) -> dict[str, Any]:
+def _load_and_check(
+    directory: str, reference: _Reference | None, *, servable: bool = False
+) -> dict[str, Any]:
+    result, smoke = _load_and_smoke(directory, reference)
+    if servable:
+        gc.collect()  # the TF2 object graph is gone: never two loaded copies at once
+        _check_servable(directory, smoke)
+    return result
+
+
+def _load_and_smoke(
+    directory: str, reference: _Reference | None
+) -> tuple[dict[str, Any], _Smoke | None]:
     _check_fingerprint(directory)
     loaded = tf.saved_model.load(directory)
     if "serving_default" not in loaded.signatures:
@@ -173,15 +186,23 @@ def _load_and_check(directory: str, reference: _Reference | None) -> dict[str, A
     skip = _skip_reason(input_specs)
     if skip:
         result["smoke"] = f"skipped: {skip}"
-        return result
-    _smoke(fn, input_specs, output_specs)
+        return result, None
+    smoke = _smoke(fn, input_specs, output_specs)
     result["smoke"] = "passed"
     if reference is not None:
         _compare(fn, reference)
-    return result
+    return result, smoke
 
 
-def _smoke(fn: Any, input_specs: dict[str, Any], output_specs: dict[str, Any]) -> None:
+@dataclass
+class _Smoke:
+    """The smoke test's all-zero feed and the outputs `tf.saved_model.load` gave for it."""
+
+    feed: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+def _smoke(fn: Any, input_specs: dict[str, Any], output_specs: dict[str, Any]) -> _Smoke:
     """Zeros of the declared shapes, batch 1: finite outputs of the declared shapes."""
     feed = {
         name: tf.zeros([1 if d is None else d for d in spec.shape.as_list()], spec.dtype)
@@ -201,6 +222,47 @@ def _smoke(fn: Any, input_specs: dict[str, Any], output_specs: dict[str, Any]) -
             raise Failure(
                 "smoke.non_finite",
                 f"output {name!r} contains NaN or infinity for all-zero inputs",
+            )
+    return _Smoke(
+        {k: v.numpy() for k, v in feed.items()}, {k: v.numpy() for k, v in outputs.items()}
+    )
+
+
+def _check_servable(directory: str, smoke: _Smoke | None) -> None:
+    """Load the MetaGraph tagged "serve" into a session, restore the variables through its
+    saver_def and run its init op, then run serving_default: what TF Serving (Vertex's prebuilt
+    TF containers) does. `tf.saved_model.load` restores through the object graph instead, so a
+    SavedModel can pass it and still fail every prediction in TF Serving ("Could not find
+    variable", e.g. `tf.saved_model.save(keras_model)` with Keras 3). The outputs for the smoke
+    feed must match `tf.saved_model.load`'s: restored, not freshly initialised, weights."""
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        try:
+            meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], directory)
+            if smoke is None:
+                return  # inputs cannot be synthesised: restore + init ops ran, that is all
+            signature = meta.signature_def["serving_default"]
+            fetches = {k: v.name for k, v in signature.outputs.items()}
+            feeds = {signature.inputs[k].name: v for k, v in smoke.feed.items()}
+            served = session.run(fetches, feeds)
+        except Failure:
+            raise
+        except Exception as exc:  # noqa: BLE001 OpError, KeyError, ValueError: all "not servable"
+            raise Failure("savedmodel.not_servable", _first_cause(exc)) from None
+    for name, expected in smoke.outputs.items():
+        got = served.get(name)
+        if got is None or got.shape != expected.shape:
+            raise Failure(
+                "savedmodel.not_servable", f"output {name!r} is missing or has another shape"
+            )
+        if expected.dtype.kind in "fc":
+            same = np.allclose(got, expected, rtol=1e-3, atol=1e-3, equal_nan=True)
+        else:
+            same = np.array_equal(got, expected)
+        if not same:
+            raise Failure(
+                "savedmodel.not_servable",
+                f"output {name!r} differs from tf.saved_model.load's for the same input: the "
+                "variables are not restored by the 'serve' graph",
             )
 
 
@@ -236,6 +298,17 @@ def _compare(fn: Any, reference: _Reference) -> None:
                 f"output {name!r} of the exported SavedModel differs from the Keras model's on "
                 "the same input",
             )
+
+
+def _first_cause(exc: BaseException) -> str:
+    """The line of a TF error that says what went wrong (not "Graph execution error:" or the
+    node trace), e.g. "Could not find variable dense/bias. This could mean ..."."""
+    noise = ("Graph execution error", "Detected at node", "File ", "[[", "Debug info")
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line and not line.startswith(noise):
+            return line[:300]
+    return type(exc).__name__
 
 
 def _check_fingerprint(directory: str) -> None:

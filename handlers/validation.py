@@ -119,6 +119,13 @@ _MESSAGES = {
         "same input ({1}), so it would not serve the model that was uploaded. Re-save the model "
         "with built-in layers only, or upload a SavedModel instead."
     ),
+    "savedmodel.not_servable": (
+        "{0} loads with tf.saved_model.load but not the way TF Serving (Vertex's prebuilt "
+        "TensorFlow containers) loads it: MetaGraph tagged 'serve', variables restored through "
+        "its saver ({1}); every prediction would fail. A Keras 3 model saved with "
+        "tf.saved_model.save(model) does this: export it with model.export(dir) instead, or "
+        "upload the .keras file and let the registrar export it."
+    ),
     "savedmodel.missing_serving_default": (
         "{0} has no usable 'serving_default' signature after loading ({1}). Export with "
         "tf.saved_model.save(model, dir, signatures={{'serving_default': f}})."

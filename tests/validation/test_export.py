@@ -166,6 +166,25 @@ def test_a_reload_that_differs_from_keras_is_rejected(tmp_path, monkeypatch):
     assert sandbox_tf.load_keras(str(path), str(tmp_path / "export"))["smoke"] == "passed"
 
 
+def test_an_export_tf_serving_cannot_restore_is_rejected(tmp_path, monkeypatch):
+    """The export is checked the way TF Serving loads it, every time: saving the Keras object
+    itself (the old export) passes tf.saved_model.load but not that check."""
+    x = keras.Input((4,), name="x")
+    model = keras.Model(x, keras.layers.Dense(3, name="y")(x))
+    path = tmp_path / "m.keras"
+    model.save(path)
+
+    def keras_object_export(model: Any, export_dir: str) -> Any:
+        tf.saved_model.save(model, export_dir)
+        spec = tf.TensorSpec((None, 4), tf.float32, name="inputs")
+        return [spec], ["output_0"]
+
+    monkeypatch.setattr(sandbox_tf, "_export_keras", keras_object_export)
+    with pytest.raises(Failure, match="Could not find variable") as caught:
+        sandbox_tf.load_keras(str(path), str(tmp_path / "export"))
+    assert caught.value.code == "savedmodel.not_servable"
+
+
 def test_export_mismatch_is_a_specific_rejection(settings):
     class Answering:
         def request(self, payload: dict[str, Any], *, what: str) -> dict[str, Any]:

@@ -191,7 +191,9 @@ def run(quick: bool) -> Result:
         f"warm-up upload (sandbox worker and Vertex client started). Cold: {n_cold} fresh servers, "
         "one upload each.",
         "Our path does more than the reference: download + sha256, static scan, sandboxed load, "
-        "export to a SavedModel, reload + smoke test + comparison with the Keras outputs, publish an immutable copy to GCS, "
+        "export to a SavedModel, load it the way TF Serving does (MetaGraph 'serve', saver "
+        "restore) + smoke test + comparison with the Keras outputs, publish an immutable copy "
+        "to GCS, "
         "claim/finish records and an idempotent ensure_version (GetModel + ListModelVersions + "
         "UploadModel). The stage medians (facts) come from the outcome log line's `timings`.",
         "References run in their own processes against the same emulator, interleaved with ours.",
@@ -209,7 +211,8 @@ def run(quick: bool) -> Result:
         "`tf.saved_model.save(keras_model, ...)`; ours saves a bare tf.Module of the variables "
         "and the serving function instead, which takes about half as long and, unlike the "
         "Keras-object save, also loads with the TF1-style saver_def loader TF Serving uses (see "
-        "handlers/sandbox_tf.py). So the reference's export step is slower than ours would be "
+        "handlers/sandbox_tf.py); the reference checks its export with `tf.saved_model.load`, "
+        "ours the TF Serving way (handlers/sandbox_checks.py). So the reference's export step is slower than ours would be "
         "in its place. Its step medians are in the facts.",
     ]
     return result

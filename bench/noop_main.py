@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 
+import click
 import functions_framework
 import functions_framework.aio
 from cloudevents.http import CloudEvent
 
-if os.environ.get("FUNCTION_USE_ASGI", "true").lower() in ("1", "true", "t", "yes", "y", "on"):
+# Parsed with click's booleans, as functions-framework parses it (main.py's default: true).
+if click.BOOL.convert(os.environ.get("FUNCTION_USE_ASGI") or "true", None, None):
 
     @functions_framework.aio.cloud_event
     async def register_model(cloud_event: CloudEvent) -> None:

@@ -4,6 +4,14 @@ One lock guards everything, so every API call is atomic (the races tests provoke
 uploads with the same model_id, resolve exactly as on Vertex: one wins, the other gets 409).
 Mutations take effect when the call is accepted; long-running operations only delay when the
 client *sees* them done (`operation_polls` GetOperation calls answer `done: false` first).
+
+Labels: the labels of a model's first upload are the *model's* labels; every version also has its
+own. Vertex returns both merged ("Both the model labels and the version labels are merged when a
+model is returned", UpdateModelRequest docs), so every rendered version - and every filter - sees
+`{**model.labels, **version.labels}`: a version's own label wins on a conflict.
+
+Deployments: the endpoint service (another module) tells the store which versions are deployed
+through `set_deployment_lookup`; DeleteModelVersion / DeleteModel refuse deployed versions.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +47,8 @@ from emulators.vertex.resources import (
 )
 
 DEFAULT = rules.DEFAULT_ALIAS
+# (model name without a version, version id) -> is that version deployed to an endpoint?
+DeploymentLookup = Callable[[str, str], bool]
 
 
 @dataclass
@@ -59,6 +70,7 @@ class Model:
     default_version: str = "1"
     next_version: int = 1
     versions: dict[str, Version] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # model-level: the first upload's
 
 
 @dataclass
@@ -81,8 +93,34 @@ class Store:
         self._models: dict[str, Model] = {}
         self._operations: dict[str, _Operation] = {}
         self._counter = 0
+        self._deployment_lookup: DeploymentLookup | None = None
         if state_file and os.path.exists(state_file):
             self._load(state_file)
+
+    # ---- deployments (the endpoint service's hook) ----------------------------------------
+    def set_deployment_lookup(self, lookup: DeploymentLookup | None) -> DeploymentLookup | None:
+        """Install `lookup(model_name, version_id) -> bool`; returns the previous one.
+
+        `model_name` is `projects/P/locations/L/models/M` (no `@version`) and `version_id` the
+        version's id ("1", "2", ...). The endpoint service registers a lookup that answers
+        whether that version backs a DeployedModel; DeleteModelVersion and DeleteModel then
+        refuse deployed versions with FAILED_PRECONDITION, as Vertex does. `None` removes the
+        lookup (nothing counts as deployed). The lookup outlives `reset()`: it is wiring, not
+        state.
+
+        The store calls `lookup` while holding its own (re-entrant) lock, so `lookup` must not
+        wait for a lock that another thread may hold while it calls into the Store (read a set
+        under a lock that is never held across Store calls, or a snapshot); calling Store
+        methods from inside `lookup` on the same thread is fine.
+        """
+        with self._lock:
+            previous, self._deployment_lookup = self._deployment_lookup, lookup
+            return previous
+
+    def is_deployed(self, model_name: str, version_id: str) -> bool:
+        """Whether version `version_id` of `model_name` (no `@`) is deployed to an endpoint."""
+        lookup = self._deployment_lookup
+        return bool(lookup and lookup(model_name, version_id))
 
     # ---- admin ---------------------------------------------------------------------------
     def reset(self) -> None:
@@ -138,6 +176,7 @@ class Store:
                 model = self._parent_model(body["parentModel"], parent)
             else:
                 model = self._create_model(parent, body.get("modelId"), spec["displayName"], stamp)
+                model.labels = dict(labels)
             version_id = str(model.next_version)
             model.next_version += 1
             version = Version(version_id, stored, labels, [], stamp, stamp)
@@ -225,12 +264,16 @@ class Store:
                     f"Version {version.version_id} is the only version of {model.name}; "
                     "delete the model instead."
                 )
-            if model.default_version == version.version_id:
+            if self.is_deployed(model.name, version.version_id):
                 raise failed_precondition(
-                    f"Version {version.version_id} of {model.name} is the default version and "
-                    "cannot be deleted; make another version the default first."
+                    f"Version {version.version_id} of {model.name} is deployed to an endpoint; "
+                    "undeploy it before deleting it."
                 )
             del model.versions[version.version_id]
+            if model.default_version == version.version_id:
+                # "When you delete a model version that has the default alias assigned, the alias
+                # is automatically assigned to the next most recent version."
+                model.default_version = max(model.versions, key=int)
             model.update_time = now()
             return self._operation(model.name, DELETE_METADATA, {"@type": EMPTY}, now())
 
@@ -240,6 +283,12 @@ class Store:
             raise invalid(f"DeleteModel takes a model name without a version: {name!r}.")
         with self._lock:
             model = self._model(name)
+            deployed = [v for v in model.versions if self.is_deployed(model.name, v)]
+            if deployed:
+                raise failed_precondition(
+                    f"Model {model.name} cannot be deleted: version(s) {', '.join(deployed)} "
+                    "are deployed to an endpoint; undeploy them first."
+                )
             del self._models[model.name]
             return self._operation(model.name, DELETE_METADATA, {"@type": EMPTY}, now())
 
@@ -324,7 +373,7 @@ class Store:
         return {
             "model": model.name.rsplit("/", 1)[1],
             "displayName": model.display_name,
-            "labels": version.labels,
+            "labels": _merged_labels(model, version),
         }
 
     def _render(self, model: Model, version: Version) -> dict[str, Any]:
@@ -341,8 +390,9 @@ class Store:
             updateTime=model.update_time,
             modelSourceInfo={"sourceType": "CUSTOM"},
         )
-        if version.labels:
-            out["labels"] = dict(version.labels)
+        labels = _merged_labels(model, version)
+        if labels:
+            out["labels"] = labels
         if "containerSpec" in out:
             out["supportedDeploymentResourcesTypes"] = ["DEDICATED_RESOURCES"]
         digest = hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()
@@ -368,6 +418,8 @@ class Store:
         self._counter = data.get("counter", 0)
         for raw in data.get("models", []):
             versions = {k: Version(**v) for k, v in raw.pop("versions").items()}
+            if "labels" not in raw and "1" in versions:  # a state file from before model labels
+                raw["labels"] = dict(versions["1"].labels)
             self._models[raw["name"]] = Model(**raw, versions=versions)
         for name, raw in data.get("operations", {}).items():
             self._operations[name] = _Operation(**raw)
@@ -380,6 +432,11 @@ def _no_unknown(data: dict[str, Any], known: frozenset[str], where: str) -> None
             f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where}': "
             "Cannot find field."
         )
+
+
+def _merged_labels(model: Model, version: Version) -> dict[str, str]:
+    """Model labels merged with the version's own; the version's win on a conflict."""
+    return {**model.labels, **version.labels}
 
 
 def _pending(done: dict[str, Any]) -> dict[str, Any]:

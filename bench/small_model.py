@@ -211,8 +211,8 @@ def run(quick: bool) -> Result:
         "`tf.saved_model.save(keras_model, ...)`; ours saves a bare tf.Module of the variables "
         "and the serving function instead, which takes about half as long and, unlike the "
         "Keras-object save, also loads with the TF1-style saver_def loader TF Serving uses (see "
-        "handlers/sandbox_tf.py); the reference checks its export with `tf.saved_model.load`, "
-        "ours the TF Serving way (handlers/sandbox_checks.py). So the reference's export step is slower than ours would be "
+        "handlers/validation/sandbox/tf_ops.py); the reference checks its export with `tf.saved_model.load`, "
+        "ours the TF Serving way (handlers/validation/sandbox/checks.py). So the reference's export step is slower than ours would be "
         "in its place. Its step medians are in the facts.",
     ]
     return result

@@ -98,9 +98,9 @@ def _quiet_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def _registry(services: stack.Stack):  # noqa: ANN202 - handlers.vertex loads lazily
+def _registry(services: stack.Stack):  # noqa: ANN202 - handlers.registry.vertex loads lazily
+    from handlers.registry.vertex import make_registry
     from handlers.settings import Settings
-    from handlers.vertex import make_registry
 
     return make_registry(
         Settings.from_env(stack.function_env(services.storage.url, services.vertex.url))

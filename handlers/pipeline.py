@@ -17,15 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from handlers import artifacts, layout, lineage, publish
 from handlers.errors import PermanentError, Superseded, TransientError, Waiting
-from handlers.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
+from handlers.gcs import publish
+from handlers.gcs.objects import ObjectStore
+from handlers.gcs.records import AlreadyFinal, Claim, Records, record_name
+from handlers.intake import layout
+from handlers.intake import uploads as artifacts
+from handlers.intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
 from handlers.logs import get_logger, log
 from handlers.notify import Notifier
-from handlers.records import AlreadyFinal, Claim, Records, record_name
-from handlers.registry_types import ModelRegistry
+from handlers.registry import lineage
+from handlers.registry.interface import ModelRegistry
 from handlers.settings import Settings
-from handlers.storage import ObjectStore
 
 _logger = get_logger("pipeline")
 
@@ -389,7 +392,7 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
 
 def _default_registry(settings: Settings) -> Callable[[], ModelRegistry]:
     def make() -> ModelRegistry:
-        from handlers.vertex import make_registry
+        from handlers.registry.vertex import make_registry
 
         return make_registry(settings)
 
@@ -398,7 +401,7 @@ def _default_registry(settings: Settings) -> Callable[[], ModelRegistry]:
 
 def _default_validator(settings: Settings) -> Callable[[], Any]:
     def make() -> Any:
-        from handlers.validation import get_validator
+        from handlers.validation.validator import get_validator
 
         return get_validator(settings)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from handlers.layout import KerasFile, SavedModelMember
+from handlers.intake.layout import KerasFile, SavedModelMember
 from handlers.pipeline import ModelEvent, Outcome, Pipeline
 from handlers.settings import Settings
 

@@ -1,4 +1,4 @@
-"""Run `registrar` in-process (`handlers.cli.main(argv)`) against the session's real emulators."""
+"""Run `registrar` in-process (`handlers.cli.app.main(argv)`) against the session's real emulators."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from handlers.cli import main
+from handlers.cli.app import main
 from tests.conftest import Bucket, Services, function_env
 
 

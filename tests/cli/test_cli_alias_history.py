@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.cli_aliases import record_move, rollback_target
+from handlers.cli.aliases import record_move, rollback_target
 
 
 def _entry() -> dict:

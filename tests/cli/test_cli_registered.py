@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from handlers.cli import main
+from handlers.cli.app import main
 from tests.conftest import Bucket, Models, Services, Vertex, function_env
 
 
@@ -265,7 +265,7 @@ def test_importing_the_cli_pulls_in_neither_tensorflow_nor_the_vertex_sdk() -> N
     from tests.conftest import ROOT
 
     code = (
-        "import sys, handlers.cli; print([m for m in sys.modules if m.split('.')[0] in "
+        "import sys, handlers.cli.app; print([m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'keras') or m.startswith('google.cloud.aiplatform')])"
     )
     out = subprocess.run(

@@ -20,8 +20,8 @@ import requests
 
 from dev import stack
 from dev.bridge import binary_event
+from handlers.gcs.records import Records
 from handlers.pipeline import Pipeline
-from handlers.records import Records
 from handlers.settings import Settings
 from tests.conftest import Bucket, Models, Vertex, function_env
 

@@ -65,7 +65,7 @@ def test_permission_denied_on_the_state_prefix_is_acknowledged_not_retried(
 ) -> None:
     """IAM cannot run here: the store's refusal is what a 403 from GCS becomes (storage._errors)."""
     from handlers.errors import PermanentError
-    from handlers.storage import ObjectStore
+    from handlers.gcs.objects import ObjectStore
 
     class StateForbidden(ObjectStore):
         def write_bytes(self, bucket: str, name: str, data: bytes, **kwargs) -> int:

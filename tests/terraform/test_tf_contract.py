@@ -17,7 +17,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from handlers import settings as settings_module
-from handlers.events import ACCEPTED_EVENT_TYPES
+from handlers.intake.events import ACCEPTED_EVENT_TYPES
 from handlers.settings import ENV_VARS, PLATFORM_ENV_VARS, Settings
 from tests.terraform.tfparse import ROOT, local_ref, one
 

@@ -1,6 +1,6 @@
-"""Regenerates `handlers/keras_allowlist.py` from the installed Keras (run after upgrading Keras).
+"""Regenerates `handlers/validation/scan/keras_allowlist.py` from the installed Keras (run after upgrading Keras).
 
-    .venv/bin/python -m tests.validation.allowlist_gen > handlers/keras_allowlist.py
+    .venv/bin/python -m tests.validation.allowlist_gen > handlers/validation/scan/keras_allowlist.py
 
 `test_allowlist_matches_installed_keras` fails when the committed list drifts from Keras.
 """
@@ -94,7 +94,7 @@ def render() -> str:
     lines = [
         f'"""Keras {keras.__version__} built-ins allowed in a `.keras` config (generated; do not edit).',
         "",
-        "Regenerate with `python -m tests.validation.allowlist_gen > handlers/keras_allowlist.py`.",
+        "Regenerate with `python -m tests.validation.allowlist_gen > handlers/validation/scan/keras_allowlist.py`.",
         '"""',
         "",
         "ALLOWED_OBJECTS = frozenset(",

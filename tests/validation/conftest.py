@@ -12,7 +12,7 @@ import pytest
 os.environ["REGISTRAR_SANDBOX_TEST_HOOKS"] = "1"
 
 from handlers.settings import Settings
-from handlers.validation import Validator
+from handlers.validation.validator import Validator
 from tests import modelfactory
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from handlers.errors import Rejected
-from handlers.validation import Validator
+from handlers.validation.validator import Validator
 from tests.validation import corpus
 
 

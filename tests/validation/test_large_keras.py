@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from handlers import sandbox_keras_load as loader
+from handlers.validation.sandbox import keras_load as loader
 from tests import modelfactory
 from tests.validation import corpus
 
@@ -141,7 +141,7 @@ def test_in_place_load_has_no_weight_copies(tmp_path):
 _PEAK_SCRIPT = """
 import gc, sys
 from pathlib import Path
-import handlers.sandbox_keras_load as ops
+import handlers.validation.sandbox.keras_load as ops
 def status(field):
     line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field))
     return int(line.split()[1]) * 1024

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from handlers.errors import Rejected
-from handlers.validation import Validator
+from handlers.validation.validator import Validator
 
 
 def _rejected(validator: Validator, path: Path, tmp_path: Path, code: str) -> Rejected:

@@ -1,0 +1,305 @@
+"""The `registrar` commands: each reads its arguments, calls the library, and reports.
+
+Each returns the exit code; failures raise (CliError or the registrar errors) and handlers.cli.app
+turns them into a message and a code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from handlers.cli import backfill as backfill_lib
+from handlers.cli import render
+from handlers.cli.aliases import promote as promote_alias
+from handlers.cli.aliases import rollback as rollback_alias
+from handlers.cli.models import (
+    get_version,
+    parse_ref,
+    read_json,
+    record_uri,
+    resolve_model,
+    sorted_versions,
+    split_uri,
+    version_summary,
+)
+from handlers.cli.output import FAILED, NOT_FOUND, OK, TRANSIENT, USAGE, CliError, Output
+from handlers.cli.status import summary_row, upload_status
+from handlers.cli.verify import verify as verify_artifact
+from handlers.gcs.objects import ObjectStore
+from handlers.settings import Settings
+
+if TYPE_CHECKING:
+    from handlers.registry.vertex import VertexRegistry
+
+
+@dataclass
+class Context:
+    settings: Settings
+    out: Output
+    args: argparse.Namespace
+    _store: ObjectStore | None = field(default=None, repr=False)
+    _registry: VertexRegistry | None = field(default=None, repr=False)
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            self._store = ObjectStore(self.settings)
+        return self._store
+
+    @property
+    def registry(self) -> VertexRegistry:
+        if self._registry is None:
+            from handlers.registry.vertex import make_registry
+
+            self._registry = make_registry(self.settings)
+        return self._registry
+
+
+def backfill(ctx: Context) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from handlers.pipeline import Pipeline
+
+    args, out = ctx.args, ctx.out
+    bucket, prefix = split_uri(args.uri)
+    pipeline = Pipeline(ctx.settings, store=ctx.store)
+    try:
+        plan = backfill_lib.discover(ctx.store, ctx.settings, bucket, prefix)
+    except ValueError as exc:
+        raise CliError(str(exc), USAGE) from None
+    if plan.events and not args.dry_run:
+        _ = pipeline.registry  # created once, before the worker threads
+        # The validator is the process-wide one (one sandbox worker); it ends with the process.
+        atexit.unregister(pipeline.validator.close)  # once per process, however many runs
+        atexit.register(pipeline.validator.close)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    verb = "checking" if args.dry_run else "registering"
+    with Progress(*columns, console=out.err, transient=True, disable=out.json_mode) as progress:
+        task = progress.add_task(f"{verb} {len(plan.events)} upload(s)", total=len(plan.events))
+        results = backfill_lib.run(
+            pipeline,
+            plan.events,
+            concurrency=args.concurrency,
+            dry_run=args.dry_run,
+            on_result=lambda _: progress.advance(task),
+        )
+    everything = sorted(
+        plan.skipped + results,
+        key=lambda r: (backfill_lib.CATEGORIES.index(r.category), r.uri),
+    )
+    counts = Counter(r.category for r in everything)
+    summary = {c: counts.get(c, 0) for c in backfill_lib.CATEGORIES}
+    status = backfill_lib.exit_status(everything)
+    if out.json_mode:
+        out.data(
+            {
+                "uri": args.uri,
+                "dry_run": args.dry_run,
+                "summary": summary,
+                "results": [r.as_dict() for r in everything],
+            }
+        )
+    else:
+        out.table(
+            f"backfill of {args.uri}" + (" (dry run: nothing written)" if args.dry_run else ""),
+            ("upload", "result", "version", "details"),
+            (
+                (r.uri, r.category, render.version_of(r.model, r.version_id), render.details(r))
+                for r in everything
+            ),
+        )
+        first = backfill_lib.WOULD_REGISTER if args.dry_run else backfill_lib.REGISTERED
+        out.say(", ".join(f"{n} {c}" for c, n in summary.items() if n or c == first))
+        if status == backfill_lib.FAILED:
+            out.say("Some uploads failed transiently: run the same command again to finish them.")
+    return {"ok": OK, backfill_lib.REJECTED: FAILED, backfill_lib.FAILED: TRANSIENT}[status]
+
+
+def versions(ctx: Context) -> int:
+    model = resolve_model(ctx.registry, ctx.args.name)
+    found = sorted_versions(ctx.registry, model)
+    summaries = [version_summary(v) for v in found]
+    if ctx.out.json_mode:
+        display = summaries[0]["display_name"] if summaries else None
+        ctx.out.data({"model": model, "display_name": display, "versions": summaries})
+        return OK
+    ctx.out.table(
+        f"{model} ({found[0].display_name if found else 'no versions'})",
+        ("version", "aliases", "created", "source", "digest"),
+        (
+            (s["version_id"], s["aliases"], s["created"], s["source_uri"], render.short(s))
+            for s in summaries
+        ),
+    )
+    return OK
+
+
+def show(ctx: Context) -> int:
+    ref = parse_ref(ctx.args.ref)
+    model = resolve_model(ctx.registry, ref.name)
+    version = get_version(ctx.registry, model, ref.ref)
+    location = record_uri(version, ctx.settings)
+    record = read_json(ctx.store, location) if location else None
+    summary = {**version_summary(version), "description": version.description}
+    if ctx.out.json_mode:
+        ctx.out.data({"version": summary, "record_uri": location, "record": record})
+        return OK
+    ctx.out.fields(f"{model}@{version.version_id}", render.version_fields(summary))
+    if record is None:
+        ctx.out.warn(
+            f"no registration record at {location}: registered by something other than registrar,"
+            " or the record was deleted."
+            if location
+            else "this version carries no registrar lineage (registered by something else)."
+        )
+        return OK
+    ctx.out.fields(f"registration record {location}", render.record_fields(record))
+    files = record.get("artifact_files") or {}
+    if isinstance(files, dict) and files:
+        ctx.out.table("artifact files", ("file", "sha256"), sorted(files.items()))
+    return OK
+
+
+def promote(ctx: Context) -> int:
+    ref = parse_ref(ctx.args.ref)
+    if ref.ref is None:
+        raise CliError(
+            f"promote needs a version: `registrar promote {ref.name}@VERSION` "
+            f"(see `registrar versions {ref.name}`).",
+            USAGE,
+        )
+    model = resolve_model(ctx.registry, ref.name)
+    result = promote_alias(
+        ctx.registry, ctx.store, ctx.settings, model=model, ref=ref.ref,
+        alias=ctx.args.alias, bucket=ctx.args.bucket,
+    )  # fmt: skip
+    return render.moved(ctx.out, result)
+
+
+def rollback(ctx: Context) -> int:
+    ref = parse_ref(ctx.args.name)
+    if ref.ref is not None:
+        raise CliError(
+            f"rollback takes a model name only; to choose the version yourself use "
+            f"`registrar promote {ref.name}@{ref.ref} --alias {ctx.args.alias}`.",
+            USAGE,
+        )
+    model = resolve_model(ctx.registry, ref.name)
+    result = rollback_alias(
+        ctx.registry, ctx.store, ctx.settings, model=model, alias=ctx.args.alias,
+        bucket=ctx.args.bucket,
+    )  # fmt: skip
+    return render.moved(ctx.out, result)
+
+
+def status(ctx: Context) -> int:
+    bucket, path = split_uri(ctx.args.uri)
+    if not path:
+        raise CliError("name an upload: gs://BUCKET/path/model.keras or gs://BUCKET/dir/.", USAGE)
+    found = upload_status(ctx.store, ctx.settings, bucket, path)
+    rows = [summary_row(r) for r in found.records]
+    if not rows:
+        raise CliError(
+            f"no record for {found.uri}"
+            + (
+                f" (the object exists, generation {found.live_generation})"
+                if found.live_generation
+                else ""
+            )
+            + ": no event has reached the function for it yet. If it was uploaded before the "
+            f"function was deployed, run `registrar backfill {found.uri.rsplit('/', 1)[0]}/`.",
+            NOT_FOUND,
+        )
+    if ctx.out.json_mode:
+        ctx.out.data(
+            {
+                "uri": found.uri,
+                "live_generation": found.live_generation,
+                "live_generation_unprocessed": found.live_unprocessed,
+                "latest": rows[0],
+                "records": rows,
+            }
+        )
+    else:
+        ctx.out.table(
+            f"status of {found.uri} (newest first)",
+            ("generation", "state", "version", "details", "updated"),
+            (
+                (
+                    r["generation"],
+                    r["state"],
+                    render.short_name(r["version"]),
+                    r["detail"],
+                    r["updated"],
+                )
+                for r in rows
+            ),
+        )
+        if found.live_unprocessed:
+            ctx.out.warn(
+                f"the live generation {found.live_generation} has no record yet (event pending?)."
+            )
+    return FAILED if rows[0]["state"] == "rejected" else OK
+
+
+def verify(ctx: Context) -> int:
+    ref = parse_ref(ctx.args.ref)
+    model = resolve_model(ctx.registry, ref.name)
+    targets = (
+        [get_version(ctx.registry, model, ref.ref)]
+        if ref.ref
+        else sorted_versions(ctx.registry, model)
+    )
+    results = []
+    for version in targets:
+        location = record_uri(version, ctx.settings)
+        results.append(
+            verify_artifact(
+                ctx.store,
+                ctx.settings,
+                version=version.version_name,
+                artifact_uri=version.artifact_uri,
+                record=read_json(ctx.store, location) if location else None,
+                label_digest=version.labels.get("content-sha256"),
+            )
+        )
+    ok = all(r.ok for r in results)
+    if ctx.out.json_mode:
+        ctx.out.data({"model": model, "ok": ok, "versions": [r.as_dict() for r in results]})
+    else:
+        ctx.out.table(
+            f"verification of {model}",
+            ("version", "artifact", "files", "result", "problems"),
+            (
+                (
+                    r.version.rsplit("@", 1)[-1],
+                    r.artifact_uri,
+                    r.files_checked,
+                    "ok" if r.ok else "FAILED",
+                    "\n".join(f"{p.kind} {p.path}: {p.detail}".strip() for p in r.problems),
+                )
+                for r in results
+            ),
+        )
+        if not ok:
+            ctx.out.say(
+                "A registered artifact changed after registration. Do not serve the failed "
+                "version(s): promote another one, then find out who wrote to the artifact prefix."
+            )
+    return OK if ok else FAILED
+
+
+COMMANDS: dict[str, Callable[[Context], int]] = {
+    "backfill": backfill,
+    "versions": versions,
+    "show": show,
+    "promote": promote,
+    "rollback": rollback,
+    "status": status,
+    "verify": verify,
+}

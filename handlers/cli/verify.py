@@ -1,0 +1,168 @@
+"""Is a registered version still what was validated? Re-hash its artifact directory.
+
+Three independent witnesses are compared with the bytes in the bucket: the registration record
+(`artifact_files`, `digest`; kept under STATE_PREFIX), the `registrar-manifest.json` written into
+the artifact directory at publish time, and the version's `content-sha256` label in Vertex. Every
+object is downloaded and re-hashed, so a same-size overwrite is caught as surely as a deletion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from handlers.gcs.objects import ObjectInfo, ObjectStore
+from handlers.gcs.publish import MANIFEST_NAME, manifest_digest, read_manifest
+from handlers.settings import Settings
+
+MODIFIED, MISSING, EXTRA, DIGEST, METADATA = "modified", "missing", "extra", "digest", "metadata"
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # modified, missing, extra, digest, metadata
+    path: str  # relative to the artifact directory ("" for the directory as a whole)
+    detail: str
+
+
+@dataclass
+class Verification:
+    version: str  # MODEL@VERSION
+    artifact_uri: str
+    files_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "artifact_uri": self.artifact_uri,
+            "ok": self.ok,
+            "files_checked": self.files_checked,
+            "problems": [p.__dict__ for p in self.problems],
+        }
+
+
+def verify(
+    store: ObjectStore,
+    settings: Settings,
+    *,
+    version: str,
+    artifact_uri: str,
+    record: dict[str, Any] | None,
+    label_digest: str | None,
+) -> Verification:
+    """Compare gs://…/artifact dir with what was recorded when `version` was registered."""
+    result = Verification(version, artifact_uri)
+    problems = result.problems
+    if not artifact_uri.startswith("gs://"):
+        problems.append(Problem(METADATA, "", f"artifact_uri {artifact_uri!r} is not in GCS"))
+        return result
+    bucket, _, directory = artifact_uri.removeprefix("gs://").partition("/")
+    directory = directory.rstrip("/") + "/"
+    manifest = read_manifest(store, bucket, directory)
+    if not manifest:
+        problems.append(Problem(METADATA, MANIFEST_NAME, "manifest is missing or unreadable"))
+    if record is not None and record.get("artifact_uri") not in (None, artifact_uri):
+        problems.append(
+            Problem(
+                METADATA,
+                "",
+                f"the record says artifact {record['artifact_uri']}, the version says "
+                f"{artifact_uri}",
+            )
+        )
+    expected = _expected_files(record, manifest, problems)
+    if expected is None:
+        problems.append(
+            Problem(METADATA, "", "neither a registration record nor a manifest lists the files")
+        )
+        return result
+    present = {o.name[len(directory) :]: o for o in store.list_objects(bucket, directory)}
+    actual: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="registrar-verify-", dir=settings.temp_dir) as tmp:
+        for relative, digest in sorted(expected.items()):
+            obj = present.get(relative)
+            if obj is None:
+                problems.append(Problem(MISSING, relative, "listed at registration, now gone"))
+                continue
+            actual[relative] = _sha256(store, obj, Path(tmp))
+            result.files_checked += 1
+            if actual[relative] != digest:
+                problems.append(
+                    Problem(
+                        MODIFIED,
+                        relative,
+                        f"sha256 {actual[relative][:16]}… differs from the recorded {digest[:16]}…",
+                    )
+                )
+    for relative in sorted(set(present) - set(expected) - {MANIFEST_NAME}):
+        problems.append(Problem(EXTRA, relative, "not part of the registered artifact"))
+    _check_digest(record, manifest, label_digest, actual, problems)
+    return result
+
+
+def _expected_files(
+    record: dict[str, Any] | None, manifest: dict[str, Any] | None, problems: list[Problem]
+) -> dict[str, str] | None:
+    recorded = record.get("artifact_files") if record else None
+    listed = manifest.get("files") if manifest else None
+    if isinstance(recorded, dict) and isinstance(listed, dict) and recorded != listed:
+        changed = sorted(set(recorded.items()) ^ set(listed.items()))
+        names = sorted({name for name, _ in changed})
+        problems.append(
+            Problem(
+                METADATA,
+                MANIFEST_NAME,
+                f"manifest disagrees with the registration record on {', '.join(names[:5])}",
+            )
+        )
+    for candidate in (recorded, listed):
+        if isinstance(candidate, dict):
+            return {str(k): str(v) for k, v in candidate.items()}
+    return None
+
+
+def _check_digest(
+    record: dict[str, Any] | None,
+    manifest: dict[str, Any] | None,
+    label_digest: str | None,
+    actual: dict[str, str],
+    problems: list[Problem],
+) -> None:
+    """Recompute the upload digest (the .keras bytes, or the SavedModel file list) and compare."""
+    members = (record or {}).get("members") or (manifest or {}).get("members") or {}
+    if not members or any(m not in actual for m in members):
+        return  # missing files are already reported; nothing sound to recompute
+    kind = (record or {}).get("kind") or ("keras" if len(members) == 1 else "saved_model")
+    if kind == "keras":
+        computed = actual[next(iter(members))]
+    else:
+        computed = manifest_digest({m: actual[m] for m in members})
+    witnesses = {
+        "record": str((record or {}).get("digest", "")).removeprefix("sha256:"),
+        "manifest": str((manifest or {}).get("source_digest") or ""),
+    }
+    for witness, value in witnesses.items():
+        if value and value != computed:
+            problems.append(
+                Problem(DIGEST, "", f"content digest {computed[:16]}… ≠ {witness}'s {value[:16]}…")
+            )
+    if label_digest and not computed.startswith(label_digest):
+        problems.append(
+            Problem(DIGEST, "", f"content digest {computed[:16]}… ≠ the version's label")
+        )
+
+
+def _sha256(store: ObjectStore, obj: ObjectInfo, tmp: Path) -> str:
+    target = tmp / hashlib.sha256(obj.name.encode()).hexdigest()
+    try:
+        return store.download(obj, target)
+    finally:
+        target.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""GCS: the object store interface, upload records (claims and outcomes), immutable publishing."""

@@ -1,0 +1,195 @@
+"""Immutable, content-addressed copies of validated artifacts: what Vertex is pointed at.
+
+Registering the live upload path would let a later overwrite silently change a serving version.
+So the exact validated bytes go to `{ARTIFACT_PREFIX}{name}/sha256-{digest}/` (outside the watched
+prefix, so they never trigger a registration): SavedModel members by server-side copy pinned to the
+validated generations; for a `.keras` upload, the SavedModel exported in the sandbox plus the
+original `.keras` beside it. `registrar-manifest.json` is written last, create-only: its presence
+means the directory is complete, and it lists the SHA-256 of every file for `registrar verify`.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import hashlib
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import google_crc32c
+
+from handlers.gcs.objects import ObjectInfo, ObjectStore, PreconditionFailed
+from handlers.intake.uploads import Upload
+
+MANIFEST_NAME = "registrar-manifest.json"
+_CHUNK = 1 << 20
+_PARALLEL_CALLS = 8  # shared by concurrent requests; urllib3 keeps 10 connections per host
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Published:
+    artifact_uri: str  # gs://bucket/dir/ — a directory holding saved_model.pb
+    source_digest: str  # sha256 of the upload (the .keras bytes, or the SavedModel's file list)
+    manifest: dict[str, str]  # relative path -> sha256 of every file in the artifact directory
+
+
+class _Polluted(Exception):
+    """The content-addressed directory holds different bytes (a crashed earlier export)."""
+
+
+def manifest_digest(files: dict[str, str]) -> str:
+    """sha256 over `sha256sum`-style lines, sorted: a digest of a whole directory's content."""
+    text = "".join(f"{digest}  {path}\n" for path, digest in sorted(files.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def source_digest(upload: Upload, member_sha256: dict[str, str]) -> str:
+    if upload.kind == "keras":
+        return member_sha256[upload.relative(upload.members[0])]
+    return manifest_digest(member_sha256)
+
+
+def artifact_dir(settings_prefix: str, display_name: str, digest: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", display_name).strip("-.") or "model"
+    return f"{settings_prefix}{safe}/sha256-{digest[:32]}/"
+
+
+def publish(
+    upload: Upload,
+    *,
+    store: ObjectStore,
+    directory: str,
+    digest: str,
+    member_sha256: dict[str, str],
+    exported_dir: Path | None,
+) -> Published:
+    """Place the artifact at `directory` (or a fresh sibling if a crashed attempt left junk)."""
+    for target in (directory, f"{directory.rstrip('/')}-{uuid.uuid4().hex[:8]}/"):
+        # The listing _place needs overlaps the manifest read (unused if the manifest exists).
+        listing = _pool().submit(store.list_objects, upload.bucket, target)
+        existing = read_manifest(store, upload.bucket, target)
+        if existing is not None and existing.get("source_digest") == digest:
+            return Published(f"gs://{upload.bucket}/{target}", digest, existing["files"])
+        if existing is not None:
+            continue
+        try:
+            files = _place(upload, store, target, listing.result(), member_sha256, exported_dir)
+        except _Polluted:
+            continue
+        manifest = {
+            "source": upload.uri,
+            "source_digest": digest,
+            "files": files,
+            "members": {upload.relative(m): m.generation for m in upload.members},
+        }
+        try:
+            store.write_bytes(
+                upload.bucket,
+                target + MANIFEST_NAME,
+                json.dumps(manifest, indent=2, sort_keys=True).encode(),
+                if_generation_match=0,
+            )
+        except PreconditionFailed:
+            continue  # a concurrent worker finished the same directory; re-read it next round
+        return Published(f"gs://{upload.bucket}/{target}", digest, files)
+    raise _Polluted(f"could not publish gs://{upload.bucket}/{directory}")  # pragma: no cover
+
+
+def _place(
+    upload: Upload,
+    store: ObjectStore,
+    target: str,
+    listing: list[ObjectInfo],
+    member_sha256: dict[str, str],
+    exported_dir: Path | None,
+) -> dict[str, str]:
+    present = {o.name[len(target) :]: o for o in listing}
+
+    def copy(member: ObjectInfo) -> tuple[str, str]:
+        """Server-side copy, pinned to the validated generation."""
+        relative = upload.relative(member)
+        if relative in present:
+            if present[relative].crc32c != member.crc32c:
+                raise _Polluted(relative)
+        else:
+            try:
+                store.copy_object(member, target + relative)
+            except PreconditionFailed:
+                raise _Polluted(relative) from None
+        return relative, member_sha256[relative]
+
+    def upload_export(path: Path, relative: str) -> tuple[str, str]:
+        """A file of the SavedModel exported from a .keras in the sandbox."""
+        sha256, crc = _file_digests(path)
+        if relative in present:
+            if present[relative].crc32c != crc:
+                raise _Polluted(relative)
+        else:
+            try:
+                store.upload_file(path, upload.bucket, target + relative)
+            except PreconditionFailed:
+                raise _Polluted(relative) from None
+        return relative, sha256
+
+    tasks: list[Callable[[], tuple[str, str]]] = [partial(copy, m) for m in upload.members]
+    if exported_dir is not None:
+        for path in sorted(p for p in exported_dir.rglob("*") if p.is_file()):
+            relative = path.relative_to(exported_dir).as_posix()
+            tasks.append(partial(upload_export, path, relative))
+    return dict(_run_all(tasks))
+
+
+def _run_all(tasks: list[Callable[[], _T]]) -> list[_T]:
+    """Run independent storage calls concurrently (each is a round trip of a few ms that mostly
+    waits on the network; a .keras export is 5 of them, a SavedModel one per file). Every task
+    finishes before this returns, so nothing runs on after a failure; the first failure, in
+    task order, is raised."""
+    if len(tasks) <= 1:
+        return [task() for task in tasks]
+    futures = [_pool().submit(task) for task in tasks]
+    concurrent.futures.wait(futures)
+    return [future.result() for future in futures]
+
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = concurrent.futures.ThreadPoolExecutor(
+                max_workers=_PARALLEL_CALLS, thread_name_prefix="publish"
+            )
+        return _POOL
+
+
+def read_manifest(store: ObjectStore, bucket: str, directory: str) -> dict[str, Any] | None:
+    """The directory's manifest: None when absent, {} when present but unreadable."""
+    found = store.read_bytes(bucket, directory + MANIFEST_NAME)
+    if found is None:
+        return None
+    try:
+        data = json.loads(found[0])
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) and "files" in data else {}
+
+
+def _file_digests(path: Path) -> tuple[str, str]:
+    sha = hashlib.sha256()
+    crc = google_crc32c.Checksum()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            sha.update(chunk)
+            crc.update(chunk)
+    return sha.hexdigest(), base64.b64encode(crc.digest()).decode()

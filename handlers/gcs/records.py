@@ -1,0 +1,165 @@
+"""One human-readable JSON record per upload: the idempotency claim and the final outcome.
+
+Record object: `{STATE_PREFIX}uploads/{source path}/{key}.json`, e.g.
+`registrar-state/uploads/models/x/v3/model.keras/g1764151200000000.json` — so "what became of
+gs://b/models/x/v3/model.keras?" is answered by reading one object.
+
+Protocol (all writes carry an `ifGenerationMatch` precondition, so exactly one worker wins):
+* claim: create-if-absent (`ifGenerationMatch=0`) with a lease; an existing record that is final
+  means "already done"; an unexpired claim means a live worker (ask for redelivery); an expired
+  claim or a released one (`retrying`) is taken over by replacing exactly that generation.
+* finish: replace our claim's generation with the final record (`registered` / `rejected`).
+* release: on a transient failure, mark `retrying` and expire the lease so redelivery proceeds.
+The lease (default 900 s) outlives the function's maximum run (540 s), so a live worker is never
+doubled; a dead one blocks its upload for at most one lease.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from handlers.errors import TransientError
+from handlers.gcs.objects import ObjectStore, PreconditionFailed
+
+FINAL_STATES = ("registered", "rejected", "superseded")
+SCHEMA = 1
+_WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    bucket: str
+    name: str  # record object name
+    generation: int  # our claim's record generation; the precondition for finishing
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AlreadyFinal:
+    record: dict[str, Any]
+
+
+def record_name(state_prefix: str, source_path: str, key: str) -> str:
+    return f"{state_prefix}uploads/{source_path.rstrip('/')}/{key}.json"
+
+
+def now_iso(clock: float | None = None) -> str:
+    moment = datetime.fromtimestamp(time.time() if clock is None else clock, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Records:
+    def __init__(self, store: ObjectStore, lease_seconds: int) -> None:
+        self._store = store
+        self._lease = lease_seconds
+
+    def claim(self, bucket: str, name: str, base: dict[str, Any]) -> Claim | AlreadyFinal:
+        """Claim the upload recorded at gs://bucket/name, or report that it is already final."""
+        for _ in range(5):  # a lost race re-reads; five rounds is far more than one upload needs
+            current = self._store.read_bytes(bucket, name)
+            if current is None:
+                record = self._claimed(base, attempts=1, history=[])
+                try:
+                    generation = self._write(bucket, name, record, if_generation_match=0)
+                except PreconditionFailed:
+                    continue
+                return Claim(bucket, name, generation, record)
+            data, generation = current
+            existing = _loads(data)
+            if existing.get("state") in FINAL_STATES:
+                return AlreadyFinal(existing)
+            expires = float(existing.get("lease_expires_epoch", 0))
+            if existing.get("state") == "claimed" and expires > time.time():
+                raise TransientError(
+                    f"upload is being processed by {existing.get('claimed_by', 'another worker')} "
+                    f"until {now_iso(expires)}; asking for redelivery",
+                    code="in_progress_elsewhere",
+                )
+            record = self._claimed(
+                {**existing, **base},
+                attempts=int(existing.get("attempts", 0)) + 1,
+                history=list(existing.get("history", [])),
+            )
+            try:
+                new_generation = self._write(bucket, name, record, if_generation_match=generation)
+            except PreconditionFailed:
+                continue
+            return Claim(bucket, name, new_generation, record)
+        raise TransientError(f"could not claim gs://{bucket}/{name}: too much contention")
+
+    def finish(self, claim: Claim, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Write the final record over our claim. Returns the record as written (or found)."""
+        record = {**claim.record, **outcome, "updated": now_iso()}
+        record.pop("lease_expires", None)
+        record.pop("lease_expires_epoch", None)
+        record["history"] = [
+            *claim.record.get("history", []),
+            {"at": record["updated"], "state": record["state"], "by": _WORKER_ID},
+        ]
+        try:
+            self._write(claim.bucket, claim.name, record, if_generation_match=claim.generation)
+        except PreconditionFailed:
+            # Our lease was taken over (we overran it). The other worker finds the same version
+            # through the lineage labels, so the outcome is still one version; keep its record.
+            current = self._store.read_bytes(claim.bucket, claim.name)
+            if current is not None and _loads(current[0]).get("state") in FINAL_STATES:
+                return _loads(current[0])
+            raise TransientError(f"lost the claim on gs://{claim.bucket}/{claim.name}") from None
+        return record
+
+    def release(self, claim: Claim, error: str) -> None:
+        """Give the upload back after a transient failure, so redelivery need not wait a lease."""
+        record = {
+            **claim.record,
+            "state": "retrying",
+            "last_error": error[:2000],
+            "lease_expires_epoch": 0,
+            "updated": now_iso(),
+        }
+        record.pop("lease_expires", None)
+        try:
+            self._write(claim.bucket, claim.name, record, if_generation_match=claim.generation)
+        except (PreconditionFailed, TransientError):
+            pass  # the lease will expire by itself; nothing is lost
+
+    def read(self, bucket: str, name: str) -> dict[str, Any] | None:
+        current = self._store.read_bytes(bucket, name)
+        return _loads(current[0]) if current else None
+
+    def _claimed(
+        self, base: dict[str, Any], *, attempts: int, history: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        now = time.time()
+        return {
+            **base,
+            "schema": SCHEMA,
+            "state": "claimed",
+            "claimed_by": _WORKER_ID,
+            "attempts": attempts,
+            "lease_expires": now_iso(now + self._lease),
+            "lease_expires_epoch": now + self._lease,
+            "created": base.get("created", now_iso(now)),
+            "updated": now_iso(now),
+            "history": [*history, {"at": now_iso(now), "state": "claimed", "by": _WORKER_ID}],
+        }
+
+    def _write(
+        self, bucket: str, name: str, record: dict[str, Any], *, if_generation_match: int
+    ) -> int:
+        data = json.dumps(record, indent=2, sort_keys=True).encode()
+        return self._store.write_bytes(bucket, name, data, if_generation_match=if_generation_match)
+
+
+def _loads(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except json.JSONDecodeError:
+        return {"state": "corrupt"}  # treated like a released claim: taken over and rewritten
+    return value if isinstance(value, dict) else {"state": "corrupt"}

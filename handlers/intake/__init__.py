@@ -1,0 +1,1 @@
+"""Intake: what an event is, what a name means, which objects form one upload (runs in the function)."""

@@ -1,0 +1,196 @@
+"""From a classified object to a pinned `Upload`: which exact objects (and generations) make it up.
+
+A `.keras` upload is one object. A SavedModel upload is the set of member files of the folder that
+holds `saved_model.pb`, complete (index + every data shard), every member read at the generation
+listed here, so a concurrent overwrite can never mix two uploads into one version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+from handlers.errors import Rejected, Superseded, Waiting
+from handlers.gcs.objects import ObjectInfo, ObjectStore
+from handlers.intake.events import ObjectEvent
+from handlers.intake.layout import KerasFile, SavedModelMember, shard_info
+from handlers.settings import Settings
+
+_MEMBER_TOP = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb")
+_MEMBER_DIRS = ("variables/", "assets/", "assets.extra/")
+
+
+@dataclass(frozen=True)
+class Upload:
+    kind: Literal["keras", "saved_model"]
+    bucket: str
+    source_path: str  # the .keras object name, or the SavedModel folder "a/b/"
+    members: tuple[ObjectInfo, ...]  # sorted by name; generations pinned
+    trigger: ObjectEvent
+
+    @property
+    def uri(self) -> str:
+        return f"gs://{self.bucket}/{self.source_path}"
+
+    @property
+    def size(self) -> int:
+        return sum(m.size for m in self.members)
+
+    @property
+    def generation(self) -> int:
+        """The .keras generation, or the newest member generation of a SavedModel."""
+        return max(m.generation for m in self.members)
+
+    def relative(self, member: ObjectInfo) -> str:
+        if self.kind == "keras":
+            return member.name.rsplit("/", 1)[-1]
+        return member.name[len(self.source_path) :]
+
+    @cached_property  # asked for by the claim, the record, the labels and the logs
+    def upload_key(self) -> str:
+        """What the upload *is*: bucket, path and every member generation. 40 hex chars (a label)."""
+        text = "\n".join(
+            [
+                self.bucket,
+                self.source_path,
+                *(f"{self.relative(m)}#{m.generation}" for m in self.members),
+            ]
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+    @property
+    def record_key(self) -> str:
+        """File name of the record: readable for a .keras, a short digest for a directory."""
+        if self.kind == "keras":
+            return f"g{self.members[0].generation}"
+        return f"members-{self.upload_key[:16]}"
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Custom metadata that steers registration (description, aliases)."""
+        if self.kind == "keras":
+            return self.members[0].metadata
+        for member in self.members:
+            if self.relative(member) in _MEMBER_TOP[:2]:
+                return member.metadata
+        return {}
+
+
+def resolve_keras(
+    event: ObjectEvent, artifact: KerasFile, store: ObjectStore, settings: Settings
+) -> Upload:
+    live = store.get_object(event.bucket, artifact.name)
+    _check_current(event, live)
+    assert live is not None
+    return Upload("keras", event.bucket, artifact.name, (live,), event)
+
+
+def resolve_saved_model(
+    event: ObjectEvent, artifact: SavedModelMember, store: ObjectStore, settings: Settings
+) -> Upload:
+    for directory in artifact.candidate_dirs:
+        listing = [
+            o
+            for o in store.list_objects(event.bucket, directory)
+            if _is_member(o.name[len(directory) :])
+        ]
+        if any(o.name[len(directory) :] in _MEMBER_TOP[:2] for o in listing):
+            break
+    else:
+        raise Waiting(f"no saved_model.pb yet beside {event.uri}; the upload is not complete")
+    trigger = next((o for o in listing if o.name == event.name), None)
+    _check_current(event, trigger)
+    _check_complete(directory, listing, event, settings)
+    _check_assets(directory, listing, event, store)
+    return Upload(
+        "saved_model", event.bucket, directory, tuple(sorted(listing, key=lambda o: o.name)), event
+    )
+
+
+def _is_member(relative: str) -> bool:
+    return relative in _MEMBER_TOP or (
+        relative.startswith(_MEMBER_DIRS) and not relative.endswith("/")
+    )
+
+
+def _check_current(event: ObjectEvent, live: ObjectInfo | None) -> None:
+    if live is None:
+        raise Superseded(f"{event.uri} generation {event.generation} was deleted before processing")
+    if live.generation != event.generation:
+        raise Superseded(
+            f"{event.uri} generation {event.generation} was replaced by generation "
+            f"{live.generation}, which has its own event"
+        )
+
+
+def check_size(upload: Upload, settings: Settings) -> None:
+    """Refuse before downloading anything: sizes come from the object metadata."""
+    size, where = upload.size, upload.uri
+    if size > settings.max_artifact_bytes:
+        raise Rejected(
+            f"{where} is {size:,} bytes; the limit (MAX_ARTIFACT_BYTES) is "
+            f"{settings.max_artifact_bytes:,}. Vertex AI accepts at most 10 GB of artifacts.",
+            code="too_large",
+        )
+
+
+def _check_complete(
+    directory: str, listing: list[ObjectInfo], event: ObjectEvent, settings: Settings
+) -> None:
+    names = {o.name[len(directory) :]: o for o in listing}
+    where = f"gs://{event.bucket}/{directory}"
+    if "variables/variables.index" not in names:
+        raise Waiting(f"{where}: variables/variables.index not uploaded yet")
+    shards = [
+        info
+        for rel in names
+        if (info := shard_info(rel.removeprefix("variables/"))) and rel.startswith("variables/")
+    ]
+    if not shards:
+        raise Waiting(f"{where}: no variables.data-NNNNN-of-MMMMM shard uploaded yet")
+    totals = {total for _, total in shards}
+    if len(totals) != 1:
+        raise Rejected(
+            f"{where}: data shards disagree on their count ({sorted(totals)}); the folder holds "
+            "files of two different saves. Upload one SavedModel per folder.",
+            code="savedmodel.mixed_shards",
+        )
+    total = totals.pop()
+    missing = sorted(set(range(total)) - {index for index, _ in shards})
+    if missing:
+        raise Waiting(f"{where}: {len(missing)} of {total} variables data shards not uploaded yet")
+    required = [
+        o for rel, o in names.items() if rel in _MEMBER_TOP[:2] or rel.startswith("variables/")
+    ]
+    spread = max(o.generation for o in required) - min(o.generation for o in required)
+    # Generations are microsecond timestamps: files written far apart are not one upload (e.g. an
+    # overwrite in progress over an older SavedModel). Its remaining files will complete it.
+    if spread > settings.directory_upload_window_seconds * 1_000_000:
+        raise Waiting(
+            f"{where}: its files were written {spread / 1e6:.0f} s apart (more than "
+            f"DIRECTORY_UPLOAD_WINDOW_SECONDS={settings.directory_upload_window_seconds}); "
+            "waiting for the rest of the newer upload"
+        )
+
+
+def _check_assets(
+    directory: str, listing: list[ObjectInfo], event: ObjectEvent, store: ObjectStore
+) -> None:
+    """Wait for asset files the graph reads (vocabularies...): they may be uploaded last."""
+    from handlers.validation.scan.savedmodel import parse_meta_graph, referenced_assets
+
+    names = {o.name[len(directory) :]: o for o in listing}
+    graph = names.get("saved_model.pb")
+    if graph is None:
+        return  # a .pbtxt graph: validation inspects it
+    meta = parse_meta_graph(store.read_object(graph))
+    if meta is None:
+        return  # unparseable: validation rejects it with the specific reason
+    missing = sorted(a for a in referenced_assets(meta) if f"assets/{a}" not in names)
+    if missing:
+        raise Waiting(
+            f"gs://{event.bucket}/{directory}: asset(s) {missing[:3]} the graph reads "
+            "are not uploaded yet"
+        )

@@ -1,0 +1,1 @@
+"""Registry: the ModelRegistry interface, version lineage, and the Vertex AI implementation."""

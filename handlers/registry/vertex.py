@@ -1,0 +1,298 @@
+"""`ModelRegistry` over the Vertex AI Model Registry (GAPIC `aiplatform_v1.ModelServiceClient`).
+
+The SDK is imported lazily (~0.7 s): importing this module must stay cheap. Every primitive is
+named after the API verb it wraps and returns plain dataclasses; `ensure_version` is the one
+exactly-once composite built on them. Errors leave this module only as `PermanentError` or
+`TransientError` (handlers/errors.py), with messages that say what to do.
+
+REST is used in production as well as against the emulator: it is the transport the tests
+exercise, and unlike gRPC it is safe next to the validator's forked subprocesses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from handlers.errors import PermanentError, TransientError
+from handlers.registry.interface import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
+from handlers.registry.vertex_errors import (
+    AlreadyExists,
+    ModelNotFound,
+    UploadInterrupted,
+    is_transient,
+    translate,
+)
+from handlers.registry.vertex_types import (
+    ALIAS_PATTERN,
+    DEFAULT_ALIAS,
+    ModelVersionInfo,
+    check_aliases,
+    check_request,
+    filter_query,
+    model_id_for,
+    quote,
+    version_info,
+)
+from handlers.retry import RetryPolicy, call_with_retry
+
+if TYPE_CHECKING:
+    from handlers.settings import Settings
+
+# The public API; names defined in vertex_types / vertex_errors stay importable from here.
+__all__ = [
+    "ALIAS_PATTERN",
+    "DEFAULT_ALIAS",
+    "DEFAULT_RETRY",
+    "AlreadyExists",
+    "ModelNotFound",
+    "ModelVersionInfo",
+    "RetryPolicy",
+    "VertexRegistry",
+    "make_registry",
+    "model_id_for",
+]
+_LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+# Short and bounded: 3 attempts, ~0.1-0.2 s then ~0.3-0.6 s. Longer waits are Eventarc's
+# redelivery; the jitter keeps half of each delay so backoff still grows under contention.
+DEFAULT_RETRY = RetryPolicy(
+    attempts=3, initial_delay=0.2, max_delay=2.0, multiplier=3.0, min_jitter=0.5
+)
+
+
+def make_registry(settings: Settings) -> VertexRegistry:
+    """One client for the process: the emulator when `VERTEX_AI_EMULATOR_HOST` is set."""
+    from google.cloud import aiplatform_v1
+
+    if settings.vertex_emulator_host:
+        from google.auth.credentials import AnonymousCredentials
+
+        client = aiplatform_v1.ModelServiceClient(
+            transport="rest",
+            client_options={"api_endpoint": settings.vertex_emulator_host},
+            credentials=AnonymousCredentials(),
+        )
+    else:  # application default credentials: the function's runtime service account
+        client = aiplatform_v1.ModelServiceClient(
+            transport="rest",
+            client_options={"api_endpoint": f"{settings.location}-aiplatform.googleapis.com"},
+        )
+    return VertexRegistry(client, project=settings.project, location=settings.location)
+
+
+class VertexRegistry:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        project: str,
+        location: str,
+        retry: RetryPolicy | None = None,
+        rpc_timeout: float = 60.0,
+        operation_timeout: float = 900.0,
+        poll_initial: float = 1.0,
+    ) -> None:
+        self._client = client
+        self._project = project
+        self.parent = f"projects/{project}/locations/{location}"
+        self._retry = retry or DEFAULT_RETRY
+        self._rpc_timeout = rpc_timeout
+        self._operation_timeout = operation_timeout
+        self._poll_initial = poll_initial
+
+    def model_name(self, model: str) -> str:
+        return model if model.startswith("projects/") else f"{self.parent}/models/{model}"
+
+    # ---- primitives ----------------------------------------------------------------------
+    def get_model(self, model: str, version: str | None = None) -> ModelVersionInfo:
+        """`version` is a version id or an alias; None means the default version."""
+        name = self.model_name(model) + (f"@{version}" if version else "")
+        model_pb = self._call("GetModel", lambda: self._client.get_model(**self._opts(name=name)))
+        return version_info(model_pb)
+
+    def list_models(
+        self, display_name: str | None = None, *, labels: dict[str, str] | None = None
+    ) -> list[ModelVersionInfo]:
+        """Default versions of the models named `display_name` (names are not unique)."""
+        terms = [f"display_name={quote(display_name)}"] if display_name is not None else []
+        query = filter_query(terms, labels)
+        models = self._call(
+            "ListModels",
+            lambda: list(self._client.list_models(**self._opts(parent=self.parent, **query))),
+        )
+        return [version_info(m) for m in models]
+
+    def list_versions(
+        self, model: str, *, labels: dict[str, str] | None = None
+    ) -> list[ModelVersionInfo]:
+        query = filter_query([], labels)
+        name = self.model_name(model)
+        models = self._call(
+            "ListModelVersions",
+            lambda: list(self._client.list_model_versions(**self._opts(name=name, **query))),
+        )
+        return [version_info(m) for m in models]
+
+    def merge_version_aliases(
+        self, version_name: str, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> ModelVersionInfo:
+        """`version_name` is `MODEL@VERSION`; adding `default` makes that version the default."""
+        if "@" not in version_name:
+            raise PermanentError(f"{version_name!r} names no version: expected MODEL@VERSION.")
+        check_aliases([a for a in add if a != DEFAULT_ALIAS] + list(remove))
+        changes = [*add, *(f"-{a}" for a in remove)]
+        name = self.model_name(version_name)
+        model_pb = self._call(
+            "MergeVersionAliases",
+            lambda: self._client.merge_version_aliases(
+                **self._opts(name=name, version_aliases=changes)
+            ),
+        )
+        return version_info(model_pb)
+
+    def delete_model_version(self, version_name: str) -> None:
+        name = self.model_name(version_name)
+        self._call(
+            "DeleteModelVersion",
+            lambda: self._finish(self._client.delete_model_version(**self._opts(name=name))),
+        )
+
+    def upload_model(
+        self, request: VersionRequest, *, model_id: str = "", parent_model: str = ""
+    ) -> RegisteredVersion:
+        """One UploadModel attempt (not retried here: it is not idempotent; see ensure_version)."""
+        from google.cloud.aiplatform_v1 import types
+
+        aliases = list(request.aliases) + ([DEFAULT_ALIAS] if request.make_default else [])
+        model = types.Model(
+            display_name=request.display_name,
+            description=request.description,
+            version_description=request.description,
+            artifact_uri=request.artifact_uri,
+            container_spec=types.ModelContainerSpec(image_uri=request.serving_image),
+            labels=dict(request.labels),
+            version_aliases=aliases,
+        )
+        upload = types.UploadModelRequest(
+            parent=self.parent, model=model, model_id=model_id, parent_model=parent_model
+        )
+        result = self._call(
+            "UploadModel",
+            lambda: self._finish(self._client.upload_model(**self._opts(request=upload))),
+            retry=False,
+        )
+        if not parent_model and DEFAULT_ALIAS not in aliases:
+            aliases.append(DEFAULT_ALIAS)  # a model's first version is always its default
+        return RegisteredVersion(result.model, result.model_version_id, aliases=tuple(aliases))
+
+    # ---- the composite -------------------------------------------------------------------
+    def ensure_version(self, request: VersionRequest) -> RegisteredVersion:
+        """Make `request` a version of the model named `request.display_name`, exactly once.
+
+        The upload-key label makes it idempotent: a version carrying the key is returned
+        (`reused=True`) instead of uploading again, so a lost response or a redelivered event
+        costs a lookup, not a duplicate version.
+        """
+        check_request(request)
+
+        def interrupted(exc: BaseException, delay: float) -> None:
+            _LOG.warning("upload of %r interrupted (%s); retrying", request.display_name, exc)
+
+        return call_with_retry(
+            lambda: self._ensure_once(request),
+            is_transient=lambda exc: isinstance(exc, UploadInterrupted),
+            what=f"registering {request.display_name!r}",
+            policy=self._retry,
+            on_retry=interrupted,
+            wrap_last=False,
+        )
+
+    def _ensure_once(self, request: VersionRequest) -> RegisteredVersion:
+        model = self._find_model(request.display_name)
+        if model is None:
+            try:
+                return self._upload(request, model_id=model_id_for(request.display_name))
+            except AlreadyExists:  # another worker created it first: add our version to it
+                model = self._find_model(request.display_name)
+                if model is None:
+                    raise UploadInterrupted(
+                        "the model reported as existing was not found"
+                    ) from None
+        key = request.labels[UPLOAD_KEY_LABEL]
+        for found in self.list_versions(model, labels={UPLOAD_KEY_LABEL: key}):
+            _LOG.info("upload key %s is already %s; keeping it", key, found.version_name)
+            return RegisteredVersion(found.model, found.version_id, True, found.aliases)
+        return self._upload(request, parent_model=model)
+
+    def _upload(self, request: VersionRequest, **target: str) -> RegisteredVersion:
+        try:
+            return self.upload_model(request, **target)
+        except TransientError as exc:
+            raise UploadInterrupted(str(exc)) from exc
+        except ModelNotFound as exc:  # the parent model vanished meanwhile: look again
+            if not target.get("parent_model"):
+                raise
+            raise UploadInterrupted(str(exc)) from exc
+
+    def _find_model(self, display_name: str) -> str | None:
+        model_id = model_id_for(display_name)
+        try:
+            info = self.get_model(model_id)
+        except ModelNotFound:
+            pass
+        else:
+            if info.display_name != display_name:
+                raise PermanentError(
+                    f"Model id {model_id!r} (derived from display name {display_name!r}) belongs "
+                    f"to {info.model} named {info.display_name!r}. Rename one of the two models.",
+                    code="model_id_taken",
+                )
+            return info.model
+        found = self.list_models(display_name)
+        if len(found) > 1:
+            names = ", ".join(sorted(m.model for m in found))
+            raise PermanentError(
+                f"{len(found)} models are named {display_name!r} ({names}); cannot tell which one "
+                "gets the new version. Rename or delete all but one, or give this upload another "
+                "model name.",
+                code="ambiguous_display_name",
+            )
+        return found[0].model if found else None
+
+    # ---- plumbing ------------------------------------------------------------------------
+    def _opts(self, **request: Any) -> dict[str, Any]:
+        # Explicit retry/timeout: retries are ours (bounded, fast); the SDK's would hang.
+        if "request" not in request:
+            request = {"request": request}
+        return {**request, "retry": None, "timeout": self._rpc_timeout}
+
+    def _finish(self, operation: Any) -> Any:
+        from google.api_core.future import polling
+
+        poll = polling.DEFAULT_POLLING.with_delay(initial=self._poll_initial, maximum=10.0)
+        return operation.result(timeout=self._operation_timeout, polling=poll)
+
+    def _call(self, action: str, fn: Callable[[], T], *, retry: bool = True) -> T:
+        def attempt() -> T:
+            try:
+                return fn()
+            except Exception as exc:  # translated; anything that is not Vertex's is re-raised
+                error = translate(exc, action, self._project)
+                if error is None:
+                    raise
+                raise error from exc
+
+        def retrying(exc: BaseException, delay: float) -> None:
+            _LOG.warning("%s failed transiently (%s); retrying in %.2fs", action, exc, delay)
+
+        return call_with_retry(
+            attempt,
+            is_transient=is_transient,
+            what=f"Vertex AI {action}",
+            policy=self._retry if retry else replace(self._retry, attempts=1),
+            on_retry=retrying,
+            wrap_last=False,
+        )

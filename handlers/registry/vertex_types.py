@@ -1,0 +1,98 @@
+"""The plain values `VertexRegistry` takes and returns, and the rules it checks before any call.
+
+No SDK import: model ids, alias rules and filter strings are pure functions of their inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from handlers.errors import PermanentError
+from handlers.registry.interface import UPLOAD_KEY_LABEL, VersionRequest
+
+ALIAS_PATTERN = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
+DEFAULT_ALIAS = "default"
+_VALID_MODEL_ID = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    model: str  # projects/P/locations/L/models/ID
+    version_id: str
+    display_name: str
+    aliases: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    artifact_uri: str = ""
+    description: str = ""
+    create_time: datetime | None = None
+
+    @property
+    def version_name(self) -> str:
+        return f"{self.model}@{self.version_id}"
+
+    @property
+    def is_default(self) -> bool:
+        return DEFAULT_ALIAS in self.aliases
+
+
+def model_id_for(display_name: str) -> str:
+    """Deterministic Vertex model id for a display name (≤63 `[a-z0-9_-]`, starts with a letter).
+
+    A name that is already a valid id is used as is; any other gets a short hash of the original
+    appended, so two different names never map to the same id.
+    """
+    base = re.sub(r"[^a-z0-9_-]+", "-", display_name.lower()).strip("-_") or "model"
+    if not base[0].isalpha():
+        base = f"m-{base}"
+    if base == display_name and _VALID_MODEL_ID.fullmatch(base):
+        return base
+    digest = hashlib.sha256(display_name.encode()).hexdigest()[:8]
+    return f"{base[: 63 - 9].rstrip('-_')}-{digest}"
+
+
+def check_aliases(aliases: Sequence[str]) -> None:
+    for alias in aliases:
+        if alias == DEFAULT_ALIAS or not ALIAS_PATTERN.fullmatch(alias):
+            raise PermanentError(
+                f"Version alias {alias!r} is not allowed: expected [a-z][a-zA-Z0-9-]{{0,126}}[a-z0-9]"
+                " (starts with a lowercase letter, 2-128 characters) and not 'default' (use "
+                "make_default / DEFAULT_VERSION_POLICY for that).",
+                code="bad_alias",
+            )
+
+
+def check_request(request: VersionRequest) -> None:
+    if not request.labels.get(UPLOAD_KEY_LABEL):
+        raise PermanentError(
+            f"VersionRequest.labels lacks {UPLOAD_KEY_LABEL!r}: without it a retried upload "
+            "would create a duplicate version.",
+            code="missing_upload_key",
+        )
+    check_aliases(request.aliases)
+
+
+def quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def filter_query(terms: list[str], labels: dict[str, str] | None) -> dict[str, str]:
+    terms = terms + [f"labels.{k}={quote(v)}" for k, v in sorted((labels or {}).items())]
+    return {"filter": " AND ".join(terms)} if terms else {}
+
+
+def version_info(model: Any) -> ModelVersionInfo:
+    return ModelVersionInfo(
+        model=model.name.split("@", 1)[0],
+        version_id=model.version_id,
+        display_name=model.display_name,
+        aliases=tuple(model.version_aliases),
+        labels=dict(model.labels),
+        artifact_uri=model.artifact_uri,
+        description=model.version_description or model.description,
+        create_time=model.version_create_time or None,
+    )

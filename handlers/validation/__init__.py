@@ -1,0 +1,1 @@
+"""Validation: the Validator seam, its report, the static scans and the sandbox."""

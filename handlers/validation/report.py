@@ -1,0 +1,39 @@
+"""Result types of model validation (no TensorFlow here; `handlers.validation.validator` re-exports them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+
+    def describe(self) -> str:
+        dims = ",".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.name}:{self.dtype}[{dims}]"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TensorInfo:
+        shape = tuple(None if d is None else int(d) for d in data["shape"])
+        return cls(name=str(data["name"]), dtype=str(data["dtype"]), shape=shape)
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    kind: Literal["keras", "saved_model"]
+    saved_model_dir: Path  # the SavedModel to register: the input dir, or (for .keras) the export
+    inputs: tuple[TensorInfo, ...]  # serving_default inputs
+    outputs: tuple[TensorInfo, ...]
+    smoke_test: str  # "passed" or "skipped: <why>"
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """One short line for labels and logs, e.g. ``passed; in=x:float32[?,4]; out=y:...``."""
+        ins = ",".join(t.describe() for t in self.inputs)
+        outs = ",".join(t.describe() for t in self.outputs)
+        return f"{self.smoke_test}; in={ins}; out={outs}"

@@ -1,0 +1,1 @@
+"""The sandbox: `process` (function side) runs `worker` (its own process, with TensorFlow)."""

@@ -1,0 +1,249 @@
+"""Parent side of the sandboxed loader: one reusable worker process speaking JSON lines.
+
+The worker (`handlers.validation.sandbox.worker`) gets a scrubbed environment, a private temp dir (removed
+when it stops), its own session (so a timeout kills the whole process group) and resource limits
+it applies to itself. A crash, timeout or out-of-memory becomes `Rejected(sandbox.*)` and the worker
+is replaced on next use; it is also recycled after `max_uses` requests or when its RSS grows past
+half the memory budget.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from handlers.errors import Rejected, TransientError
+from handlers.validation.sandbox.protocol import MEMORY_ENV, OUT_OF_MEMORY, TEST_HOOKS_ENV
+
+log = logging.getLogger(__name__)
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the directory holding `handlers/`
+_KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+_STARTUP_SECONDS = 120.0
+
+
+def default_memory_mb() -> int:
+    """80% of the cgroup memory limit, or of physical memory when there is none."""
+    limit = None
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < 1 << 60:
+            limit = int(raw)
+            break
+    if limit is None:
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(256, int(limit * 0.8) // 1024**2)
+
+
+class Sandbox:
+    """One worker at a time; `request()` is serialised by a lock (the worker is single-threaded)."""
+
+    def __init__(
+        self, *, memory_mb: int, timeout_seconds: float, max_uses: int, temp_dir: str | None
+    ) -> None:
+        self.memory_mb = memory_mb
+        self.timeout_seconds = timeout_seconds
+        self.max_uses = max_uses
+        self._temp_dir = temp_dir
+        self._lock = threading.RLock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._home: Path | None = None
+        self._buffer = b""
+        self._ready = False
+        self._started = 0.0
+        self.uses = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc and self._proc.poll() is None else None
+
+    def start(self) -> None:
+        """Start the worker if none is running; returns at once (TF imports in the background)."""
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                return
+            self.stop()
+            self._home = Path(tempfile.mkdtemp(prefix="registrar-sandbox-", dir=self._temp_dir))
+            (self._home / "tmp").mkdir()
+            stderr = (self._home / "worker.log").open("wb")
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=self._home / "tmp",
+                env=self._env(),
+                start_new_session=True,  # own process group: a timeout kills all of it
+                close_fds=True,
+            )
+            stderr.close()
+            self._buffer, self._ready, self.uses = b"", False, 0
+            self._started = time.monotonic()
+
+    def request(self, payload: dict[str, Any], *, what: str) -> dict[str, Any]:
+        """Send one request and return the worker's JSON answer (ok or not)."""
+        with self._lock:
+            self.start()
+            proc = self._proc
+            assert proc is not None and proc.stdin is not None
+            if not self._ready:
+                self._read(deadline=self._started + _STARTUP_SECONDS, what=what, startup=True)
+                self._ready = True
+            self.uses += 1
+            try:
+                proc.stdin.write(json.dumps(payload).encode() + b"\n")
+                proc.stdin.flush()
+            except OSError:
+                self._fail("sandbox.crash", what)
+            answer = self._read(deadline=time.monotonic() + self.timeout_seconds, what=what)
+            if answer.get("code") == OUT_OF_MEMORY:
+                self.stop()
+            elif self.uses >= self.max_uses or answer.get("rss_mb", 0) > self.memory_mb // 2:
+                log.info("recycling sandbox worker after %d uses", self.uses)
+                self.stop()
+            return answer
+
+    def stop(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is not None:
+                if proc.poll() is None:
+                    try:
+                        proc.stdin.close()  # type: ignore[union-attr]
+                        proc.wait(timeout=2)
+                    except (OSError, subprocess.TimeoutExpired):
+                        _kill_group(proc)
+                for stream in (proc.stdin, proc.stdout):
+                    if stream is not None:
+                        stream.close()
+            if self._home is not None:
+                shutil.rmtree(self._home, ignore_errors=True)
+                self._home = None
+
+    def _env(self) -> dict[str, str]:
+        assert self._home is not None
+        env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
+        env.update(
+            HOME=str(self._home),
+            TMPDIR=str(self._home / "tmp"),
+            KERAS_HOME=str(self._home / "keras"),
+            KERAS_BACKEND="tensorflow",
+            PYTHONPATH=str(_PROJECT_ROOT),
+            PYTHONDONTWRITEBYTECODE="1",
+            TF_CPP_MIN_LOG_LEVEL="2",
+            CUDA_VISIBLE_DEVICES="",
+            # No credentials are passed; also point metadata-server lookups at nothing.
+            NO_GCE_CHECK="True",
+            GCE_METADATA_HOST="127.0.0.1:9",
+            GCE_METADATA_IP="127.0.0.1:9",
+            **{MEMORY_ENV: str(self.memory_mb)},
+        )
+        if os.environ.get(TEST_HOOKS_ENV) == "1":
+            env[TEST_HOOKS_ENV] = "1"
+        return env
+
+    def _read(self, *, deadline: float, what: str, startup: bool = False) -> dict[str, Any]:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        fd = proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._fail("sandbox.timeout", what, startup=startup)
+                if not sel.select(remaining):
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self._fail(_exit_code(proc, self._log_tail()), what, startup=startup)
+                self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            self._fail("sandbox.crash", what)
+        if not isinstance(answer, dict):
+            self._fail("sandbox.crash", what)
+        return answer
+
+    def _log_tail(self) -> str:
+        try:
+            return (self._home / "worker.log").read_bytes()[-4000:].decode(errors="replace")  # type: ignore[operator]
+        except OSError:
+            return ""
+
+    def _fail(self, code: str, what: str, *, startup: bool = False) -> None:
+        proc = self._proc
+        tail = self._log_tail().strip().splitlines()[-3:]
+        if proc is not None:
+            _kill_group(proc)
+        rc = proc.returncode if proc is not None else None
+        self.stop()
+        where = "while starting the loader" if startup else f"while loading {what}"
+        if code == "sandbox.timeout":
+            text = (
+                f"The sandboxed loader did not finish within {self.timeout_seconds:.0f} s "
+                f"{where} (VALIDATION_TIMEOUT_SECONDS). The model is too slow or too big to load, "
+                "or it hangs on purpose."
+            )
+        elif code == OUT_OF_MEMORY:
+            text = (
+                f"The sandboxed loader ran out of memory ({self.memory_mb} MiB, "
+                f"VALIDATION_MEMORY_MB) {where}. Use a larger instance or a smaller model."
+            )
+        else:
+            text = (
+                f"The sandboxed loader crashed {where} (exit status {rc}). TensorFlow could not "
+                "load this artifact safely; check that it was saved by a supported version."
+            )
+        if tail:
+            text += " Last loader output: " + " | ".join(line[:200] for line in tail)
+        if startup and code != "sandbox.timeout":
+            # No artifact has been sent yet: the environment is at fault, not the upload.
+            raise TransientError(text, code=f"{code}_at_startup")
+        raise Rejected(text, code=code)
+
+
+def _exit_code(proc: subprocess.Popen[bytes], tail: str) -> str:
+    try:
+        rc = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        return "sandbox.crash"
+    oom_markers = ("MemoryError", "bad_alloc", "Cannot allocate memory", "OOM")
+    if rc == -signal.SIGKILL or any(m in tail for m in oom_markers):
+        return OUT_OF_MEMORY
+    return "sandbox.crash"
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        log.warning("sandbox worker %d did not exit after SIGKILL", proc.pid)
+
+
+# `-I` (isolated mode) ignores PYTHON* variables and user site-packages, so the project root is
+# put on sys.path explicitly before running the worker module.
+_BOOT = (
+    "import os, sys; sys.path.insert(0, os.environ['PYTHONPATH']); "
+    "import handlers.validation.sandbox.worker as w; w.main()"
+)

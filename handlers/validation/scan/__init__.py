@@ -1,0 +1,1 @@
+"""Static scans of untrusted model files, without TensorFlow (function side, bounded parsers)."""

@@ -1,0 +1,267 @@
+"""Static checks of a SavedModel directory without importing TensorFlow.
+
+Parses `saved_model.pb` with a local subset of the protobuf schema (`savedmodel_proto`), requires a
+`serving_default` signature, rejects graph ops that touch files, the network or Python outside the
+checkpoint save/restore functions, and checks the variables index against the shard files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from handlers.errors import Rejected
+from handlers.settings import Settings
+from handlers.validation.report import TensorInfo
+from handlers.validation.scan.proto import DTYPES, message
+from handlers.validation.scan.tensor_bundle import BundleError, read_bundle_index
+
+SIGNATURE = "serving_default"
+_PB_LIMIT = 2 * 1024**3
+# Ops that read/write files, reach the network, or call back into Python.
+_DENIED_OPS = frozenset(
+    {
+        *("ReadFile", "WriteFile", "MatchingFiles", "DeleteFile", "ImmutableConst"),
+        *("PyFunc", "PyFuncStateless", "EagerPyFunc"),
+        *("Save", "SaveSlices", "Restore", "RestoreSlice", "LoadAndRemapMatrix"),
+        *("TFRecordReader", "TFRecordReaderV2", "TextLineReader", "TextLineReaderV2"),
+        *("WholeFileReader", "WholeFileReaderV2", "FixedLengthRecordReader"),
+        *("FixedLengthRecordReaderV2", "LMDBReader", "IdentityReader", "IdentityReaderV2"),
+        *("TFRecordDataset", "TFRecordDatasetV2", "TextLineDataset", "FixedLengthRecordDataset"),
+        *("FixedLengthRecordDatasetV2", "LMDBDataset", "ExperimentalLMDBDataset", "SqlDataset"),
+        *("ExperimentalSqlDataset", "CSVDataset", "CSVDatasetV2", "ExperimentalCSVDataset"),
+        *("LoadDataset", "SaveDataset", "SaveDatasetV2", "SnapshotDataset", "SnapshotDatasetV2"),
+        *("DatasetToTFRecord", "ExperimentalDatasetToTFRecord", "DistributedSave"),
+        *("DataServiceDataset", "DataServiceDatasetV2", "DataServiceDatasetV3"),
+        *("DataServiceDatasetV4", "RegisterDataset", "RegisterDatasetV2"),
+        *("CreateSummaryFileWriter", "CreateSummaryDbWriter", "WriteSummary", "ImportEvent"),
+        *("WriteScalarSummary", "WriteHistogramSummary", "WriteImageSummary"),
+        *("WriteAudioSummary", "WriteGraphSummary", "WriteRawProtoSummary"),
+        *("DebugIdentity", "DebugIdentityV2", "DebugIdentityV3", "DebugNanCount"),
+        *("GcsConfigureCredentials", "GcsConfigureBlockCache", "FileSystemSetConfiguration"),
+    }
+)
+_DENIED_PREFIXES = ("Rpc", "_Rpc")
+# Checkpoint ops: legitimate only in the functions the saver_def points at.
+_SAVER_OPS = frozenset({"SaveV2", "RestoreV2", "MergeV2Checkpoints"})
+_SHARD = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
+_FIX = "Export the model with tf.saved_model.save(model, dir, signatures={'serving_default': f})."
+
+
+@dataclass(frozen=True)
+class SavedModelScan:
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    notes: tuple[str, ...]
+
+
+def scan_saved_model_dir(root: Path, settings: Settings) -> SavedModelScan:
+    """Raise `Rejected` with a `savedmodel.*` code unless `root` passes every static check."""
+    total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    if total > settings.max_artifact_bytes:
+        raise Rejected(
+            f"The SavedModel is {total} bytes; the limit is {settings.max_artifact_bytes} "
+            "(MAX_ARTIFACT_BYTES).",
+            code="savedmodel.too_large",
+        )
+    for p in root.rglob("*"):
+        if p.is_symlink():
+            raise Rejected(
+                f"{p.relative_to(root)} is a symbolic link; SavedModels must be plain files.",
+                code="savedmodel.symlink",
+            )
+    meta = _parse(root / "saved_model.pb")
+    missing = sorted(a for a in referenced_assets(meta) if not (root / "assets" / a).is_file())
+    if missing:
+        raise Rejected(
+            f"the graph reads asset file(s) {missing[:5]} that are not in assets/; upload the "
+            "whole SavedModel directory, assets included.",
+            code="savedmodel.missing_asset",
+        )
+    signature = _serving_signature(meta)
+    _check_ops(meta)
+    notes = _check_variables(root)
+    inputs = _tensors(signature.inputs)
+    outputs = _tensors(signature.outputs)
+    return SavedModelScan(inputs, outputs, tuple(notes))
+
+
+def referenced_assets(meta: Any) -> set[str]:
+    """Asset files the graph reads (paths relative to assets/), e.g. vocabularies."""
+    return {a.filename for a in meta.asset_file_def if a.filename}
+
+
+def parse_meta_graph(data: bytes) -> Any | None:
+    """The MetaGraph of `saved_model.pb` bytes, or None when they do not parse (validation will
+    reject them with the specific reason later)."""
+    model = message("SavedModel")()
+    try:
+        model.ParseFromString(data)
+    except Exception:  # noqa: BLE001 protobuf raises DecodeError and others
+        return None
+    return model.meta_graphs[0] if len(model.meta_graphs) == 1 else None
+
+
+def _parse(pb: Path) -> Any:
+    if pb.is_symlink() or not pb.is_file():
+        raise Rejected(
+            f"saved_model.pb is missing from the directory. {_FIX}", code="savedmodel.missing_pb"
+        )
+    if pb.stat().st_size > _PB_LIMIT:
+        raise Rejected("saved_model.pb is larger than 2 GiB.", code="savedmodel.bad_proto")
+    model = message("SavedModel")()
+    try:
+        model.ParseFromString(pb.read_bytes())
+    except Exception as exc:  # noqa: BLE001 protobuf raises DecodeError and others
+        raise Rejected(
+            f"saved_model.pb is not a valid SavedModel protobuf ({str(exc)[:120]}); the file is "
+            f"corrupt or truncated. Upload it again. {_FIX}",
+            code="savedmodel.bad_proto",
+        ) from None
+    if len(model.meta_graphs) != 1:
+        raise Rejected(
+            f"saved_model.pb has {len(model.meta_graphs)} MetaGraphs; expected exactly one "
+            f"(the 'serve' graph written by tf.saved_model.save). {_FIX}",
+            code="savedmodel.bad_proto",
+        )
+    return model.meta_graphs[0]
+
+
+def _serving_signature(meta: Any) -> Any:
+    signatures = {entry.key: entry.value for entry in meta.signature_def}
+    if SIGNATURE not in signatures:
+        found = sorted(k for k in signatures if not k.startswith("__")) or "none"
+        raise Rejected(
+            f"The SavedModel has no '{SIGNATURE}' signature (found: {found}); Vertex AI serves "
+            f"that signature. {_FIX}",
+            code="savedmodel.missing_serving_default",
+        )
+    signature = signatures[SIGNATURE]
+    if not signature.inputs or not signature.outputs:
+        raise Rejected(
+            f"The '{SIGNATURE}' signature has no inputs or no outputs. {_FIX}",
+            code="savedmodel.missing_serving_default",
+        )
+    return signature
+
+
+def _called(node: Any) -> list[str]:
+    names = []
+    for attr in node.attr:
+        if attr.value.func.name:
+            names.append(attr.value.func.name)
+        names.extend(f.name for f in attr.value.list.func if f.name)
+    return names
+
+
+def _check_ops(meta: Any) -> None:
+    functions = {f.signature.name: f for f in meta.graph_def.library.function}
+    saver = meta.saver_def
+    saver_nodes = {saver.save_tensor_name.split(":")[0], saver.restore_op_name.split(":")[0]}
+    saver_roots = [
+        name for n in meta.graph_def.node if n.name in saver_nodes for name in _called(n)
+    ]
+    other_roots = [
+        name for n in meta.graph_def.node if n.name not in saver_nodes for name in _called(n)
+    ]
+    other_roots += [entry.key for entry in meta.object_graph_def.concrete_functions]
+    reachable = _closure(other_roots, functions)
+    saver_only = _closure(saver_roots, functions) - reachable
+    places = [("graph", meta.graph_def.node)]
+    places += [(name, f.node_def) for name, f in functions.items()]
+    for place, nodes in places:
+        for node in nodes:
+            op = node.op
+            bad = op in _DENIED_OPS or op.startswith(_DENIED_PREFIXES)
+            if op in _SAVER_OPS and place not in saver_only:
+                bad = True
+            if op == "PrintV2" and any(
+                a.key == "output_stream" and a.value.s.startswith(b"file://") for a in node.attr
+            ):
+                bad = True
+            if bad:
+                raise Rejected(
+                    f"The SavedModel graph uses the op {op!r} (node {node.name!r} in {place}); "
+                    "ops that read or write files, reach the network or run Python are not "
+                    f"accepted in a served model. {_FIX}",
+                    code="savedmodel.disallowed_op",
+                )
+
+
+def _closure(roots: list[str], functions: dict[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in functions:
+            continue
+        seen.add(name)
+        for node in functions[name].node_def:
+            stack.extend(_called(node))
+    return seen
+
+
+def _check_variables(root: Path) -> list[str]:
+    var_dir = root / "variables"
+    index = var_dir / "variables.index"
+    shards = {p.name for p in var_dir.glob("variables.data-*")} if var_dir.is_dir() else set()
+    if not index.is_file():
+        if shards:
+            raise Rejected(
+                "variables/variables.index is missing but shard files exist; the upload is "
+                "incomplete. Upload the whole SavedModel directory.",
+                code="savedmodel.missing_index",
+            )
+        return ["no variables"]
+    try:
+        num_shards, entries = read_bundle_index(index)
+    except (BundleError, OSError, UnicodeDecodeError) as exc:
+        raise Rejected(
+            f"variables/variables.index is not a readable checkpoint index ({exc}); the file "
+            "is corrupt or truncated. Upload the SavedModel again.",
+            code="savedmodel.bad_index",
+        ) from None
+    expected = {f"variables.data-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)}
+    missing = sorted(expected - shards)
+    if missing:
+        raise Rejected(
+            f"The variables index expects {num_shards} shard file(s) but {', '.join(missing)} "
+            f"is/are missing (found {sorted(shards) or 'none'}). Upload every "
+            "variables.data-*-of-* file of the SavedModel.",
+            code="savedmodel.missing_shard",
+        )
+    extra = sorted(shards - expected)
+    if extra:
+        raise Rejected(
+            f"variables/ has shard files {extra} that the index (num_shards={num_shards}) "
+            "does not name; files from two different saves are mixed. Upload one clean export.",
+            code="savedmodel.missing_shard",
+        )
+    sizes = {i: (var_dir / f"variables.data-{i:05d}-of-{num_shards:05d}").stat().st_size
+             for i in range(num_shards)}  # fmt: skip
+    for key, shard, offset, size in entries:
+        if shard not in sizes or offset + size > sizes[shard]:
+            raise Rejected(
+                f"Variable {key!r} lies beyond the end of shard {shard} ({offset}+{size} > "
+                f"{sizes.get(shard)} bytes); the shard is truncated. Upload it again.",
+                code="savedmodel.truncated_shard",
+            )
+    return [f"variables: {len(entries)} tensors in {num_shards} shard(s)"]
+
+
+def _tensors(entries: Any) -> tuple[TensorInfo, ...]:
+    out = []
+    for entry in sorted(entries, key=lambda e: e.key):
+        info = entry.value
+        if info.tensor_shape.unknown_rank:
+            shape: tuple[int | None, ...] = ()
+            dtype = DTYPES.get(info.dtype, f"dtype{info.dtype}") + "(unknown rank)"
+        else:
+            shape = tuple(None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim)
+            dtype = DTYPES.get(info.dtype, f"dtype{info.dtype}")
+        if info.coo_sparse or info.composite_tensor:
+            dtype += "(composite)"
+        out.append(TensorInfo(name=entry.key, dtype=dtype, shape=shape))
+    return tuple(out)

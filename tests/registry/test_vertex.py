@@ -1,0 +1,432 @@
+"""`VertexRegistry` against the Vertex emulator, through the real GAPIC REST client."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from emulators.vertex import AdminClient, start_in_thread
+from handlers.errors import PermanentError, TransientError
+from handlers.registry.interface import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
+from handlers.registry.vertex import DEFAULT_RETRY, VertexRegistry, make_registry, model_id_for
+from handlers.retry import RetryPolicy
+from handlers.settings import Settings
+
+PROJECT = "vertex-test"
+LOCATION = "us-central1"
+PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
+IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def emulator_url() -> Iterator[str]:
+    server, url = start_in_thread(port=0)
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def admin(emulator_url: str) -> AdminClient:
+    handle = AdminClient(emulator_url)
+    handle.reset()
+    return handle
+
+
+@pytest.fixture(scope="module")
+def client(emulator_url: str) -> Any:
+    return make_registry(Settings(project=PROJECT, vertex_emulator_host=emulator_url))._client
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def registry(client: Any, admin: AdminClient, sleeps: list[float]) -> VertexRegistry:
+    return VertexRegistry(
+        client,
+        project=PROJECT,
+        location=LOCATION,
+        retry=replace(DEFAULT_RETRY, sleep=sleeps.append),
+        rpc_timeout=10,
+        operation_timeout=10,
+        poll_initial=0.01,
+    )
+
+
+def _request(key: str, name: str = "Fraud Detector", **changes: Any) -> VersionRequest:
+    request = VersionRequest(
+        display_name=name,
+        artifact_uri=f"gs://registry-bkt/registered/{key}/",
+        serving_image=IMAGE,
+        description=f"upload {key}",
+        labels={UPLOAD_KEY_LABEL: key, "source": "test"},
+    )
+    return replace(request, **changes)
+
+
+def _versions(registry: VertexRegistry, model: str) -> dict[str, tuple[str, ...]]:
+    return {v.version_id: v.aliases for v in registry.list_versions(model)}
+
+
+def _hand_made(client: Any, model_id: str, display_name: str) -> str:
+    """A model someone created by hand (console, gcloud), not through the registrar."""
+    from google.cloud.aiplatform_v1 import types
+
+    model = types.Model(display_name=display_name, container_spec={"image_uri": IMAGE})
+    request = types.UploadModelRequest(parent=PARENT, model=model, model_id=model_id)
+    return client.upload_model(request=request).result(timeout=10).model
+
+
+# ---- ensure_version ----------------------------------------------------------------------------
+
+
+def test_first_upload_creates_the_model_under_a_deterministic_id(registry: VertexRegistry) -> None:
+    result = registry.ensure_version(_request("k1", aliases=("canary",)))
+    assert result == RegisteredVersion(
+        f"{PARENT}/models/{model_id_for('Fraud Detector')}", "1", False, ("canary", "default")
+    )
+    info = registry.get_model(result.model)
+    assert info.display_name == "Fraud Detector"
+    assert info.artifact_uri == "gs://registry-bkt/registered/k1/"
+    assert info.labels == {UPLOAD_KEY_LABEL: "k1", "source": "test"}
+    assert info.description == "upload k1"
+    assert info.is_default and info.create_time is not None
+
+
+def test_second_upload_is_version_two_and_takes_the_default(registry: VertexRegistry) -> None:
+    first = registry.ensure_version(_request("k1"))
+    second = registry.ensure_version(_request("k2"))
+    assert (second.model, second.version_id, second.reused) == (first.model, "2", False)
+    assert _versions(registry, first.model) == {"1": (), "2": ("default",)}
+
+
+def test_make_default_false_keeps_the_default_on_the_old_version(registry: VertexRegistry) -> None:
+    first = registry.ensure_version(_request("k1"))
+    second = registry.ensure_version(_request("k2", make_default=False, aliases=("candidate",)))
+    assert second.aliases == ("candidate",)
+    assert registry.get_model(first.model).version_id == "1"
+    assert registry.get_model(first.model, "candidate").version_id == "2"
+
+
+def test_first_version_is_default_even_when_not_asked(registry: VertexRegistry) -> None:
+    first = registry.ensure_version(_request("k1", make_default=False))
+    assert "default" in first.aliases
+    assert registry.get_model(first.model).version_id == "1"
+
+
+def test_same_upload_key_twice_is_one_version(registry: VertexRegistry, admin: AdminClient) -> None:
+    first = registry.ensure_version(_request("k1"))
+    again = registry.ensure_version(_request("k1"))
+    assert (again.model, again.version_id, again.reused) == (first.model, "1", True)
+    assert again.aliases == ("default",)
+    assert list(_versions(registry, first.model)) == ["1"]
+    assert admin.state()["calls"]["UploadModel"] == 1
+
+
+def test_concurrent_first_uploads_make_one_model_with_two_versions(
+    registry: VertexRegistry,
+) -> None:
+    barrier = threading.Barrier(2)
+    results: list[RegisteredVersion] = []
+
+    def register(key: str) -> None:
+        barrier.wait()
+        results.append(registry.ensure_version(_request(key)))
+
+    threads = [threading.Thread(target=register, args=(k,)) for k in ("k1", "k2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2 and results[0].model == results[1].model
+    assert sorted(r.version_id for r in results) == ["1", "2"]
+    assert len(registry.list_models("Fraud Detector")) == 1
+    versions = _versions(registry, results[0].model)
+    assert sum("default" in aliases for aliases in versions.values()) == 1
+
+
+def test_existing_model_with_the_display_name_is_used(
+    registry: VertexRegistry, client: Any
+) -> None:
+    hand_made = _hand_made(client, "legacy-fraud", "Fraud Detector")
+    result = registry.ensure_version(_request("k1"))
+    assert (result.model, result.version_id) == (hand_made, "2")
+
+
+def test_two_models_with_the_display_name_are_ambiguous(
+    registry: VertexRegistry, client: Any
+) -> None:
+    a = _hand_made(client, "fraud-a", "Fraud Detector")
+    b = _hand_made(client, "fraud-b", "Fraud Detector")
+    with pytest.raises(PermanentError) as caught:
+        registry.ensure_version(_request("k1"))
+    assert caught.value.code == "ambiguous_display_name"
+    assert a in str(caught.value) and b in str(caught.value)
+
+
+def test_derived_id_taken_by_another_name_is_refused(registry: VertexRegistry, client: Any) -> None:
+    _hand_made(client, model_id_for("Fraud Detector"), "Something Else")
+    with pytest.raises(PermanentError) as caught:
+        registry.ensure_version(_request("k1"))
+    assert caught.value.code == "model_id_taken"
+
+
+def test_upload_503s_then_success_is_one_version(
+    registry: VertexRegistry, admin: AdminClient, sleeps: list[float]
+) -> None:
+    admin.fault("UploadModel", 503, count=2)
+    result = registry.ensure_version(_request("k1"))
+    assert (result.version_id, result.reused) == ("1", False)
+    assert len(sleeps) == 2 and 0 < sleeps[0] <= 0.2 and sleeps[1] > sleeps[0] / 2
+    assert admin.state()["calls"]["UploadModel"] == 3
+    assert list(_versions(registry, result.model)) == ["1"]
+
+
+def test_lost_upload_response_is_found_not_repeated(
+    registry: VertexRegistry, admin: AdminClient
+) -> None:
+    registry.ensure_version(_request("k1"))
+    admin.fault("UploadModel", 504, when="after")  # version 2 is made, the reply is lost
+    result = registry.ensure_version(_request("k2"))
+    assert (result.version_id, result.reused) == ("2", True)
+    assert list(_versions(registry, result.model)) == ["1", "2"]
+    assert admin.state()["calls"]["UploadModel"] == 2
+
+
+def test_persistent_503_is_transient_and_uploads_nothing(
+    registry: VertexRegistry, admin: AdminClient, sleeps: list[float]
+) -> None:
+    admin.fault("UploadModel", 503, count=100)
+    with pytest.raises(TransientError):
+        registry.ensure_version(_request("k1"))
+    assert len(sleeps) == 2
+    assert registry.list_models() == []
+
+
+def test_read_faults_are_retried_per_call(registry: VertexRegistry, admin: AdminClient) -> None:
+    admin.fault("GetModel", 429)
+    admin.fault("ListModels", 500)
+    assert registry.ensure_version(_request("k1")).version_id == "1"
+    admin.fault("ListModelVersions", 502, count=3)
+    with pytest.raises(TransientError):
+        registry.ensure_version(_request("k2"))
+
+
+def test_slow_operations_are_polled(registry: VertexRegistry, admin: AdminClient) -> None:
+    admin.config(operation_polls=2)
+    assert registry.ensure_version(_request("k1")).version_id == "1"
+    assert admin.state()["calls"]["GetOperation"] == 3
+
+
+def test_permission_denied_says_what_to_grant(registry: VertexRegistry, admin: AdminClient) -> None:
+    admin.fault("GetModel", 403)
+    with pytest.raises(PermanentError, match=r"roles/aiplatform\.user") as caught:
+        registry.ensure_version(_request("k1"))
+    assert caught.value.code == "permission_denied"
+
+
+@pytest.mark.parametrize("alias", ["1st", "Prod", "a", "x_y", "default", "end-"])
+def test_bad_alias_is_refused_before_any_call(
+    registry: VertexRegistry, admin: AdminClient, alias: str
+) -> None:
+    with pytest.raises(PermanentError) as caught:
+        registry.ensure_version(_request("k1", aliases=(alias,)))
+    assert caught.value.code == "bad_alias"
+    assert admin.state()["calls"] == {}
+
+
+def test_missing_upload_key_is_refused(registry: VertexRegistry) -> None:
+    with pytest.raises(PermanentError) as caught:
+        registry.ensure_version(_request("k1", labels={"source": "test"}))
+    assert caught.value.code == "missing_upload_key"
+
+
+def test_invalid_label_is_a_permanent_vertex_rejection(registry: VertexRegistry) -> None:
+    with pytest.raises(PermanentError, match="label") as caught:
+        registry.ensure_version(_request("K1"))
+    assert caught.value.code == "vertex_rejected"
+
+
+def test_unreachable_endpoint_is_transient(sleeps: list[float]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again below: nothing listens there
+    registry = make_registry(
+        Settings(project=PROJECT, vertex_emulator_host=f"http://127.0.0.1:{port}")
+    )
+    retry = RetryPolicy(attempts=3, sleep=sleeps.append)  # the shared policy's full jitter
+    registry = VertexRegistry(registry._client, project=PROJECT, location=LOCATION, retry=retry)
+    with pytest.raises(TransientError) as caught:
+        registry.ensure_version(_request("k1"))
+    assert caught.value.code == "vertex_unreachable" and len(sleeps) == 2
+
+
+# ---- primitives for the operator CLI -----------------------------------------------------------
+
+
+def test_primitives_return_plain_dataclasses(registry: VertexRegistry) -> None:
+    first = registry.ensure_version(_request("k1"))
+    registry.ensure_version(_request("k2", make_default=False))
+    merged = registry.merge_version_aliases(f"{first.model}@2", add=["prod", "blue"])
+    assert set(merged.aliases) == {"prod", "blue"}
+    merged = registry.merge_version_aliases(f"{first.model}@2", add=["default"], remove=["blue"])
+    assert set(merged.aliases) == {"default", "prod"}
+    assert registry.get_model(model_id_for("Fraud Detector"), "prod").version_id == "2"
+    (listed,) = registry.list_models("Fraud Detector")
+    assert (listed.version_id, listed.model) == ("2", first.model)
+    assert [
+        v.version_id for v in registry.list_versions(first.model, labels={"source": "test"})
+    ] == [
+        "1",
+        "2",
+    ]
+    registry.delete_model_version(f"{first.model}@1")
+    assert list(_versions(registry, first.model)) == ["2"]
+    with pytest.raises(PermanentError, match=r"bad|alias"):
+        registry.merge_version_aliases(f"{first.model}@2", add=["Bad"])
+    with pytest.raises(PermanentError) as caught:
+        registry.get_model(first.model, "9")
+    assert caught.value.code == "not_found"
+
+
+# ---- model ids and imports ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["fraud", "Fraud Detector", "9lives", "-x-", "_a", "ünïcode", "a" * 200, "a.b", "!!!"]
+)
+def test_model_ids_are_valid_and_deterministic(name: str) -> None:
+    model_id = model_id_for(name)
+    assert re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", model_id), model_id
+    assert model_id_for(name) == model_id
+
+
+def test_model_ids_do_not_collide() -> None:
+    names = ["a b", "a-b", "A-B", "a_b", "a.b", "a" * 70, "a" * 71, "a" * 63 + "b"]
+    ids = [model_id_for(n) for n in names]
+    assert len(set(ids)) == len(ids)
+    assert model_id_for("fraud-v2") == "fraud-v2"  # valid names are kept as they are
+
+
+def test_importing_the_module_does_not_import_the_sdk() -> None:
+    code = (
+        "import sys, handlers.registry.vertex; "
+        "bad = [m for m in sys.modules if m.startswith('google.cloud.aiplatform')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+# ---- artifact check by the emulator, seen through the registrar --------------------------------
+
+
+@pytest.fixture(scope="module")
+def checked_client() -> Iterator[tuple[Any, AdminClient]]:
+    """A client of an emulator that checks artifact directories in a real fake-gcs-server."""
+    from dev.stack import create_bucket, start_fake_gcs
+
+    gcs = start_fake_gcs()
+    server, url = start_in_thread(port=0, storage_url=gcs.url)
+    try:
+        create_bucket(gcs.url, "registry-bkt")
+        for name in ("registered/sm/saved_model.pb", "registered/keras/model.keras"):
+            reply = requests.post(
+                f"{gcs.url}/upload/storage/v1/b/registry-bkt/o",
+                params={"uploadType": "media", "name": name},
+                data=b"x",
+                timeout=5,
+            )
+            reply.raise_for_status()
+        client = make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client
+        yield client, AdminClient(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        gcs.stop()
+
+
+def test_an_artifact_without_a_savedmodel_is_a_permanent_rejection(
+    checked_client: tuple[Any, AdminClient], sleeps: list[float]
+) -> None:
+    client, admin = checked_client
+    admin.reset()
+    registry = VertexRegistry(
+        client,
+        project=PROJECT,
+        location=LOCATION,
+        retry=replace(DEFAULT_RETRY, sleep=sleeps.append),
+    )
+    assert registry.ensure_version(_request("sm")).version_id == "1"
+    with pytest.raises(PermanentError, match=r"saved_model\.pb") as caught:
+        registry.ensure_version(_request("keras"))
+    assert caught.value.code == "vertex_rejected" and sleeps == []
+    assert admin.state()["calls"]["UploadModel"] == 2
+
+
+def test_storage_down_behind_vertex_is_transient(sleeps: list[float]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server, url = start_in_thread(port=0, storage_url=f"127.0.0.1:{port}")
+    try:
+        registry = VertexRegistry(
+            make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client,
+            project=PROJECT,
+            location=LOCATION,
+            retry=replace(DEFAULT_RETRY, sleep=sleeps.append),
+        )
+        with pytest.raises(TransientError) as caught:
+            registry.ensure_version(_request("sm"))
+        assert caught.value.code == "vertex_unavailable" and len(sleeps) == 2
+        assert AdminClient(url).state()["calls"]["UploadModel"] == 3
+        assert registry.list_models() == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ---- the module's public surface and its retry policy ------------------------------------------
+
+
+def test_moved_names_are_still_importable_from_handlers_vertex() -> None:
+    import handlers.registry.vertex as vertex
+    from handlers import retry
+    from handlers.registry import vertex_errors, vertex_types
+
+    assert vertex.ModelNotFound is vertex_errors.ModelNotFound
+    assert vertex.AlreadyExists is vertex_errors.AlreadyExists
+    assert vertex.RetryPolicy is retry.RetryPolicy
+    assert vertex.ModelVersionInfo is vertex_types.ModelVersionInfo
+    assert vertex.ALIAS_PATTERN is vertex_types.ALIAS_PATTERN
+    assert all(hasattr(vertex, name) for name in vertex.__all__)
+    assert issubclass(vertex.ModelNotFound, PermanentError)
+
+
+def test_default_retry_backs_off_within_bounds() -> None:
+    for _ in range(200):
+        first, second = DEFAULT_RETRY.delays()
+        assert 0.1 <= first <= 0.2 and 0.3 <= second <= 0.6
+
+
+def test_shared_retry_policy_defaults_are_unchanged() -> None:
+    import random
+
+    random.seed(7)
+    got = RetryPolicy().delays()
+    random.seed(7)
+    old = [random.uniform(0, min(2.0, 0.2 * 2**n)) for n in range(3)]  # before multiplier existed
+    assert got == old

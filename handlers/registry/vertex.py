@@ -223,6 +223,10 @@ class VertexRegistry:
                     ) from None
         key = request.labels[UPLOAD_KEY_LABEL]
         for found in self.list_versions(model, labels={UPLOAD_KEY_LABEL: key}):
+            # Vertex merges model-level labels into every version it returns, so the label alone
+            # can match a version that never carried it; the content-addressed artifact cannot.
+            if found.artifact_uri.rstrip("/") != request.artifact_uri.rstrip("/"):
+                continue
             _LOG.info("upload key %s is already %s; keeping it", key, found.version_name)
             return RegisteredVersion(found.model, found.version_id, True, found.aliases)
         return self._upload(request, parent_model=model)

@@ -81,7 +81,9 @@ def quote(value: str) -> str:
 
 
 def filter_query(terms: list[str], labels: dict[str, str] | None) -> dict[str, str]:
-    terms = terms + [f"labels.{k}={quote(v)}" for k, v in sorted((labels or {}).items())]
+    # The documented quoted-key form (`labels."a key"="v"`): our keys contain hyphens, and an
+    # unquoted hyphenated key is not a form Vertex documents.
+    terms = terms + [f"labels.{quote(k)}={quote(v)}" for k, v in sorted((labels or {}).items())]
     return {"filter": " AND ".join(terms)} if terms else {}
 
 

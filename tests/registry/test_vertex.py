@@ -137,6 +137,37 @@ def test_same_upload_key_twice_is_one_version(registry: VertexRegistry, admin: A
     assert admin.state()["calls"]["UploadModel"] == 1
 
 
+def test_upload_key_filter_uses_the_documented_quoted_key_form(registry: VertexRegistry) -> None:
+    from handlers.registry.vertex_types import filter_query
+
+    assert filter_query([], {UPLOAD_KEY_LABEL: "k1"}) == {
+        "filter": f'labels."{UPLOAD_KEY_LABEL}"="k1"'
+    }
+    registry.ensure_version(_request("k1"))
+    assert registry.ensure_version(_request("k1")).reused  # the emulator accepts only this form
+
+
+def test_a_version_inheriting_the_key_from_model_labels_is_not_reused(
+    registry: VertexRegistry, client: Any, admin: AdminClient
+) -> None:
+    """Vertex merges model-level labels (the first upload's) into every version it returns."""
+    from google.cloud.aiplatform_v1 import types
+
+    first = registry.ensure_version(_request("k1"))
+    # A version added by hand carries no upload key of its own, so it shows the model's: k1.
+    hand = types.Model(
+        display_name="Fraud Detector",
+        artifact_uri="gs://registry-bkt/by-hand/",
+        container_spec={"image_uri": IMAGE},
+    )
+    upload = types.UploadModelRequest(parent=PARENT, model=hand, parent_model=first.model)
+    client.upload_model(request=upload).result(timeout=10)
+    registry.delete_model_version(f"{first.model}@1")  # now only the hand-made one matches "k1"
+    again = registry.ensure_version(_request("k1"))
+    assert (again.reused, again.version_id) == (False, "3")
+    assert registry.get_model(first.model, "3").artifact_uri == "gs://registry-bkt/registered/k1/"
+
+
 def test_concurrent_first_uploads_make_one_model_with_two_versions(
     registry: VertexRegistry,
 ) -> None:

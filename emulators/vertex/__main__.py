@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 
+from emulators.vertex.endpoints import state_file_for
 from emulators.vertex.server import EmulatorServer, make_store
 
 
@@ -38,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     store = make_store(args.state_file, args.operation_polls, args.storage_url)
-    server = EmulatorServer((args.host, args.port), store)
+    server = EmulatorServer(
+        (args.host, args.port), store, endpoint_state_file=state_file_for(args.state_file)
+    )
     if store.artifacts is None:
         logging.info("no storage endpoint: artifact directories are not checked")
     else:

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from emulators.vertex import rules
 from emulators.vertex.artifacts import ArtifactChecker, normalise_storage_url
+from emulators.vertex.endpoints import EndpointStore, state_file_for
 from emulators.vertex.errors import ApiError, invalid, not_found
 from emulators.vertex.faults import Faults
 from emulators.vertex.store import Store
@@ -28,6 +29,8 @@ _LOG = logging.getLogger("emulators.vertex")
 _LOC = r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 _MODEL = _LOC + r"/models/[^/:]+"
 _OPERATION = _LOC + r"(?:/models/[^/:]+)?/operations/[^/:]+"
+_ENDPOINT = _LOC + r"/endpoints/[^/:]+"
+_ENDPOINT_OPERATION = _ENDPOINT + r"/operations/[^/:]+"
 
 Handler = Callable[["EmulatorServer", dict[str, Any]], Any]
 # (HTTP method, path regex, RPC name, handler(server, request) -> JSON)
@@ -80,15 +83,81 @@ _ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
         "DeleteModel",
         lambda s, r: s.store.delete_model(r["name"]),
     ),
+    # ---- EndpointService (emulators/vertex/endpoints.py) ----
+    (
+        "POST",
+        re.compile(rf"/v1/{_LOC}/endpoints"),
+        "CreateEndpoint",
+        lambda s, r: s.endpoints.create_endpoint(
+            r["project"], r["location"], r["body"], r["query"]
+        ),
+    ),
+    (
+        "GET",
+        re.compile(rf"/v1/{_LOC}/endpoints"),
+        "ListEndpoints",
+        lambda s, r: s.endpoints.list_endpoints(r["project"], r["location"], r["query"]),
+    ),
+    (
+        "POST",
+        re.compile(rf"/v1/(?P<name>{_ENDPOINT}):deployModel"),
+        "DeployModel",
+        lambda s, r: s.endpoints.deploy_model(r["name"], r["body"]),
+    ),
+    (
+        "POST",
+        re.compile(rf"/v1/(?P<name>{_ENDPOINT}):undeployModel"),
+        "UndeployModel",
+        lambda s, r: s.endpoints.undeploy_model(r["name"], r["body"]),
+    ),
+    (
+        "POST",
+        re.compile(rf"/v1/(?P<name>{_ENDPOINT}):mutateDeployedModel"),
+        "MutateDeployedModel",
+        lambda s, r: s.endpoints.mutate_deployed_model(r["name"], r["body"]),
+    ),
+    (
+        "POST",
+        re.compile(rf"/v1/(?P<name>{_ENDPOINT}):(?:predict|rawPredict)"),
+        "Predict",
+        lambda s, r: s.endpoints.predict(r["name"]),
+    ),
+    (
+        "GET",
+        re.compile(rf"/(?:ui|v1)/(?P<name>{_ENDPOINT_OPERATION})"),
+        "GetOperation",
+        lambda s, r: s.endpoints.get_operation(r["name"]),
+    ),
+    (
+        "GET",
+        re.compile(rf"/v1/(?P<name>{_ENDPOINT})"),
+        "GetEndpoint",
+        lambda s, r: s.endpoints.get_endpoint(r["name"]),
+    ),
+    (
+        "PATCH",
+        re.compile(rf"/v1/(?P<name>{_ENDPOINT})"),
+        "UpdateEndpoint",
+        lambda s, r: s.endpoints.update_endpoint(r["name"], r["body"], r["query"]),
+    ),
+    (
+        "DELETE",
+        re.compile(rf"/v1/(?P<name>{_ENDPOINT})"),
+        "DeleteEndpoint",
+        lambda s, r: s.endpoints.delete_endpoint(r["name"]),
+    ),
 ]
 
 
 class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], store: Store) -> None:
+    def __init__(
+        self, address: tuple[str, int], store: Store, *, endpoint_state_file: str | None = None
+    ) -> None:
         super().__init__(address, _RequestHandler)
         self.store = store
+        self.endpoints = EndpointStore(store, endpoint_state_file)  # registers its lookup
         self.faults = Faults()
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
@@ -115,6 +184,7 @@ class EmulatorServer(ThreadingHTTPServer):
             return {"operation_polls": self.store.operation_polls}
         if (method, path) == ("POST", "/_emulator/reset"):
             self.store.reset()
+            self.endpoints.reset()
             self.faults.clear()
             with self._calls_lock:
                 self.calls.clear()
@@ -122,7 +192,12 @@ class EmulatorServer(ThreadingHTTPServer):
         if (method, path) == ("GET", "/_emulator/state"):
             with self._calls_lock:
                 calls = dict(self.calls)
-            return {**self.store.snapshot(), **self.faults.snapshot(), "calls": calls}
+            return {
+                **self.store.snapshot(),
+                **self.endpoints.snapshot(),
+                **self.faults.snapshot(),
+                "calls": calls,
+            }
         raise not_found(f"No admin endpoint {method} {path}.")
 
 
@@ -217,7 +292,11 @@ def start_in_thread(
     directory like Vertex does. The environment is not read here: in-process tests must not
     start checking because another fixture exported `STORAGE_EMULATOR_HOST`.
     """
-    server = EmulatorServer((host, port), make_store(state_file, operation_polls, storage_url))
+    server = EmulatorServer(
+        (host, port),
+        make_store(state_file, operation_polls, storage_url),
+        endpoint_state_file=state_file_for(state_file),
+    )
     thread = threading.Thread(target=server.serve_forever, name="vertex-emulator", daemon=True)
     thread.start()
     return server, server.base_url

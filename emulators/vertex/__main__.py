@@ -35,12 +35,23 @@ def main(argv: list[str] | None = None) -> int:
         help="GCS JSON API (fake-gcs-server) to check UploadModel's artifact directory in, as "
         "Vertex does; without one the directory is not looked into",
     )
+    parser.add_argument(
+        "--quota-per-minute",
+        type=int,
+        default=int(env("VERTEX_EMULATOR_QUOTA_PER_MINUTE", "0")),
+        help="enforce Vertex's quota on long-running-operation submissions (UploadModel, "
+        "deletes, endpoint LROs) per project and region: N per minute, 429 over it; Vertex's "
+        "default is 60. 0 (the default): not enforced",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     store = make_store(args.state_file, args.operation_polls, args.storage_url)
     server = EmulatorServer(
-        (args.host, args.port), store, endpoint_state_file=state_file_for(args.state_file)
+        (args.host, args.port),
+        store,
+        endpoint_state_file=state_file_for(args.state_file),
+        quota_per_minute=args.quota_per_minute or None,
     )
     if store.artifacts is None:
         logging.info("no storage endpoint: artifact directories are not checked")

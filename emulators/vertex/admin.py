@@ -6,6 +6,8 @@ import json
 import urllib.request
 from typing import Any
 
+_UNSET: Any = object()  # "not given", as opposed to None ("off")
+
 
 class AdminClient:
     def __init__(self, base_url: str, timeout: float = 5.0) -> None:
@@ -23,15 +25,29 @@ class AdminClient:
     def clear_faults(self) -> None:
         self._send("DELETE", "/_emulator/faults")
 
-    def config(self, *, operation_polls: int) -> None:
-        """Operations answer `done: false` to this many GetOperation calls before completing."""
-        self._send("POST", "/_emulator/config", {"operation_polls": operation_polls})
+    def config(
+        self, *, operation_polls: int | None = None, quota_per_minute: Any = _UNSET
+    ) -> dict[str, Any]:
+        """Set what is given; returns the resulting config.
+
+        `operation_polls`: operations answer `done: false` to this many GetOperation calls
+        before completing. `quota_per_minute=N`: at most N long-running-operation submissions
+        per minute per project and region, 429 RESOURCE_EXHAUSTED over it (Vertex: 60);
+        `quota_per_minute=None` (or 0) turns the quota off.
+        """
+        body: dict[str, Any] = {}
+        if operation_polls is not None:
+            body["operation_polls"] = operation_polls
+        if quota_per_minute is not _UNSET:
+            body["quota_per_minute"] = quota_per_minute
+        return self._send("POST", "/_emulator/config", body)
 
     def state(self) -> dict[str, Any]:
         return self._send("GET", "/_emulator/state")
 
     def reset(self) -> None:
-        """Forget all models, operations, faults and call counts; operations complete at once."""
+        """Forget all models, operations, faults, call counts and quota usage; operations complete
+        at once; the quota rate returns to the emulator's startup value."""
         self._send("POST", "/_emulator/reset")
         self.config(operation_polls=0)
 

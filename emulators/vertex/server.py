@@ -23,6 +23,7 @@ from emulators.vertex.artifacts import ArtifactChecker, normalise_storage_url
 from emulators.vertex.endpoints import EndpointStore, state_file_for
 from emulators.vertex.errors import ApiError, invalid, not_found
 from emulators.vertex.faults import Faults
+from emulators.vertex.quota import Clock, LroQuota
 from emulators.vertex.store import Store
 
 _LOG = logging.getLogger("emulators.vertex")
@@ -153,12 +154,21 @@ class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], store: Store, *, endpoint_state_file: str | None = None
+        self,
+        address: tuple[str, int],
+        store: Store,
+        *,
+        endpoint_state_file: str | None = None,
+        quota_per_minute: int | None = None,
+        quota_clock: Clock | None = None,
     ) -> None:
         super().__init__(address, _RequestHandler)
         self.store = store
         self.endpoints = EndpointStore(store, endpoint_state_file)  # registers its lookup
         self.faults = Faults()
+        # LRO submissions per minute per project+region (quota.py); None: not enforced
+        self.quota = LroQuota(quota_per_minute, quota_clock)
+        self._startup_quota = self.quota.per_minute
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
 
@@ -181,11 +191,18 @@ class EmulatorServer(ThreadingHTTPServer):
         if (method, path) == ("POST", "/_emulator/config"):
             if "operation_polls" in body:
                 self.store.operation_polls = int(body["operation_polls"])
-            return {"operation_polls": self.store.operation_polls}
+            if "quota_per_minute" in body:
+                self.quota.set_rate(body["quota_per_minute"])
+            return {
+                "operation_polls": self.store.operation_polls,
+                "quota_per_minute": self.quota.per_minute,
+            }
         if (method, path) == ("POST", "/_emulator/reset"):
             self.store.reset()
             self.endpoints.reset()
             self.faults.clear()
+            self.quota.reset()  # usage forgotten; the rate goes back to the startup value
+            self.quota.set_rate(self._startup_quota)
             with self._calls_lock:
                 self.calls.clear()
             return {}
@@ -196,6 +213,7 @@ class EmulatorServer(ThreadingHTTPServer):
                 **self.store.snapshot(),
                 **self.endpoints.snapshot(),
                 **self.faults.snapshot(),
+                **self.quota.snapshot(),
                 "calls": calls,
             }
         raise not_found(f"No admin endpoint {method} {path}.")
@@ -248,6 +266,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 raise fault
             groups = match.groupdict()
             rules.check_parent(groups["project"], groups["location"])
+            self.server.quota.admit(rpc, groups["project"], groups["location"])
             request = {**groups, "body": body, "query": query}
             result = handler(self.server, request)
             fault = self.server.faults.take(rpc, "after")
@@ -285,17 +304,23 @@ def start_in_thread(
     state_file: str | None = None,
     operation_polls: int = 0,
     storage_url: str | None = None,
+    quota_per_minute: int | None = None,
+    quota_clock: Clock | None = None,
 ) -> tuple[EmulatorServer, str]:
     """Serve in a daemon thread; returns the server (call `.shutdown()`) and its base URL.
 
     With `storage_url` (a GCS JSON API such as fake-gcs-server) UploadModel checks the artifact
     directory like Vertex does. The environment is not read here: in-process tests must not
     start checking because another fixture exported `STORAGE_EMULATOR_HOST`.
+    `quota_per_minute` enforces Vertex's LRO submission quota (60 on Vertex; None: off), counted
+    on `quota_clock` (default `time.monotonic`; tests pass a fake one).
     """
     server = EmulatorServer(
         (host, port),
         make_store(state_file, operation_polls, storage_url),
         endpoint_state_file=state_file_for(state_file),
+        quota_per_minute=quota_per_minute,
+        quota_clock=quota_clock,
     )
     thread = threading.Thread(target=server.serve_forever, name="vertex-emulator", daemon=True)
     thread.start()

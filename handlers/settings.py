@@ -1,248 +1,503 @@
 """Settings, read once from the environment at start-up and validated with messages naming the variable.
 
-`ENV_VARS` is the single list of every variable this code reads; the Terraform contract test
-checks it against the function's `environment_variables`. Keep the two in step.
+Every setting is declared once, in `DECLARATIONS`: its environment name, its default, the parser
+that checks it and a description. The `Settings` dataclass takes its defaults from there, the
+README's settings table is generated from there (`python -m handlers.settings` prints it; a test
+compares), and the Terraform contract test checks the function's environment against it.
+Shared by design: the function and the CLI read the same settings.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from handlers.errors import SettingsError
 
 DEFAULT_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+GB = 1000**3  # Vertex's artifact limit is 10 GB: decimal gigabytes, not GiB
 
-# Variables the platform or the developer sets that Terraform deliberately does not.
-PLATFORM_ENV_VARS = ("VERTEX_AI_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
-
-ENV_VARS: dict[str, str] = {
-    # name: one-line description (README's settings table says the same, with defaults)
-    "GOOGLE_CLOUD_PROJECT": "project that owns the Vertex AI models (required)",
-    "VERTEX_LOCATION": "Vertex AI region",
-    "MODEL_PREFIX": "object-name prefix watched for model uploads",
-    "MODEL_PATH_PATTERN": "regex with named group `model` (and optional `version`) overriding naming",
-    "DEFAULT_VERSION_POLICY": "`new`: each new version takes the default alias; `keep`: leave it",
-    "SERVING_CONTAINER_IMAGE_URI": "serving container registered with every version",
-    "ARTIFACT_PREFIX": "where validated, immutable copies of artifacts are written",
-    "STATE_PREFIX": "where per-upload records (claims, outcomes) are written",
-    "NOTIFY_TOPIC": "optional Pub/Sub topic (projects/P/topics/T) for one message per outcome",
-    "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
-    "CLAIM_LEASE_SECONDS": "how long a worker's claim on an upload blocks others",
-    "MAX_ARTIFACT_BYTES": "largest accepted upload (bytes, whole SavedModel directory or .keras)",
-    "MAX_UNCOMPRESSED_BYTES": "largest total uncompressed size of a .keras archive",
-    "MAX_COMPRESSION_RATIO": "largest uncompressed/compressed ratio of a .keras member",
-    "MAX_ARCHIVE_MEMBERS": "most members a .keras archive may have",
-    "KERAS_EXTRA_ALLOWED_OBJECTS": "comma-separated extra `module.ClassName` objects allowed in configs",
-    "VALIDATION_TIMEOUT_SECONDS": "wall-clock limit for loading + smoke-testing one artifact",
-    "VALIDATION_MEMORY_MB": "memory ceiling of the sandboxed loader (default: 80% of the instance)",
-    "VALIDATOR_MAX_USES": "recycle the sandboxed loader process after this many artifacts",
-    "TEMP_DIR": "scratch directory for downloads (in-memory on Cloud Functions)",
-    "DIRECTORY_UPLOAD_WINDOW_SECONDS": "a SavedModel's files must all be written within this window",
-    "FUNCTION_USE_ASGI": "functions-framework's server: `true` uvicorn (ASGI), `false` gunicorn+Flask",
-}
-
-_VERTEX_REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
-_TOPIC = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}$")
-_PREFIX = re.compile(r"^[^\s/][^\r\n]*/$")
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-# functions-framework reads FUNCTION_USE_ASGI through click's boolean parsing: accept what it accepts.
-_TRUE = ("1", "true", "t", "yes", "y", "on")
-_FALSE = ("0", "false", "f", "no", "n", "off")
+# The one boolean vocabulary (functions-framework reads FUNCTION_USE_ASGI through click's boolean
+# parsing, so this is click's list); the CLI's environment switches use it too.
+TRUE_WORDS = ("1", "true", "t", "yes", "y", "on")
+FALSE_WORDS = ("0", "false", "f", "no", "n", "off")
 
 
-@dataclass(frozen=True)
-class Settings:
-    project: str
-    location: str = "us-central1"
-    model_prefix: str = "models/"
-    model_path_pattern: re.Pattern[str] | None = None
-    make_new_version_default: bool = True
-    serving_image: str = DEFAULT_SERVING_IMAGE
-    artifact_prefix: str = "registered/"
-    state_prefix: str = "registrar-state/"
-    notify_topic: str | None = None
-    log_level: str = "INFO"
-    claim_lease_seconds: int = 900
-    max_artifact_bytes: int = 10 * 1024**3  # Vertex's artifact limit is 10 GB
-    max_uncompressed_bytes: int = 12 * 1024**3
-    max_compression_ratio: float = 200.0
-    max_archive_members: int = 10_000
-    keras_extra_allowed_objects: frozenset[str] = field(default_factory=frozenset)
-    validation_timeout_seconds: int = 300
-    validation_memory_mb: int | None = None  # None: derived from the instance's memory
-    validator_max_uses: int = 50
-    temp_dir: str | None = None
-    directory_upload_window_seconds: int = 3600
-    use_asgi: bool = True
-    vertex_emulator_host: str | None = None
-    storage_emulator_host: str | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        get = _Reader(env)
-        project = get.str("GOOGLE_CLOUD_PROJECT", required=True)
-        assert project is not None
-        if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", project):
-            raise SettingsError(
-                f"GOOGLE_CLOUD_PROJECT={project!r} is not a project id: expected 6-30 lowercase "
-                "letters, digits or hyphens, starting with a letter (the id, not the number or name)."
-            )
-        location = get.str("VERTEX_LOCATION", default="us-central1")
-        assert location is not None
-        if not _VERTEX_REGION.match(location):
-            raise SettingsError(
-                f"VERTEX_LOCATION={location!r} is not a Vertex AI region such as 'us-central1'."
-            )
-        model_prefix = get.prefix("MODEL_PREFIX", "models/")
-        artifact_prefix = get.prefix("ARTIFACT_PREFIX", "registered/")
-        state_prefix = get.prefix("STATE_PREFIX", "registrar-state/")
-        for name, value in (("ARTIFACT_PREFIX", artifact_prefix), ("STATE_PREFIX", state_prefix)):
-            if value.startswith(model_prefix) or model_prefix.startswith(value):
-                raise SettingsError(
-                    f"{name}={value!r} overlaps MODEL_PREFIX={model_prefix!r}: objects written there "
-                    "would trigger registrations themselves. Choose a prefix outside the watched one."
-                )
-        if artifact_prefix.startswith(state_prefix) or state_prefix.startswith(artifact_prefix):
-            raise SettingsError(
-                f"ARTIFACT_PREFIX={artifact_prefix!r} and STATE_PREFIX={state_prefix!r} overlap; "
-                "keep artifacts and records apart."
-            )
-        pattern = get.str("MODEL_PATH_PATTERN")
-        compiled = None
-        if pattern:
-            try:
-                compiled = re.compile(pattern)
-            except re.error as exc:
-                raise SettingsError(f"MODEL_PATH_PATTERN is not a valid regex: {exc}") from None
-            if "model" not in compiled.groupindex:
-                raise SettingsError(
-                    "MODEL_PATH_PATTERN must have a named group `model`, e.g. "
-                    r"'^models/(?P<model>[^/]+)/(?P<version>[^/]+)/'."
-                )
-        policy = (get.str("DEFAULT_VERSION_POLICY", default="new") or "").lower()
-        if policy not in ("new", "keep"):
-            raise SettingsError(f"DEFAULT_VERSION_POLICY={policy!r}: expected 'new' or 'keep'.")
-        topic = get.str("NOTIFY_TOPIC")
-        if topic and not _TOPIC.match(topic):
-            raise SettingsError(
-                f"NOTIFY_TOPIC={topic!r} is not a topic name: expected 'projects/PROJECT/topics/TOPIC'."
-            )
-        log_level = (get.str("LOG_LEVEL", default="INFO") or "").upper()
-        if log_level not in _LOG_LEVELS:
-            raise SettingsError(
-                f"LOG_LEVEL={log_level!r}: expected one of {', '.join(_LOG_LEVELS)}."
-            )
-        extra = get.str("KERAS_EXTRA_ALLOWED_OBJECTS") or ""
-        extra_objects = frozenset(s.strip() for s in extra.split(",") if s.strip())
-        for obj in extra_objects:
-            if not re.fullmatch(r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*", obj):
-                raise SettingsError(
-                    f"KERAS_EXTRA_ALLOWED_OBJECTS entry {obj!r}: expected 'module.path.ClassName'."
-                )
-        memory = get.int("VALIDATION_MEMORY_MB", default=None, minimum=256)
-        return cls(
-            project=project,
-            location=location,
-            model_prefix=model_prefix,
-            model_path_pattern=compiled,
-            make_new_version_default=policy == "new",
-            serving_image=get.str("SERVING_CONTAINER_IMAGE_URI", default=DEFAULT_SERVING_IMAGE)
-            or DEFAULT_SERVING_IMAGE,
-            artifact_prefix=artifact_prefix,
-            state_prefix=state_prefix,
-            notify_topic=topic or None,
-            log_level=log_level,
-            claim_lease_seconds=get.int("CLAIM_LEASE_SECONDS", default=900, minimum=30) or 900,
-            max_artifact_bytes=get.int("MAX_ARTIFACT_BYTES", default=10 * 1024**3, minimum=1024)
-            or 0,
-            max_uncompressed_bytes=get.int(
-                "MAX_UNCOMPRESSED_BYTES", default=12 * 1024**3, minimum=1024
-            )
-            or 0,
-            max_compression_ratio=get.float("MAX_COMPRESSION_RATIO", default=200.0, minimum=1.0),
-            max_archive_members=get.int("MAX_ARCHIVE_MEMBERS", default=10_000, minimum=3) or 0,
-            keras_extra_allowed_objects=extra_objects,
-            validation_timeout_seconds=get.int("VALIDATION_TIMEOUT_SECONDS", default=300, minimum=5)
-            or 300,
-            validation_memory_mb=memory,
-            validator_max_uses=get.int("VALIDATOR_MAX_USES", default=50, minimum=1) or 50,
-            temp_dir=get.str("TEMP_DIR"),
-            directory_upload_window_seconds=get.int(
-                "DIRECTORY_UPLOAD_WINDOW_SECONDS", default=3600, minimum=1
-            )
-            or 3600,
-            use_asgi=get.bool("FUNCTION_USE_ASGI", default=True),
-            vertex_emulator_host=get.url("VERTEX_AI_EMULATOR_HOST"),
-            storage_emulator_host=get.url("STORAGE_EMULATOR_HOST"),
-        )
+def parse_bool(name: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise SettingsError(f"{name}={raw!r}: expected 'true' or 'false' (or 1/0, yes/no, on/off).")
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
+def env_flag(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:
+    """A boolean switch read outside `Settings` (CLI options); same spellings, same errors."""
+    raw = env.get(name, "").strip()
+    return default if not raw else parse_bool(name, raw)
 
-    def str(self, name: str, *, default: str | None = None, required: bool = False) -> str | None:
-        value = self._env.get(name, "").strip()
-        if not value:
-            if required:
-                raise SettingsError(f"{name} is not set: {ENV_VARS.get(name, name)}.")
-            return default
-        return value
 
-    def bool(self, name: str, *, default: bool) -> bool:
-        raw = self.str(name)
-        if raw is None:
-            return default
-        if raw.lower() in _TRUE or raw.lower() in _FALSE:
-            return raw.lower() in _TRUE
-        raise SettingsError(f"{name}={raw!r}: expected 'true' or 'false'.")
+# ---- parsers: raw (stripped, non-empty) string -> value, or SettingsError naming the variable --
+Parser = Callable[[str, str], Any]
 
-    def int(self, name: str, *, default: int | None, minimum: int) -> int | None:
-        raw = self.str(name)
-        if raw is None:
-            return default
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _whole(minimum: int, maximum: int | None = None) -> Parser:
+    def parse(name: str, raw: str) -> int:
         try:
             value = int(raw.replace("_", ""))
         except ValueError:
             raise SettingsError(f"{name}={raw!r} is not a whole number.") from None
         if value < minimum:
             raise SettingsError(f"{name}={value} is too small: the minimum is {minimum}.")
+        if maximum is not None and value > maximum:
+            raise SettingsError(f"{name}={value} is too large: the maximum is {maximum}.")
         return value
 
-    def float(self, name: str, *, default: float, minimum: float) -> float:
-        raw = self.str(name)
-        if raw is None:
-            return default
+    return parse
+
+
+def _number(minimum: float | None = None, *, finite: bool = True) -> Parser:
+    def parse(name: str, raw: str) -> float:
         try:
             value = float(raw)
         except ValueError:
             raise SettingsError(f"{name}={raw!r} is not a number.") from None
-        if not value >= minimum:
+        if finite and (value != value or value in (float("inf"), float("-inf"))):
+            raise SettingsError(f"{name}={raw!r} is not a finite number.")
+        if minimum is not None and not value >= minimum:
             raise SettingsError(f"{name}={value} is too small: the minimum is {minimum}.")
         return value
 
-    def prefix(self, name: str, default: str) -> str:
-        value = self.str(name, default=default) or default
-        if not value.endswith("/"):
-            value += "/"
-        if not _PREFIX.match(value) or "//" in value:
-            raise SettingsError(
-                f"{name}={value!r} is not an object-name prefix such as 'models/' "
-                "(no leading slash, no empty segments)."
-            )
+    return parse
+
+
+def _choice(*options: str, upper: bool = False) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        value = raw.upper() if upper else raw.lower()
+        if value not in options:
+            raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(options)}.")
         return value
 
-    def url(self, name: str) -> str | None:
-        value = self.str(name)
-        if value is None:
-            return None
-        if not re.match(r"^https?://[^/\s]+", value):
-            # google-cloud-storage accepts a bare host:port for its emulator; keep that working.
-            if re.fullmatch(r"[\w.-]+:\d+", value):
-                return f"http://{value}"
-            raise SettingsError(f"{name}={value!r}: expected http://HOST:PORT.")
-        return value.rstrip("/")
+    return parse
+
+
+def _matching(pattern: str, expected: str) -> Parser:
+    compiled = re.compile(pattern)
+
+    def parse(name: str, raw: str) -> str:
+        if not compiled.fullmatch(raw):
+            raise SettingsError(f"{name}={raw!r} is not {expected}.")
+        return raw
+
+    return parse
+
+
+def _prefix(name: str, raw: str) -> str:
+    value = raw if raw.endswith("/") else raw + "/"
+    if not re.fullmatch(r"[^\s/][^\r\n]*/", value) or "//" in value:
+        raise SettingsError(
+            f"{name}={value!r} is not an object-name prefix such as 'models/' "
+            "(no leading slash, no empty segments)."
+        )
+    return value
+
+
+def _regex_with_model(name: str, raw: str) -> re.Pattern[str]:
+    try:
+        compiled = re.compile(raw)
+    except re.error as exc:
+        raise SettingsError(f"{name} is not a valid regex: {exc}") from None
+    if "model" not in compiled.groupindex:
+        raise SettingsError(
+            f"{name} must have a named group `model`, e.g. "
+            r"'^models/(?P<model>[^/]+)/(?P<version>[^/]+)/'."
+        )
+    return compiled
+
+
+def _policy(name: str, raw: str) -> bool:
+    return _choice("new", "keep")(name, raw) == "new"
+
+
+def _object_list(name: str, raw: str) -> frozenset[str]:
+    objects = frozenset(s.strip() for s in raw.split(",") if s.strip())
+    for obj in objects:
+        if not re.fullmatch(r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*", obj):
+            raise SettingsError(f"{name} entry {obj!r}: expected 'module.path.ClassName'.")
+    return objects
+
+
+def _url(name: str, raw: str) -> str:
+    if re.match(r"^https?://[^/\s]+", raw):
+        return raw.rstrip("/")
+    # google-cloud-storage accepts a bare host:port for its emulator; keep that working.
+    if re.fullmatch(r"[\w.-]+:\d+", raw):
+        return f"http://{raw}"
+    raise SettingsError(f"{name}={raw!r}: expected http://HOST:PORT.")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    env: str
+    attr: str
+    default: Any
+    parse: Parser
+    description: str
+    shown_default: str = ""  # the README's default column when `default` is not self-explaining
+    platform: bool = False  # set by the developer or the platform, never by Terraform
+
+    def readme_default(self) -> str:
+        if self.shown_default:
+            return self.shown_default
+        if self.default is None:
+            return "—"
+        if isinstance(self.default, bool):
+            return f"`{str(self.default).lower()}`"
+        return f"`{self.default}`"
+
+
+_D = Declaration
+DECLARATIONS: tuple[Declaration, ...] = (
+    _D(
+        "GOOGLE_CLOUD_PROJECT",
+        "project",
+        None,
+        _matching(
+            r"[a-z][a-z0-9-]{4,28}[a-z0-9]",
+            "a project id: 6-30 lowercase letters, digits or hyphens, starting with a letter "
+            "(the id, not the number or name)",
+        ),
+        "project that owns the Vertex AI models",
+        shown_default="— (required)",
+    ),
+    _D(
+        "VERTEX_LOCATION",
+        "location",
+        "us-central1",
+        _matching(r"[a-z]+-[a-z]+\d+", "a Vertex AI region such as 'us-central1'"),
+        "Vertex AI region; the bucket must be in the same region",
+    ),
+    _D(
+        "MODEL_PREFIX",
+        "model_prefix",
+        "models/",
+        _prefix,
+        "object-name prefix watched for model uploads",
+    ),
+    _D(
+        "MODEL_PATH_PATTERN",
+        "model_path_pattern",
+        None,
+        _regex_with_model,
+        "regex with named group `model` (and optional `version`) overriding the naming rule",
+    ),
+    _D(
+        "DEFAULT_VERSION_POLICY",
+        "make_new_version_default",
+        True,
+        _policy,
+        "`new`: each new version takes the `default` alias; `keep`: leave it where it is",
+        shown_default="`new`",
+    ),
+    _D(
+        "SERVING_CONTAINER_IMAGE_URI",
+        "serving_image",
+        DEFAULT_SERVING_IMAGE,
+        _text,
+        "serving container registered with every version",
+    ),
+    _D(
+        "ARTIFACT_PREFIX",
+        "artifact_prefix",
+        "registered/",
+        _prefix,
+        "where immutable validated copies go; must not overlap `MODEL_PREFIX`",
+    ),
+    _D(
+        "STATE_PREFIX",
+        "state_prefix",
+        "registrar-state/",
+        _prefix,
+        "where per-upload records go; must not overlap the other prefixes",
+    ),
+    _D(
+        "NOTIFY_TOPIC",
+        "notify_topic",
+        None,
+        _matching(
+            r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}",
+            "a topic name: expected 'projects/PROJECT/topics/TOPIC'",
+        ),
+        "`projects/P/topics/T`: one Pub/Sub message per final outcome",
+        shown_default="— (off)",
+    ),
+    _D(
+        "LOG_LEVEL",
+        "log_level",
+        "INFO",
+        _choice("DEBUG", "INFO", "WARNING", "ERROR", upper=True),
+        "`DEBUG`, `INFO`, `WARNING` or `ERROR`",
+    ),
+    _D(
+        "CLAIM_LEASE_SECONDS",
+        "claim_lease_seconds",
+        900,
+        _whole(30),
+        "how long a worker's claim blocks others (keep it above the function timeout)",
+    ),
+    _D(
+        "MAX_ARTIFACT_BYTES",
+        "max_artifact_bytes",
+        10 * GB,
+        _whole(1024),
+        "largest upload (a `.keras`, or a whole SavedModel directory); Vertex's own limit",
+        shown_default="`10000000000` (10 GB)",
+    ),
+    _D(
+        "MAX_UNCOMPRESSED_BYTES",
+        "max_uncompressed_bytes",
+        12 * GB,
+        _whole(1024),
+        "largest total uncompressed size of a `.keras`",
+        shown_default="`12000000000` (12 GB)",
+    ),
+    _D(
+        "MAX_COMPRESSION_RATIO",
+        "max_compression_ratio",
+        200.0,
+        _number(1.0),
+        "largest uncompressed/compressed ratio of a `.keras` member",
+        shown_default="`200`",
+    ),
+    _D(
+        "MAX_ARCHIVE_MEMBERS",
+        "max_archive_members",
+        10_000,
+        _whole(3),
+        "most members a `.keras` may have",
+    ),
+    _D(
+        "KERAS_EXTRA_ALLOWED_OBJECTS",
+        "keras_extra_allowed_objects",
+        frozenset(),
+        _object_list,
+        "comma-separated `module.ClassName` objects to allow beyond Keras built-ins",
+        shown_default="—",
+    ),
+    _D(
+        "VALIDATION_TIMEOUT_SECONDS",
+        "validation_timeout_seconds",
+        300,
+        _whole(5),
+        "wall-clock limit for loading, smoke-testing and exporting one artifact",
+    ),
+    _D(
+        "VALIDATION_MEMORY_MB",
+        "validation_memory_mb",
+        None,
+        _whole(256),
+        "memory ceiling of the sandboxed loader",
+        shown_default="80% of the instance",
+    ),
+    _D(
+        "VALIDATOR_MAX_USES",
+        "validator_max_uses",
+        50,
+        _whole(1),
+        "recycle the sandbox worker after this many artifacts",
+    ),
+    _D(
+        "TEMP_DIR",
+        "temp_dir",
+        None,
+        _text,
+        "scratch directory for downloads (in memory on Cloud Functions)",
+        shown_default="system temp",
+    ),
+    _D(
+        "DIRECTORY_UPLOAD_WINDOW_SECONDS",
+        "directory_upload_window_seconds",
+        3600,
+        _whole(1),
+        "a SavedModel's required files must all be written within this window",
+    ),
+    _D(
+        "FUNCTION_USE_ASGI",
+        "use_asgi",
+        True,
+        parse_bool,
+        "functions-framework's own switch. `true`: its uvicorn (ASGI) server; objects that are "
+        "not models are answered on the event loop without a thread hop. `false`: gunicorn + "
+        "Flask, about a quarter of the events/s, but the only one that also converts the legacy "
+        "1st-gen background-event shape (2nd-gen triggers always send CloudEvents)",
+    ),
+    _D(
+        "SERVING_TF_VERSION",
+        "serving_tf_version",
+        None,
+        _matching(r"2\.\d{1,2}", "a TensorFlow minor version such as '2.15'"),
+        "TensorFlow version of a custom serving image; prebuilt Vertex images need none (it is "
+        "read from the image URI)",
+        shown_default="from the image URI",
+    ),
+    _D(
+        "PROMOTION_METRIC",
+        "promotion_metric",
+        None,
+        _matching(r"[A-Za-z_][\w.-]{0,127}", "a metric name (letters, digits, _ . -)"),
+        "metric that gates the `default` alias; unset: every new version takes `default`",
+        shown_default="— (no gate)",
+    ),
+    _D(
+        "PROMOTION_GOAL",
+        "promotion_goal",
+        "maximize",
+        _choice("maximize", "minimize"),
+        "`maximize` or `minimize` the promotion metric",
+    ),
+    _D(
+        "PROMOTION_MIN_DELTA",
+        "promotion_min_delta",
+        0.0,
+        _number(0.0),
+        "how much better than the current default a new version must be",
+        shown_default="`0`",
+    ),
+    _D(
+        "PROMOTION_THRESHOLD",
+        "promotion_threshold",
+        None,
+        _number(),
+        "absolute bar the promotion metric must meet (at least, or at most when minimizing)",
+    ),
+    _D(
+        "DEPLOY_ENDPOINT",
+        "deploy_endpoint",
+        None,
+        _matching(
+            r"(projects/[^/]+/locations/[^/]+/endpoints/)?[A-Za-z0-9][A-Za-z0-9_-]{0,62}",
+            "an endpoint id or projects/P/locations/L/endpoints/E",
+        ),
+        "start a canary deployment of each newly promoted default version on this endpoint",
+        shown_default="— (off)",
+    ),
+    _D(
+        "DEPLOY_TRAFFIC",
+        "deploy_traffic",
+        10,
+        _whole(1, 100),
+        "percent of the endpoint's traffic the canary gets (the rest keeps its proportions)",
+    ),
+    _D(
+        "STORAGE_EMULATOR_HOST",
+        "storage_emulator_host",
+        None,
+        _url,
+        "`http://HOST:PORT` of fake-gcs-server (development only)",
+        platform=True,
+    ),
+    _D(
+        "VERTEX_AI_EMULATOR_HOST",
+        "vertex_emulator_host",
+        None,
+        _url,
+        "`http://HOST:PORT` of the Vertex AI emulator (development only; REST, anonymous "
+        "credentials)",
+        platform=True,
+    ),
+)
+_BY_ATTR = {d.attr: d for d in DECLARATIONS}
+
+# name -> description of every variable this code reads (Terraform sets all but the platform's)
+ENV_VARS: dict[str, str] = {d.env: d.description for d in DECLARATIONS if not d.platform}
+PLATFORM_ENV_VARS = tuple(d.env for d in DECLARATIONS if d.platform)
+
+
+def _default(attr: str) -> Any:
+    return _BY_ATTR[attr].default
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    location: str = _default("location")
+    model_prefix: str = _default("model_prefix")
+    model_path_pattern: re.Pattern[str] | None = _default("model_path_pattern")  # noqa: RUF009
+    make_new_version_default: bool = _default("make_new_version_default")
+    serving_image: str = _default("serving_image")
+    artifact_prefix: str = _default("artifact_prefix")
+    state_prefix: str = _default("state_prefix")
+    notify_topic: str | None = _default("notify_topic")
+    log_level: str = _default("log_level")
+    claim_lease_seconds: int = _default("claim_lease_seconds")
+    max_artifact_bytes: int = _default("max_artifact_bytes")
+    max_uncompressed_bytes: int = _default("max_uncompressed_bytes")
+    max_compression_ratio: float = _default("max_compression_ratio")
+    max_archive_members: int = _default("max_archive_members")
+    keras_extra_allowed_objects: frozenset[str] = _default("keras_extra_allowed_objects")
+    validation_timeout_seconds: int = _default("validation_timeout_seconds")
+    validation_memory_mb: int | None = _default("validation_memory_mb")
+    validator_max_uses: int = _default("validator_max_uses")
+    temp_dir: str | None = _default("temp_dir")
+    directory_upload_window_seconds: int = _default("directory_upload_window_seconds")
+    use_asgi: bool = _default("use_asgi")
+    serving_tf_version: str | None = _default("serving_tf_version")
+    promotion_metric: str | None = _default("promotion_metric")
+    promotion_goal: str = _default("promotion_goal")
+    promotion_min_delta: float = _default("promotion_min_delta")
+    promotion_threshold: float | None = _default("promotion_threshold")
+    deploy_endpoint: str | None = _default("deploy_endpoint")
+    deploy_traffic: int = _default("deploy_traffic")
+    storage_emulator_host: str | None = _default("storage_emulator_host")
+    vertex_emulator_host: str | None = _default("vertex_emulator_host")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for declared in DECLARATIONS:
+            raw = env.get(declared.env, "").strip()
+            if raw:
+                values[declared.attr] = declared.parse(declared.env, raw)
+        if "project" not in values:
+            raise SettingsError(
+                f"GOOGLE_CLOUD_PROJECT is not set: {ENV_VARS['GOOGLE_CLOUD_PROJECT']}."
+            )
+        settings = cls(**values)
+        _check_together(settings)
+        return settings
+
+
+def _check_together(s: Settings) -> None:
+    """Rules that involve more than one setting."""
+    for name, value in (("ARTIFACT_PREFIX", s.artifact_prefix), ("STATE_PREFIX", s.state_prefix)):
+        if value.startswith(s.model_prefix) or s.model_prefix.startswith(value):
+            raise SettingsError(
+                f"{name}={value!r} overlaps MODEL_PREFIX={s.model_prefix!r}: objects written "
+                "there would trigger registrations themselves. Choose a prefix outside the watched one."
+            )
+    if s.artifact_prefix.startswith(s.state_prefix) or s.state_prefix.startswith(s.artifact_prefix):
+        raise SettingsError(
+            f"ARTIFACT_PREFIX={s.artifact_prefix!r} and STATE_PREFIX={s.state_prefix!r} overlap; "
+            "keep artifacts and records apart."
+        )
+
+
+def readme_table() -> str:
+    """The README's settings table, generated from the declarations (a test keeps them equal)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{d.env}` | {d.readme_default()} | {d.description} |" for d in DECLARATIONS]
+    return "\n".join(rows) + "\n"
+
+
+assert {d.attr for d in DECLARATIONS} == {f.name for f in fields(Settings)}, "declare every field"
+
+if __name__ == "__main__":
+    sys.stdout.write(readme_table())

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from handlers.errors import SettingsError
@@ -69,3 +71,59 @@ def test_function_use_asgi_reads_what_functions_framework_reads(raw: str, expect
 
     assert Settings.from_env({**BASE, "FUNCTION_USE_ASGI": raw}).use_asgi is expected
     assert click.BOOL.convert(raw, None, None) is expected
+
+
+# ---- one home per setting -----------------------------------------------------------------------
+
+
+def test_readme_settings_table_is_the_generated_one() -> None:
+    from handlers.settings import readme_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert readme_table() in readme, "regenerate with `python -m handlers.settings`"
+
+
+def test_every_settings_field_has_exactly_one_declaration() -> None:
+    from dataclasses import fields
+
+    from handlers.settings import DECLARATIONS
+
+    attrs = [d.attr for d in DECLARATIONS]
+    envs = [d.env for d in DECLARATIONS]
+    assert sorted(attrs) == sorted(f.name for f in fields(Settings))
+    assert len(set(attrs)) == len(attrs) and len(set(envs)) == len(envs)
+
+
+def test_dataclass_defaults_come_from_the_declarations() -> None:
+    from handlers.settings import DECLARATIONS
+
+    plain = Settings(project="some-project")
+    for declared in DECLARATIONS[1:]:
+        assert getattr(plain, declared.attr) == declared.default, declared.env
+
+
+@pytest.mark.parametrize("word", ["1", "true", "T", "yes", "Y", "on", "TRUE"])
+def test_true_spellings_are_the_same_for_the_function_and_the_cli(word: str) -> None:
+    from handlers.settings import env_flag
+
+    assert Settings.from_env({**BASE, "FUNCTION_USE_ASGI": word}).use_asgi is True
+    assert env_flag({"REGISTRAR_JSON": word}, "REGISTRAR_JSON") is True
+
+
+@pytest.mark.parametrize("word", ["0", "false", "F", "no", "n", "off"])
+def test_false_spellings_are_the_same_for_the_function_and_the_cli(word: str) -> None:
+    from handlers.settings import env_flag
+
+    assert Settings.from_env({**BASE, "FUNCTION_USE_ASGI": word}).use_asgi is False
+    assert env_flag({"REGISTRAR_JSON": word}, "REGISTRAR_JSON") is False
+
+
+def test_an_unknown_boolean_spelling_names_the_variable() -> None:
+    from handlers.settings import env_flag
+
+    with pytest.raises(SettingsError, match=r"REGISTRAR_JSON='maybe': expected 'true' or 'false'"):
+        env_flag({"REGISTRAR_JSON": "maybe"}, "REGISTRAR_JSON")
+
+
+def test_artifact_limit_is_vertex_10_decimal_gigabytes() -> None:
+    assert Settings(project="some-project").max_artifact_bytes == 10 * 10**9

@@ -27,9 +27,7 @@ from handlers.cli import commands as cli_commands
 from handlers.cli.output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
 from handlers.errors import PermanentError, SettingsError, TransientError
 from handlers.logs import LOGGER_NAME, JsonFormatter
-from handlers.settings import Settings
-
-_TRUE = ("1", "true", "yes", "on")
+from handlers.settings import Settings, env_flag
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,7 +81,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     backfill.add_argument(
         "--dry-run",
         action="store_true",
-        default=_flag(env, "REGISTRAR_DRY_RUN"),
+        default=env_flag(env, "REGISTRAR_DRY_RUN"),
         help="only list what would happen; nothing is written [env REGISTRAR_DRY_RUN]",
     )
     backfill.add_argument(
@@ -125,7 +123,7 @@ def _common(parser: argparse.ArgumentParser, env: Mapping[str, str], *, top: boo
     parser.add_argument(
         "--json",
         action="store_true",
-        default=default(_flag(env, "REGISTRAR_JSON")),
+        default=default(env_flag(env, "REGISTRAR_JSON")),
         help="print one JSON document on stdout instead of tables [env REGISTRAR_JSON]",
     )
     parser.add_argument(
@@ -146,7 +144,7 @@ def _common(parser: argparse.ArgumentParser, env: Mapping[str, str], *, top: boo
         "-v",
         "--verbose",
         action="store_true",
-        default=default(_flag(env, "REGISTRAR_VERBOSE")),
+        default=default(env_flag(env, "REGISTRAR_VERBOSE")),
         help="also print the pipeline's JSON log lines on stderr [env REGISTRAR_VERBOSE]",
     )
 
@@ -180,10 +178,6 @@ def _logs(*, verbose: bool) -> Iterator[None]:
     finally:
         logger.handlers, logger.propagate = saved[0], saved[1]
         logger.setLevel(saved[2])
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in _TRUE
 
 
 def _positive(text: str) -> int:

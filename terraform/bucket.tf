@@ -1,5 +1,10 @@
 # The watched bucket. Created with uniform access, public access prevention and versioning, or an
 # existing one looked up for its location (direct triggers must live in the bucket's location).
+#
+# It also holds the validated artifact copies Vertex AI registers, and Vertex AI refuses artifacts in a
+# bucket outside its own region: the bucket's location must equal vertex_location. Both cases are
+# checked at plan time: a created bucket through bucket_location's validation (variables.tf; it
+# defaults to the Vertex location), an existing one by the postconditions on its data source below.
 
 resource "google_storage_bucket" "models" {
   count = var.create_bucket ? 1 : 0
@@ -7,7 +12,7 @@ resource "google_storage_bucket" "models" {
 
   project                     = var.project_id
   name                        = var.bucket_name
-  location                    = upper(coalesce(var.bucket_location, var.region))
+  location                    = upper(local.created_bucket_location)
   storage_class               = "STANDARD"
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
@@ -41,9 +46,21 @@ resource "google_storage_bucket" "models" {
   depends_on = [google_project_service.required]
 }
 
+# Read at plan time (its arguments are all known then), so a wrong bucket fails `terraform plan`.
 data "google_storage_bucket" "existing" {
   count = var.create_bucket ? 0 : 1
   name  = var.bucket_name
+
+  lifecycle {
+    postcondition {
+      condition     = lower(self.location) == local.vertex_location
+      error_message = "The existing bucket must be in the Vertex AI location (vertex_location, else region): Vertex AI refuses model artifacts in a bucket in another region, and multi-/dual-region buckets are not in one region."
+    }
+    postcondition {
+      condition     = self.uniform_bucket_level_access == true
+      error_message = "The existing bucket must have uniform bucket-level access: the function's grants are IAM conditions on object-name prefixes, which Cloud Storage only honours with uniform access (gcloud storage buckets update gs://BUCKET --uniform-bucket-level-access)."
+    }
+  }
 }
 
 locals {

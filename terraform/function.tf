@@ -3,7 +3,8 @@
 # variables in PLATFORM_ENV_VARS are for local runs only). tests/terraform/ enforces both.
 
 locals {
-  runtime     = "python312"
+  # The Python the test suite runs on (tests/terraform checks it against sys.version_info).
+  runtime     = "python311"
   entry_point = "register_model"
 
   # Cloud Functions' minimum vCPU for each memory size; more than 4 GiB needs 2 or more.
@@ -40,6 +41,13 @@ locals {
     VALIDATOR_MAX_USES              = var.limits.validator_max_uses
     DIRECTORY_UPLOAD_WINDOW_SECONDS = var.limits.directory_upload_window_seconds
     TEMP_DIR                        = var.temp_dir
+    PROMOTION_METRIC                = var.promotion.metric
+    PROMOTION_GOAL                  = var.promotion.goal
+    PROMOTION_MIN_DELTA             = var.promotion.min_delta
+    PROMOTION_THRESHOLD             = var.promotion.threshold
+    DEPLOY_ENDPOINT                 = var.deploy.endpoint
+    DEPLOY_TRAFFIC                  = var.deploy.traffic_percent
+    SERVING_TF_VERSION              = var.serving_tf_version
   }
 
   environment_variables = merge(
@@ -119,13 +127,28 @@ resource "google_cloudfunctions2_function" "registrar" {
     }
   }
 
+  # time_sleep.iam_propagation follows every grant the build, the trigger and the first events need.
   depends_on = [
     google_project_service.required,
-    google_project_iam_member.gcs_pubsub_publisher,
-    google_pubsub_topic_iam_member.gcs_publishes_uploads,
-    google_project_iam_member.trigger_event_receiver,
-    google_project_iam_member.runtime_aiplatform_user,
-    google_storage_bucket_iam_member.runtime_read_models,
-    google_project_iam_member.build,
+    time_sleep.iam_propagation,
   ]
+}
+
+# IAM grants take a while to reach every service after the API call returns. Without this wait a first
+# deployment's build can fail to read the source zip with the build account's fresh role, and the
+# trigger's creation can fail on the Cloud Storage service agent's fresh publish grant. 60 s is what
+# the provider's own Cloud Functions examples wait ("before it can pull the source zip"). Re-created
+# (and so waited for again) whenever one of these grants is replaced.
+resource "time_sleep" "iam_propagation" {
+  create_duration = "60s"
+
+  triggers = {
+    build_roles       = join(",", google_project_iam_member.build[*].id)
+    gcs_publisher     = join(",", concat(google_project_iam_member.gcs_pubsub_publisher[*].id, google_pubsub_topic_iam_member.gcs_publishes_uploads[*].id))
+    event_receiver    = join(",", google_project_iam_member.trigger_event_receiver[*].id)
+    runtime_vertex    = google_project_iam_member.runtime_aiplatform_user.id
+    runtime_bucket    = google_storage_bucket_iam_member.runtime_read_models.id
+    runtime_artifacts = google_storage_bucket_iam_member.runtime_create_artifacts.id
+    runtime_state     = google_storage_bucket_iam_member.runtime_state_records.id
+  }
 }

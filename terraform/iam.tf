@@ -7,11 +7,15 @@
 # Runtime: the function's own identity
 # ---------------------------------------------------------------------------------------------------
 
+# Service accounts are created through the IAM API, which a fresh project does not have enabled: each
+# account waits for apis.tf (all instances of the for_each, so this holds with enable_apis = false too).
 resource "google_service_account" "runtime" {
   project      = var.project_id
-  account_id   = "${var.name}-run"
+  account_id   = local.service_account_ids.runtime
   display_name = "${var.name} runtime"
   description  = "Runs the model registrar function: reads uploads, writes artifacts and records, registers models."
+
+  depends_on = [google_project_service.required]
 }
 
 locals {
@@ -84,7 +88,9 @@ resource "google_storage_bucket_iam_member" "runtime_state_records" {
   }
 }
 
-# Model Registry: upload models, add versions, move aliases. There is no narrower predefined role.
+# Model Registry: upload models, add versions, move aliases; with deploy.endpoint set, also deploy a
+# new default version to that endpoint and shift traffic (aiplatform.endpoints.deploy, .undeploy,
+# .update, all in this role). There is no narrower predefined role.
 resource "google_project_iam_member" "runtime_aiplatform_user" {
   project = var.project_id
   role    = "roles/aiplatform.user"
@@ -106,9 +112,11 @@ resource "google_pubsub_topic_iam_member" "runtime_notify" {
 
 resource "google_service_account" "trigger" {
   project      = var.project_id
-  account_id   = "${var.name}-trg"
+  account_id   = local.service_account_ids.trigger
   display_name = "${var.name} trigger"
   description  = "Delivers upload events to the model registrar function."
+
+  depends_on = [google_project_service.required]
 }
 
 # Receiving Eventarc events from Cloud Storage (direct mode only; a Pub/Sub trigger needs no such role).
@@ -160,59 +168,37 @@ resource "google_pubsub_topic_iam_member" "gcs_publishes_uploads" {
 # Build: the identity Cloud Build uses to turn the source into an image
 # ---------------------------------------------------------------------------------------------------
 # Projects created after July 2024 no longer give the default build account (the Compute Engine
-# default service account) broad rights, so builds fail there without one. A dedicated account with
-# the three grants Cloud Functions documents for custom build accounts avoids relying on (or
-# widening) that default account. Pass build_service_account_email to bring your own.
+# default service account) broad rights, so builds fail there without one. A dedicated account avoids
+# relying on (or widening) that default account. Pass build_service_account_email to bring your own.
+#
+# Its role is the one Google documents for building Cloud Run functions and source deployments,
+# roles/run.builder: Artifact Registry upload/download/delete of artifacts, log writing, and object
+# read (storage.objects.get) to fetch the source zip. The object read is project-wide: the account can
+# read objects in the project's buckets, the watched one included (it runs only the build of this
+# function's source, which the deployer controls). The alternative Google documents (Logs Writer +
+# Artifact Registry Writer + Storage Object Admin) writes and deletes objects too. function.tf waits
+# for this grant to propagate (time_sleep.iam_propagation) before the first build.
 
 resource "google_service_account" "build" {
   count = var.build_service_account_email == null ? 1 : 0
 
   project      = var.project_id
-  account_id   = "${var.name}-bld"
+  account_id   = local.service_account_ids.build
   display_name = "${var.name} build"
   description  = "Builds the model registrar function's image."
+
+  depends_on = [google_project_service.required]
 }
 
 locals {
   build_service_account_email = coalesce(var.build_service_account_email, try(google_service_account.build[0].email, null))
   build_service_account_id    = "projects/${var.project_id}/serviceAccounts/${local.build_service_account_email}"
-
-  # tomap(): one value type (condition "" = unconditional) so for_each gets a plain map either way.
-  build_roles = var.build_service_account_email != null ? tomap({}) : tomap({
-    logs = {
-      role      = "roles/logging.logWriter"
-      condition = ""
-    }
-    images = {
-      role      = "roles/artifactregistry.writer"
-      condition = ""
-    }
-    # Read the function source: our source bucket and the gcf-v2-* buckets Cloud Functions copies it to.
-    sources = {
-      role = "roles/storage.objectViewer"
-      condition = join(" || ", [
-        "resource.name == \"projects/_/buckets/${local.source_bucket_name}\"",
-        "resource.name.startsWith(\"projects/_/buckets/${local.source_bucket_name}/\")",
-        "resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-\")",
-        "resource.name.startsWith(\"projects/_/buckets/gcf-v2-uploads-\")",
-      ])
-    }
-  })
 }
 
 resource "google_project_iam_member" "build" {
-  for_each = local.build_roles
+  count = var.build_service_account_email == null ? 1 : 0
 
   project = var.project_id
-  role    = each.value.role
+  role    = "roles/run.builder"
   member  = "serviceAccount:${google_service_account.build[0].email}"
-
-  dynamic "condition" {
-    for_each = each.value.condition == "" ? [] : [each.value.condition]
-    content {
-      title       = "${var.name}-build-${each.key}"
-      description = "Function source buckets only."
-      expression  = condition.value
-    }
-  }
 }

@@ -13,6 +13,19 @@ locals {
 
   vertex_location = coalesce(var.vertex_location, var.region)
 
+  # Vertex AI refuses artifacts in a bucket outside its region (python-aiplatform#885), so a created
+  # bucket defaults to the Vertex location; variables.tf rejects a bucket_location elsewhere and
+  # bucket.tf checks an existing bucket's location at plan time.
+  created_bucket_location = lower(coalesce(var.bucket_location, local.vertex_location))
+
+  # Names derived from inputs. Service account IDs must be 6-30 characters ([a-z][a-z0-9-]*[a-z0-9]);
+  # var.name's validation (3-26 characters) keeps every one of these within that.
+  service_account_ids = {
+    runtime = "${var.name}-run"
+    trigger = "${var.name}-trg"
+    build   = "${var.name}-bld"
+  }
+
   # The function writes under artifact_prefix and state_prefix; if either overlapped model_prefix its
   # own writes would be taken for uploads. The code refuses that too (SettingsError); failing at plan
   # time is cheaper than a crash-looping deployment.

@@ -9,7 +9,12 @@ locals {
     "resource.labels.service_name=\"${var.name}\"",
   ])
 
-  failures_filter = "(jsonPayload.outcome=\"failed\" OR (severity>=ERROR AND NOT jsonPayload.outcome:*))"
+  # One count per failed delivery: the function's own `failed` line. Crashes (uncaught exceptions,
+  # start-up failures, out-of-memory kills) log no outcome, so ERROR lines without one count too, except
+  # the Cloud Run request log: every failed delivery is also answered 5xx, and its request-log entry
+  # (severity ERROR, no jsonPayload) would count that event a second time.
+  request_log     = "projects/${var.project_id}/logs/run.googleapis.com%2Frequests"
+  failures_filter = "(jsonPayload.outcome=\"failed\" OR (severity>=ERROR AND NOT jsonPayload.outcome:* AND NOT logName=\"${local.request_log}\"))"
 }
 
 resource "google_logging_metric" "outcomes" {
@@ -77,6 +82,20 @@ resource "google_logging_metric" "failures" {
   depends_on = [google_project_service.required]
 }
 
+# Cloud Monitoring answers 404 "Cannot find metric(s)... could take up to 10 minutes" for an alert on a
+# log-based metric created moments before (terraform-provider-google#11102), so the first apply waits
+# in between. Nothing else depends on the policy, so the wait overlaps the function's build. Replaced
+# (and waited for again) whenever the metric is replaced.
+resource "time_sleep" "failures_metric" {
+  count = var.failure_alert.enabled ? 1 : 0
+
+  create_duration = "${var.failure_alert.metric_wait_seconds}s"
+
+  triggers = {
+    metric = google_logging_metric.failures.id
+  }
+}
+
 resource "google_monitoring_alert_policy" "failures" {
   count = var.failure_alert.enabled ? 1 : 0
 
@@ -118,4 +137,6 @@ resource "google_monitoring_alert_policy" "failures" {
       Logs: ${local.function_logs} AND ${local.failures_filter}
     EOT
   }
+
+  depends_on = [time_sleep.failures_metric]
 }

@@ -13,7 +13,13 @@ locals {
     for pattern in local.source_patterns : tolist(fileset(local.source_dir, pattern))
   ])))
 
-  source_bucket_name = coalesce(var.source_bucket_name, "${var.project_id}-${var.name}-source")
+  # Bucket names are at most 63 characters; a 30-character project ID and a 26-character name would
+  # make <project>-<name>-source 64, so that case falls back to -src.
+  default_source_bucket_name = "${var.project_id}-${var.name}-source"
+  source_bucket_name = coalesce(
+    var.source_bucket_name,
+    length(local.default_source_bucket_name) <= 63 ? local.default_source_bucket_name : "${var.project_id}-${var.name}-src",
+  )
 }
 
 data "archive_file" "source" {

@@ -26,8 +26,8 @@ resource "google_pubsub_topic" "uploads" {
   name    = local.upload_topic_name
   labels  = local.labels
 
-  # Undelivered upload events are worthless after the retry window anyway.
-  message_retention_duration = "86400s"
+  # No topic-level message_retention_duration: it is billed as storage, and the subscription Eventarc
+  # creates for the trigger already keeps undelivered messages (acknowledged events are never replayed).
 
   depends_on = [google_project_service.required]
 }

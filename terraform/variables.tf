@@ -24,7 +24,7 @@ variable "region" {
 }
 
 variable "vertex_location" {
-  description = "Vertex AI region the models are registered in (VERTEX_LOCATION). null: same as region."
+  description = "Vertex AI region the models are registered in (VERTEX_LOCATION). null: same as region. The watched bucket holds the artifacts Vertex reads, so it must be in this region too."
   type        = string
   default     = null
 
@@ -50,6 +50,13 @@ variable "labels" {
   description = "Labels added to every resource that takes labels (merged over app and managed-by)."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition = alltrue([
+      for k, v in var.labels : can(regex("^[a-z][a-z0-9_-]{0,62}$", k)) && can(regex("^[a-z0-9_-]{0,63}$", v))
+    ])
+    error_message = "labels: keys must be 1-63 lowercase letters, digits, _ or -, starting with a letter; values at most 63 of the same characters."
+  }
 }
 
 variable "enable_apis" {
@@ -79,9 +86,15 @@ variable "create_bucket" {
 }
 
 variable "bucket_location" {
-  description = "Location of the created bucket. null: region. Direct-mode triggers live in the bucket's location, so a regional bucket in the function's region is simplest."
+  description = "Location of the created bucket. null: the Vertex AI location (vertex_location, else region). Vertex AI only reads artifacts from a bucket in its own region, so any other value is rejected; it exists to spell the location out."
   type        = string
   default     = null
+
+  validation {
+    # Cross-variable validation (Terraform 1.9). An existing bucket is checked in bucket.tf instead.
+    condition     = !var.create_bucket || var.bucket_location == null || lower(coalesce(var.bucket_location, "-")) == lower(coalesce(var.vertex_location, var.region))
+    error_message = "bucket_location must equal the Vertex AI location (vertex_location, else region): Vertex AI refuses model artifacts in a bucket in another region. Leave it null to follow vertex_location."
+  }
 }
 
 variable "bucket_force_destroy" {
@@ -108,9 +121,14 @@ variable "access_log_bucket" {
 }
 
 variable "source_bucket_name" {
-  description = "Bucket created for the function's source archives. null: <project_id>-<name>-source."
+  description = "Bucket created for the function's source archives. null: <project_id>-<name>-source (or -src when that would exceed 63 characters)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.source_bucket_name == null || can(regex("^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$", coalesce(var.source_bucket_name, "-")))
+    error_message = "source_bucket_name must be 3-63 lowercase letters, digits, hyphens or underscores, starting and ending with a letter or digit."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -187,6 +205,88 @@ variable "default_version_policy" {
   }
 }
 
+variable "promotion" {
+  description = <<-EOT
+    Which newly registered version takes the `default` alias, judged by an evaluation metric of the
+    upload. Every attribute left null keeps the code's default:
+    metric (PROMOTION_METRIC) [unset: every new version takes default],
+    goal (PROMOTION_GOAL) [maximize; or minimize],
+    min_delta (PROMOTION_MIN_DELTA) [0: how much better than the current default it must be],
+    threshold (PROMOTION_THRESHOLD) [unset: the value the metric must reach at least (maximize) or
+    at most (minimize)].
+  EOT
+  type = object({
+    metric    = optional(string)
+    goal      = optional(string)
+    min_delta = optional(number)
+    threshold = optional(number)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.promotion.metric == null || can(regex("^[A-Za-z_][A-Za-z0-9_.-]{0,127}$", coalesce(var.promotion.metric, "-")))
+    error_message = "promotion.metric must be a metric name: 1-128 letters, digits or _ . -, starting with a letter or _."
+  }
+  validation {
+    condition     = var.promotion.goal == null || contains(["maximize", "minimize"], coalesce(var.promotion.goal, "maximize"))
+    error_message = "promotion.goal must be \"maximize\" or \"minimize\"."
+  }
+  validation {
+    condition     = var.promotion.min_delta == null || coalesce(var.promotion.min_delta, 0) >= 0
+    error_message = "promotion.min_delta cannot be negative."
+  }
+  validation {
+    condition     = var.promotion.metric != null || (var.promotion.goal == null && var.promotion.min_delta == null && var.promotion.threshold == null)
+    error_message = "promotion.goal, min_delta and threshold only apply with promotion.metric set."
+  }
+}
+
+variable "deploy" {
+  description = <<-EOT
+    Canary deployment of each version that becomes the default. endpoint (DEPLOY_ENDPOINT): an
+    existing Vertex AI endpoint, as its ID or projects/P/locations/L/endpoints/ID, in the Vertex AI
+    location [unset: nothing is deployed]; traffic_percent (DEPLOY_TRAFFIC): the share of the
+    endpoint's traffic the new version gets, 1-100 [10]. The runtime account's
+    roles/aiplatform.user covers aiplatform.endpoints.deploy.
+  EOT
+  type = object({
+    endpoint        = optional(string)
+    traffic_percent = optional(number)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.deploy.endpoint == null || can(regex("^(projects/[^/]+/locations/[^/]+/endpoints/)?[A-Za-z0-9][A-Za-z0-9_-]{0,62}$", coalesce(var.deploy.endpoint, "-")))
+    error_message = "deploy.endpoint must be a Vertex AI endpoint ID or projects/P/locations/L/endpoints/ID."
+  }
+  validation {
+    condition     = var.deploy.traffic_percent == null || (floor(coalesce(var.deploy.traffic_percent, 10)) == coalesce(var.deploy.traffic_percent, 10) && coalesce(var.deploy.traffic_percent, 10) >= 1 && coalesce(var.deploy.traffic_percent, 10) <= 100)
+    error_message = "deploy.traffic_percent must be a whole number from 1 to 100."
+  }
+  validation {
+    # Cross-variable (Terraform 1.9): a full endpoint name must be in the Vertex AI location.
+    condition     = !startswith(coalesce(var.deploy.endpoint, "-"), "projects/") || split("/", coalesce(var.deploy.endpoint, "-/-/-/-"))[3] == coalesce(var.vertex_location, var.region)
+    error_message = "deploy.endpoint must be in the Vertex AI location (vertex_location, else region)."
+  }
+  validation {
+    condition     = var.deploy.endpoint != null || var.deploy.traffic_percent == null
+    error_message = "deploy.traffic_percent only applies with deploy.endpoint set."
+  }
+}
+
+variable "serving_tf_version" {
+  description = "TensorFlow version (major.minor, e.g. \"2.15\") of the serving image, which uploads are checked against (SERVING_TF_VERSION). Needed for a custom serving_image; null: derived from the prebuilt image URI."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.serving_tf_version == null || can(regex("^2\\.[0-9]{1,2}$", coalesce(var.serving_tf_version, "-")))
+    error_message = "serving_tf_version must be a TensorFlow 2 minor version such as \"2.15\"."
+  }
+}
+
 variable "notify_topic" {
   description = "Existing Pub/Sub topic (projects/P/topics/T) that receives one message per outcome (NOTIFY_TOPIC). The runtime account gets publish on it alone. null: no messages."
   type        = string
@@ -229,7 +329,7 @@ variable "keras_extra_allowed_objects" {
 variable "limits" {
   description = <<-EOT
     Validation limits; an attribute left null keeps the code's default (shown in brackets):
-    claim_lease_seconds [900], max_artifact_bytes [10 GiB], max_uncompressed_bytes [12 GiB],
+    claim_lease_seconds [900], max_artifact_bytes [10 GB], max_uncompressed_bytes [12 GB],
     max_compression_ratio [200], max_archive_members [10000], validation_timeout_seconds [300],
     validation_memory_mb [80% of the instance's memory], validator_max_uses [50],
     directory_upload_window_seconds [3600].
@@ -320,13 +420,13 @@ variable "max_instance_count" {
 }
 
 variable "min_instance_count" {
-  description = "Instances kept warm (billed while idle). 0 scales to zero."
+  description = "Instances kept warm (billed while idle). 0 scales to zero. At most max_instance_count."
   type        = number
   default     = 0
 
   validation {
-    condition     = var.min_instance_count >= 0
-    error_message = "min_instance_count cannot be negative."
+    condition     = var.min_instance_count >= 0 && var.min_instance_count <= var.max_instance_count
+    error_message = "min_instance_count must be between 0 and max_instance_count."
   }
 }
 
@@ -337,9 +437,14 @@ variable "source_dir" {
 }
 
 variable "build_service_account_email" {
-  description = "Existing service account Cloud Build uses to build the function. null: the module creates one with only log writing, Artifact Registry writing and read on the source buckets."
+  description = "Existing service account Cloud Build uses to build the function; it needs roles/run.builder (or Logs Writer, Artifact Registry Writer and Storage Object Admin). null: the module creates one with roles/run.builder."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.build_service_account_email == null || can(regex("^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9.-]+\\.gserviceaccount\\.com$", coalesce(var.build_service_account_email, "-")))
+    error_message = "build_service_account_email must be a service account email, e.g. builder@my-project.iam.gserviceaccount.com."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -368,6 +473,11 @@ variable "upload_topic_name" {
   description = "Name of the topic created for trigger_mode = notification. null: <name>-uploads."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.upload_topic_name == null || (can(regex("^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", coalesce(var.upload_topic_name, "-"))) && !startswith(lower(coalesce(var.upload_topic_name, "-")), "goog"))
+    error_message = "upload_topic_name must be a Pub/Sub topic ID: 3-255 letters, digits or ._~+%-, starting with a letter and not with \"goog\"."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -375,11 +485,18 @@ variable "upload_topic_name" {
 # ---------------------------------------------------------------------------------------------------
 
 variable "failure_alert" {
-  description = "Alert policy on the failures metric: enabled, channels (notification channel IDs), threshold (failures per 5 minutes above which it fires)."
+  description = <<-EOT
+    Alert policy on the failures metric: enabled, channels (notification channel IDs), threshold
+    (failures per 5 minutes above which it fires), metric_wait_seconds (how long the first apply
+    waits between creating the log-based metric and the policy: Cloud Monitoring answers 404 for a
+    new metric for up to 10 minutes, terraform-provider-google#11102; the wait runs alongside the
+    function's build).
+  EOT
   type = object({
-    enabled   = optional(bool, true)
-    channels  = optional(list(string), [])
-    threshold = optional(number, 0)
+    enabled             = optional(bool, true)
+    channels            = optional(list(string), [])
+    threshold           = optional(number, 0)
+    metric_wait_seconds = optional(number, 300)
   })
   default  = {}
   nullable = false
@@ -387,5 +504,10 @@ variable "failure_alert" {
   validation {
     condition     = var.failure_alert.threshold >= 0
     error_message = "failure_alert.threshold cannot be negative."
+  }
+
+  validation {
+    condition     = var.failure_alert.metric_wait_seconds >= 0 && var.failure_alert.metric_wait_seconds <= 900
+    error_message = "failure_alert.metric_wait_seconds must be between 0 and 900."
   }
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,9 @@ def test_runtime_is_a_python_the_code_supports(
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     supported = SpecifierSet(pyproject["project"]["requires-python"])
     assert python in supported, f"{runtime} does not satisfy requires-python {supported}"
-    assert runtime == "python312"
+    # Deploy the Python every test here ran on, not a neighbour that merely satisfies the range.
+    tested = f"python{sys.version_info.major}{sys.version_info.minor}"
+    assert runtime == tested, f"function.tf deploys {runtime}, the tests run on {tested}"
 
 
 # --- environment ------------------------------------------------------------------------------------
@@ -157,10 +160,10 @@ def test_limits_description_states_the_code_defaults(module: dict[str, Any]) -> 
         assert optional.get(attribute.upper()) == f"${{var.limits.{attribute}}}", (
             f"limits.{attribute} must feed {attribute.upper()}"
         )
-    units = {"GiB": 1024**3}
+    units = {"GiB": 1024**3, "GB": 1000**3}
     for name, text in stated.items():
         actual = getattr(code, name)
-        number = re.fullmatch(r"(\d+)(?: (GiB))?", text)
+        number = re.fullmatch(r"(\d+)(?: (GiB|GB))?", text)
         if number is None:  # e.g. "80% of the instance's memory": derived at run time
             assert actual is None, f"{name}: code default is {actual}, description says {text!r}"
             continue
@@ -386,18 +389,27 @@ def test_buckets_are_private_uniform_and_versioned(module: dict[str, Any], name:
 # --- monitoring -------------------------------------------------------------------------------------
 
 
+def _constants(node: ast.expr) -> list[str]:
+    """String constants an expression can evaluate to: "a", or "a" if busy else "b"."""
+    if isinstance(node, ast.Constant):
+        return [str(node.value)]
+    if isinstance(node, ast.IfExp):
+        return [*_constants(node.body), *_constants(node.orelse)]
+    return []
+
+
 def _code_outcomes() -> set[str]:
     outcomes: set[str] = set()
-    for path in (ROOT / "handlers").glob("*.py"):
+    for path in (ROOT / "handlers").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call):
                 continue
             name = ast.unparse(node.func)
-            if name.endswith("Outcome") and node.args and isinstance(node.args[0], ast.Constant):
-                outcomes.add(str(node.args[0].value))
+            if name.endswith("Outcome") and node.args:
+                outcomes.update(_constants(node.args[0]))
             for keyword in node.keywords:
-                if keyword.arg == "outcome" and isinstance(keyword.value, ast.Constant):
-                    outcomes.add(str(keyword.value.value))
+                if keyword.arg == "outcome":
+                    outcomes.update(_constants(keyword.value))
     return outcomes
 
 

@@ -1,11 +1,22 @@
 """UploadModel's artifact check, as Vertex does it: look into `artifact_uri` before accepting.
 
-Vertex copies a model's artifacts at upload, and refuses a directory it cannot serve: one that
-holds no files at all, or, for a prebuilt TensorFlow serving image (`…/vertex-ai/prediction/
-tf2-cpu.*`, `tf2-gpu.*`, `tf-cpu.*`, `tf-gpu.*`), one without exactly one of `saved_model.pb` /
-`saved_model.pbtxt` at its top level. The emulator lists the directory through the GCS JSON API
-of a storage emulator (fake-gcs-server), stdlib only. A storage endpoint that does not answer is
-a 503 (transient): the check is never silently skipped once an endpoint is configured.
+Vertex copies a model's artifacts at upload, and refuses a directory it cannot serve:
+- a bucket outside the Vertex region: "You must store model artifacts in a Cloud Storage bucket,
+  where the bucket's region matches the regional endpoint you're using" (Vertex "Import models"
+  page); multi-region and dual-region buckets (`US`, `EU`, `NAM4`, ...) are refused too - "In
+  Vertex, buckets must be in a single region and must match the region of the Vertex service"
+  (python-aiplatform#885 and vertex-ai-samples#19, with the service's error text, FAILED_PRECONDITION);
+- more than 10 GB of artifacts: "The total file size of your model artifacts must be 10 GB or
+  less" (same page) - 10 GB taken as 10 * 10**9 bytes, summed over every object under the
+  directory, sub-directories included;
+- a directory that holds no files at all;
+- for a prebuilt TensorFlow serving image (`…/vertex-ai/prediction/tf2-cpu.*`, `tf2-gpu.*`,
+  `tf-cpu.*`, `tf-gpu.*`), one without exactly one of `saved_model.pb` / `saved_model.pbtxt` at
+  its top level.
+The emulator reads the bucket (`GET /storage/v1/b/B`) and lists the directory recursively through
+the GCS JSON API of a storage emulator (fake-gcs-server), stdlib only. A storage endpoint that
+does not answer is a 503 (transient): the check is never silently skipped once an endpoint is
+configured.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from emulators.vertex.errors import ApiError, invalid
+from emulators.vertex.errors import ApiError, failed_precondition, invalid
 
 _LOG = logging.getLogger("emulators.vertex")
 # Google's prebuilt TensorFlow prediction images (aiplatform `constants/prediction.py`), current
@@ -28,8 +39,9 @@ PREBUILT_TF = re.compile(
     r"tf2?-(?:cpu|gpu)\.[0-9-]+(?::[\w.-]+)?"
 )
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+MAX_ARTIFACT_BYTES = 10 * 10**9  # "10 GB or less": decimal gigabytes
 _PAGE_SIZE = 1000
-_MAX_PAGES = 50  # 50k objects at the top of one model directory is far past anything real
+_MAX_PAGES = 200  # 200k objects under one model directory is far past anything real
 
 
 def normalise_storage_url(url: str | None) -> str | None:
@@ -47,13 +59,17 @@ class ArtifactChecker:
         self.storage_url = normalise_storage_url(storage_url) or ""
         self._timeout = timeout
 
-    def check(self, artifact_uri: str, image_uri: str) -> None:
-        """Raise the ApiError Vertex answers for `artifact_uri` served by `image_uri`, if any."""
+    def check(self, artifact_uri: str, image_uri: str, location: str) -> None:
+        """Raise the ApiError Vertex answers for `artifact_uri` served by `image_uri` from the
+        Vertex region `location`, if any."""
         bucket, _, path = artifact_uri[len("gs://") :].partition("/")
         prefix = path.rstrip("/") + "/" if path.strip("/") else ""
         directory = f"gs://{bucket}/{prefix}"
-        files, subdirectories = self._list(bucket, prefix)
-        if not files and not subdirectories:
+        self._check_location(bucket, directory, location)
+        sizes = self._list(bucket, prefix)
+        below = [name[len(prefix) :] for name in sizes if name != prefix]
+        files = {prefix + rest for rest in below if "/" not in rest}
+        if not below:  # a zero-byte `dir/` placeholder alone is not a file
             raise invalid(f'There are no files under "{directory}" to copy.')
         if PREBUILT_TF.fullmatch(image_uri):
             found = [name for name in SAVED_MODEL_FILES if prefix + name in files]
@@ -62,27 +78,41 @@ class ArtifactChecker:
                     f"Model directory {directory} is expected to contain exactly one of: "
                     f"[{', '.join(SAVED_MODEL_FILES)}]."
                 )
+        total = sum(sizes.values())
+        if total > MAX_ARTIFACT_BYTES:
+            raise invalid(
+                f"The model artifacts under {directory} total {total} bytes; the total file size "
+                f"of model artifacts must be 10 GB ({MAX_ARTIFACT_BYTES} bytes) or less."
+            )
 
-    def _list(self, bucket: str, prefix: str) -> tuple[set[str], set[str]]:
-        """Object names directly under `prefix`, and the sub-directories there (delimiter `/`)."""
-        files: set[str] = set()
-        subdirectories: set[str] = set()
+    def _check_location(self, bucket: str, directory: str, location: str) -> None:
+        """The bucket must be in the Vertex region itself (GCS reports e.g. `US-CENTRAL1`)."""
+        reply = self._get(f"/storage/v1/b/{quote(bucket, safe='')}", bucket)
+        bucket_location = str(reply.get("location") or "").lower()
+        if bucket_location != location.lower():
+            raise failed_precondition(
+                f"The Cloud Storage bucket of `{directory}` is in location `{bucket_location}`. "
+                f"It must be in the same regional location as the service location "
+                f"`{location}`."
+            )
+
+    def _list(self, bucket: str, prefix: str) -> dict[str, int]:
+        """Every object under `prefix`, sub-directories included: name -> size in bytes."""
+        sizes: dict[str, int] = {}
         token = ""
         for _ in range(_MAX_PAGES):
-            query = {"prefix": prefix, "delimiter": "/", "maxResults": str(_PAGE_SIZE)}
+            query = {"prefix": prefix, "maxResults": str(_PAGE_SIZE)}
             if token:
                 query["pageToken"] = token
             reply = self._get(
                 f"/storage/v1/b/{quote(bucket, safe='')}/o?{urlencode(query)}", bucket
             )
-            files.update(
-                item["name"] for item in reply.get("items", []) if item["name"] != prefix
-            )  # a zero-byte `dir/` placeholder is not a file
-            subdirectories.update(reply.get("prefixes", []))
+            for item in reply.get("items", []):
+                sizes[item["name"]] = int(item.get("size") or 0)
             token = reply.get("nextPageToken") or ""
             if not token:
                 break
-        return files, subdirectories
+        return sizes
 
     def _get(self, path: str, bucket: str) -> dict[str, Any]:
         url = self.storage_url + path

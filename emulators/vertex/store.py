@@ -164,7 +164,7 @@ class Store:
         rules.check_container_spec(spec)
         if spec.get("artifactUri") and self.artifacts is not None:
             # Outside the lock: a slow storage endpoint must not stall every other call.
-            self.artifacts.check(spec["artifactUri"], spec["containerSpec"]["imageUri"])
+            self.artifacts.check(spec["artifactUri"], spec["containerSpec"]["imageUri"], location)
         stored = {
             k: v
             for k, v in spec.items()

@@ -1,7 +1,8 @@
 """UploadModel's artifact check against a real fake-gcs-server, through the GAPIC REST client.
 
-Vertex refuses an artifact directory it cannot serve: an empty one, or one without exactly one
-`saved_model.pb`/`saved_model.pbtxt` at its top when the image is a prebuilt TensorFlow one.
+Vertex refuses an artifact directory it cannot serve: an empty one, one without exactly one
+`saved_model.pb`/`saved_model.pbtxt` at its top when the image is a prebuilt TensorFlow one, one in
+a bucket outside the Vertex region, and more than 10 GB of artifacts.
 """
 
 from __future__ import annotations
@@ -18,9 +19,17 @@ import pytest
 import requests
 from google.api_core import exceptions as api
 
-from dev.stack import Service, create_bucket, start_fake_gcs
+from dev.stack import (
+    Service,
+    create_bucket,
+    fake_gcs_binary,
+    free_port,
+    start_fake_gcs,
+    wait_http,
+)
 from emulators.vertex import AdminClient, EmulatorServer, start_in_thread
 from emulators.vertex.artifacts import PREBUILT_TF
+from tests.emulators.gcs_stub import StubGcs
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "emu-project"
@@ -224,3 +233,102 @@ def test_standalone_emulator_takes_the_storage_endpoint(gcs: Service, how: str) 
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# ---- the bucket's region and the 10 GB cap (Vertex "Import models" page) -----------------------
+
+
+def _start_fake_gcs_in(location: str) -> Service:
+    """fake-gcs-server reports every bucket in its `-location` (default US-CENTRAL1)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [str(fake_gcs_binary()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1"]
+    args += ["-port", str(port), "-location", location, "-log-level", "warn"]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    service = Service("fake-gcs-server", url, proc)
+    try:
+        wait_http(f"{url}/storage/v1/b", proc=proc)
+        create_bucket(url, BUCKET)
+        _put(url, "sm/saved_model.pb")
+    except Exception:
+        service.stop()
+        raise
+    return service
+
+
+def test_a_bucket_in_another_region_is_refused(gapic: Any, gcs: Service) -> None:
+    from google.cloud.aiplatform_v1 import types
+
+    assert requests.get(f"{gcs.url}/storage/v1/b/{BUCKET}", timeout=5).json()["location"] == (
+        "US-CENTRAL1"
+    )
+    parent = f"projects/{PROJECT}/locations/europe-west4"
+    model = types.Model(
+        display_name="churn",
+        artifact_uri=f"gs://{BUCKET}/sm/",
+        container_spec=types.ModelContainerSpec(image_uri=TF_IMAGE),
+    )
+    request = types.UploadModelRequest(parent=parent, model=model)
+    with pytest.raises(api.BadRequest) as caught:
+        gapic.upload_model(request=request, timeout=10).result(timeout=10)
+    error = caught.value.response.json()["error"]
+    assert error["status"] == "FAILED_PRECONDITION"
+    assert error["message"] == (
+        f"The Cloud Storage bucket of `gs://{BUCKET}/sm/` is in location `us-central1`. It must "
+        "be in the same regional location as the service location `europe-west4`."
+    )
+    assert list(gapic.list_models(parent=parent)) == []
+    assert _upload(gapic, "sm/").model_version_id == "1"  # us-central1: same region, any case
+
+
+@pytest.mark.parametrize("location", ["US", "NAM4"])  # a multi-region, a dual-region
+def test_a_multi_region_bucket_is_refused_even_if_it_spans_the_region(location: str) -> None:
+    storage = _start_fake_gcs_in(location)
+    server, url = start_in_thread(storage_url=storage.url)
+    try:
+        with pytest.raises(api.BadRequest, match=f"is in location `{location.lower()}`"):
+            _upload(_client(url), "sm/")
+    finally:
+        server.shutdown()
+        server.server_close()
+        storage.stop()
+
+
+@pytest.fixture(scope="module")
+def sized() -> Iterator[tuple[StubGcs, str]]:
+    """Declared sizes: exactly 10 GB, and 10 GB + 1 byte (fake-gcs-server would need the bytes)."""
+    limit = 10 * 10**9
+    objects = {
+        "at/saved_model.pb": 1_000,
+        "at/variables/variables.index": 999_000,
+        "at/variables/variables.data-00000-of-00001": limit - 1_000_000,
+        "over/saved_model.pb": 1_000,
+        "over/variables/variables.index": 999_000,
+        "over/variables/variables.data-00000-of-00001": limit - 1_000_000 + 1,
+        "gib/saved_model.pb": 2**30 * 9,  # 9 GiB = 9.66 GB: under the decimal cap
+    }
+    stub = StubGcs({BUCKET: ("US-CENTRAL1", objects)})
+    server, url = start_in_thread(storage_url=stub.url)
+    try:
+        yield stub, url
+    finally:
+        server.shutdown()
+        server.server_close()
+        stub.stop()
+
+
+def test_artifacts_up_to_10_gb_are_accepted(sized: tuple[StubGcs, str]) -> None:
+    gapic = _client(sized[1])
+    assert _upload(gapic, "at/").model_version_id == "1"  # exactly 10 * 10**9 bytes
+    assert _upload(gapic, "gib/").model_version_id == "1"
+
+
+def test_artifacts_over_10_gb_are_refused(sized: tuple[StubGcs, str]) -> None:
+    AdminClient(sized[1]).reset()
+    gapic = _client(sized[1])
+    with pytest.raises(api.BadRequest, match=r"total 10000000001 bytes.*10 GB") as caught:
+        _upload(gapic, "over/")  # the excess is in a sub-directory: counted too
+    assert caught.value.response.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert list(gapic.list_models(parent=PARENT)) == []

@@ -51,6 +51,7 @@ ENDPOINT_NAME = re.compile(
 )
 _FILTER_ENDPOINT = re.compile(r"(^|\sAND\s)(\s*)endpoint(?=\s*!?=)")
 _FILTER_MODEL = re.compile(r"(^|\sAND\s)\s*model\s*(!=|=|:)")
+_MESSAGE_MODEL = re.compile(r"(?<=['\s])model(?=\s*!?=| and display_name)")
 
 
 @dataclass
@@ -485,14 +486,18 @@ def _mask(raw: Any) -> list[str]:
 def _filter(expression: str | None) -> filters.Predicate:
     """ListEndpoints: `endpoint` (the id) and `display_name` with =/!=, and the label forms.
 
-    The shared filter module knows `model` as the id field; `endpoint` is mapped onto it.
+    The shared filter module (the documented forms only) knows the id field as `model`, so
+    `endpoint` terms are parsed as `model` terms and its messages are mapped back.
     """
     if not expression:
         return filters.parse(None, allowed=())
     if _FILTER_MODEL.search(expression):
         raise invalid(f"Unsupported filter field 'model' in {expression!r}.")
     translated = _FILTER_ENDPOINT.sub(lambda m: f"{m.group(1)}{m.group(2)}model", expression)
-    return filters.parse(translated, allowed=("display_name", "displayName", "model"))
+    try:
+        return filters.parse(translated, allowed=("display_name", "displayName", "model"))
+    except ApiError as exc:
+        raise invalid(_MESSAGE_MODEL.sub("endpoint", exc.message)) from None
 
 
 def _record(endpoint: Endpoint) -> dict[str, Any]:

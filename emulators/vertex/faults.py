@@ -24,6 +24,16 @@ METHODS = (
     "DeleteModelVersion",
     "DeleteModel",
     "GetOperation",
+    # EndpointService (endpoints.py)
+    "CreateEndpoint",
+    "GetEndpoint",
+    "ListEndpoints",
+    "UpdateEndpoint",
+    "DeleteEndpoint",
+    "DeployModel",
+    "UndeployModel",
+    "MutateDeployedModel",
+    "Predict",
 )
 _MESSAGES = {
     429: "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model.",

@@ -21,7 +21,8 @@ from cloudevents.http import CloudEvent
 
 from handlers.errors import TransientError
 from handlers.logs import configure
-from handlers.pipeline import Outcome, Pipeline
+from handlers.outcome import Outcome
+from handlers.pipeline import Pipeline
 from handlers.settings import Settings
 
 SETTINGS = Settings.from_env()  # fails fast at start-up, naming the bad variable

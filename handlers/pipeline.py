@@ -1,4 +1,4 @@
-"""The data path, top to bottom: event -> artifact -> validation -> registration -> record.
+"""The data path, top to bottom: event -> upload -> validation -> publish -> registration -> record.
 
 `Pipeline.handle` is the one place where failures become *acknowledge* or *redeliver*:
 it returns an `Outcome` (acknowledged) or raises `TransientError` (the platform redelivers).
@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,9 +26,11 @@ from handlers.intake import uploads as artifacts
 from handlers.intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
 from handlers.logs import get_logger, log
 from handlers.notify import Notifier
+from handlers.outcome import Outcome, Registration
 from handlers.registry import lineage
 from handlers.registry.interface import ModelRegistry
 from handlers.settings import Settings
+from handlers.validation.report import ValidationReport
 
 _logger = get_logger("pipeline")
 
@@ -40,13 +42,6 @@ class ModelEvent:
     event: ObjectEvent
     artifact: layout.Artifact
     started: float  # monotonic time the event arrived, for elapsed_s
-
-
-@dataclass
-class Outcome:
-    outcome: str  # ignored, malformed, waiting, superseded, duplicate, registered, rejected
-    message: str
-    fields: dict[str, Any] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -273,9 +268,34 @@ class Pipeline:
     def _register(
         self, upload: artifacts.Upload, claim: Claim, timings: dict[str, float]
     ) -> Outcome:
+        """Stages of one claimed upload: name -> validate + publish -> register -> record."""
         name = layout.display_name_for(upload.source_path, self.settings)
         artifacts.check_size(upload, self.settings)
         aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
+        report, published = self._validate_and_publish(upload, name, timings)
+        request = lineage.version_request(
+            upload=upload,
+            display_name=name.display_name,
+            version_hint=name.version_hint,
+            aliases=aliases,
+            published=published,
+            validation=report,
+            settings=self.settings,
+        )
+        with _timed(timings, "register"):
+            version = self.registry.ensure_version(request)
+        registration = Registration(
+            upload, name, version, published, report, request.aliases, timings
+        )
+        with _timed(timings, "record"):
+            record = self.records.finish(claim, registration.record())
+        self.notifier.publish(record)
+        return registration.outcome()
+
+    def _validate_and_publish(
+        self, upload: artifacts.Upload, name: layout.ModelName, timings: dict[str, float]
+    ) -> tuple[ValidationReport, publish.Published]:
+        """Download at the pinned generations, validate in the sandbox, publish what was validated."""
         validator = self.validator
         with tempfile.TemporaryDirectory(prefix="registrar-", dir=self.settings.temp_dir) as tmp:
             workdir = Path(tmp)
@@ -302,53 +322,7 @@ class Pipeline:
                     member_sha256=sha256,
                     exported_dir=report.saved_model_dir if upload.kind == "keras" else None,
                 )
-        request = lineage.version_request(
-            upload=upload,
-            display_name=name.display_name,
-            version_hint=name.version_hint,
-            aliases=aliases,
-            published=published,
-            validation=report,
-            settings=self.settings,
-        )
-        with _timed(timings, "register"):
-            version = self.registry.ensure_version(request)
-        outcome = {
-            "state": "registered",
-            "display_name": name.display_name,
-            "model": version.model,
-            "version_id": version.version_id,
-            "version_name": version.version_name,
-            "reused_existing_version": version.reused,
-            "artifact_uri": published.artifact_uri,
-            "digest": f"sha256:{published.source_digest}",
-            "artifact_files": published.manifest,
-            "validation": {
-                "summary": report.summary(),
-                "smoke_test": report.smoke_test,
-                "notes": list(report.notes),
-            },
-            "aliases": list(request.aliases),
-            "timings": timings,
-        }
-        with _timed(timings, "record"):
-            record = self.records.finish(claim, outcome)
-        self.notifier.publish(record)
-        fields = {
-            "display_name": name.display_name,
-            "model": version.model,
-            "version_id": version.version_id,
-            "source_uri": upload.uri,
-            "generation": upload.generation,
-            "artifact_uri": published.artifact_uri,
-            "reused_existing_version": version.reused,
-            "timings": timings,
-        }
-        return Outcome(
-            "registered",
-            f"registered {upload.uri} as {name.display_name!r} version {version.version_id}",
-            fields,
-        )
+        return report, published
 
     def _download(self, upload: artifacts.Upload, root: Path) -> tuple[Path, dict[str, str]]:
         sha256: dict[str, str] = {}

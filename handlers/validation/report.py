@@ -32,6 +32,10 @@ class ValidationReport:
     smoke_test: str  # "passed" or "skipped: <why>"
     notes: tuple[str, ...] = ()
 
+    def record(self) -> dict[str, Any]:
+        """The `validation` section of the upload's record."""
+        return {"summary": self.summary(), "smoke_test": self.smoke_test, "notes": list(self.notes)}
+
     def summary(self) -> str:
         """One short line for labels and logs, e.g. ``passed; in=x:float32[?,4]; out=y:...``."""
         ins = ",".join(t.describe() for t in self.inputs)

@@ -132,6 +132,7 @@ class EndpointStore:
             er.check_endpoint_id(endpoint_id)
         stored = {k: v for k, v in spec.items() if k not in er.ENDPOINT_OUTPUT_ONLY}
         stored.pop("trafficSplit", None)
+        stored.pop("labels", None)
         if labels:
             stored["labels"] = labels
         with self._lock:
@@ -225,7 +226,9 @@ class EndpointStore:
 
     def deploy_model(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         request = camel_keys(body)
-        er.no_unknown(request, frozenset({"endpoint", "deployedModel", "trafficSplit"}), "")
+        er.no_unknown(
+            request, frozenset({"endpoint", "deployedModel", "trafficSplit"}), "DeployModelRequest"
+        )
         if request.get("endpoint") not in (None, "", name):
             raise invalid(f"endpoint {request['endpoint']!r} does not match the URL's {name!r}.")
         raw = request.get("deployedModel")
@@ -282,7 +285,8 @@ class EndpointStore:
 
     def undeploy_model(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         request = camel_keys(body)
-        er.no_unknown(request, frozenset({"endpoint", "deployedModelId", "trafficSplit"}), "")
+        known = frozenset({"endpoint", "deployedModelId", "trafficSplit"})
+        er.no_unknown(request, known, "UndeployModelRequest")
         deployed_id = request.get("deployedModelId")
         if not deployed_id:
             raise invalid("UndeployModelRequest.deployed_model_id is required.")
@@ -319,7 +323,8 @@ class EndpointStore:
 
     def mutate_deployed_model(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         request = camel_keys(body)
-        er.no_unknown(request, frozenset({"endpoint", "deployedModel", "updateMask"}), "")
+        known = frozenset({"endpoint", "deployedModel", "updateMask"})
+        er.no_unknown(request, known, "MutateDeployedModelRequest")
         spec = camel_keys(request.get("deployedModel") or {})
         paths = _mask(request.get("updateMask"))
         if not spec.get("id"):

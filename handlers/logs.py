@@ -1,8 +1,14 @@
 """Structured JSON log lines that Cloud Logging understands (one object per line on stdout).
 
 `severity` and `message` are Cloud Logging's special fields; `logging.googleapis.com/labels`
-become log labels; everything passed as `fields=` lands in `jsonPayload` (e.g. `outcome`, which the
-Terraform log-based metrics filter on).
+become log labels and `logging.googleapis.com/sourceLocation` the entry's source location;
+everything passed as `extra={"json_fields": {...}}` (google-cloud-logging's structured-handler
+convention; `log()` does it for you) lands in `jsonPayload` (e.g. `outcome`, which the Terraform
+log-based metrics filter on).
+
+One hierarchy: the package's own name is the root logger of the product, so every module logs
+with `get_logger(__name__)` (or plain `logging.getLogger(__name__)`) and reaches the one JSON
+handler that `configure()` installs. Shared by design (function and CLI).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import logging
 import sys
 from typing import Any
 
-LOGGER_NAME = "registrar"
+LOGGER_NAME = __name__.rpartition(".")[0] or "handlers"  # the package: "handlers"
 _configured = False
 
 
@@ -23,9 +29,14 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "logger": record.name,
         }
-        fields = getattr(record, "fields", None)
+        fields = getattr(record, "json_fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
+        entry["logging.googleapis.com/sourceLocation"] = {
+            "file": record.pathname,
+            "line": str(record.lineno),
+            "function": record.funcName,
+        }
         labels = getattr(record, "labels", None)
         if isinstance(labels, dict):
             entry["logging.googleapis.com/labels"] = {k: str(v) for k, v in labels.items()}
@@ -54,11 +65,16 @@ def configure(level: str = "INFO") -> logging.Logger:
 
 
 def get_logger(name: str = "") -> logging.Logger:
-    return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
+    """`get_logger(__name__)` in a module of the package; a bare word is taken as a child."""
+    if not name or name == LOGGER_NAME:
+        return logging.getLogger(LOGGER_NAME)
+    if name.startswith(LOGGER_NAME + "."):
+        return logging.getLogger(name)
+    return logging.getLogger(f"{LOGGER_NAME}.{name}")
 
 
 def log(logger: logging.Logger, level: int, message: str, **fields: Any) -> None:
     labels = {"component": "gcs-model-registrar"}
     if "outcome" in fields:
         labels["outcome"] = str(fields["outcome"])
-    logger.log(level, message, extra={"fields": fields, "labels": labels})
+    logger.log(level, message, extra={"json_fields": fields, "labels": labels}, stacklevel=2)

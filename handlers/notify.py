@@ -12,7 +12,7 @@ from typing import Any
 
 from handlers.logs import get_logger, log
 
-_logger = get_logger("notify")
+_logger = get_logger(__name__)
 
 
 class Notifier:

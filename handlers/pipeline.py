@@ -32,7 +32,7 @@ from handlers.registry.interface import ModelRegistry
 from handlers.settings import Settings
 from handlers.validation.report import ValidationReport
 
-_logger = get_logger("pipeline")
+_logger = get_logger(__name__)
 
 
 @dataclass(frozen=True)

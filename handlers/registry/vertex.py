@@ -11,12 +11,12 @@ exercise, and unlike gRPC it is safe next to the validator's forked subprocesses
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from handlers.errors import PermanentError, TransientError
+from handlers.logs import get_logger
 from handlers.registry.interface import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
 from handlers.registry.vertex_errors import (
     AlreadyExists,
@@ -54,7 +54,7 @@ __all__ = [
     "make_registry",
     "model_id_for",
 ]
-_LOG = logging.getLogger(__name__)
+_LOG = get_logger(__name__)
 T = TypeVar("T")
 # Short and bounded: 3 attempts, ~0.1-0.2 s then ~0.3-0.6 s. Longer waits are Eventarc's
 # redelivery; the jitter keeps half of each delay so backoff still grows under contention.

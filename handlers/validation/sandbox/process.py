@@ -10,7 +10,6 @@ half the memory budget.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import selectors
 import shutil
@@ -24,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from handlers.errors import Rejected, TransientError
+from handlers.logs import get_logger
 from handlers.validation.sandbox.protocol import MEMORY_ENV, OUT_OF_MEMORY, TEST_HOOKS_ENV
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the directory holding `handlers/`
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")

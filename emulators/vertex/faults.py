@@ -24,6 +24,9 @@ METHODS = (
     "DeleteModelVersion",
     "DeleteModel",
     "GetOperation",
+    "ImportModelEvaluation",
+    "GetModelEvaluation",
+    "ListModelEvaluations",
     # EndpointService (endpoints.py)
     "CreateEndpoint",
     "GetEndpoint",

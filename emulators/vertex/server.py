@@ -84,6 +84,25 @@ _ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
         "DeleteModel",
         lambda s, r: s.store.delete_model(r["name"]),
     ),
+    # ---- ModelEvaluations (emulators/vertex/evaluations.py) ----
+    (
+        "POST",
+        re.compile(rf"/v1/(?P<parent>{_MODEL})/evaluations:import"),
+        "ImportModelEvaluation",
+        lambda s, r: s.store.import_model_evaluation(r["parent"], r["body"]),
+    ),
+    (
+        "GET",
+        re.compile(rf"/v1/(?P<parent>{_MODEL})/evaluations"),
+        "ListModelEvaluations",
+        lambda s, r: s.store.list_model_evaluations(r["parent"], r["query"]),
+    ),
+    (
+        "GET",
+        re.compile(rf"/v1/(?P<name>{_MODEL}/evaluations/[^/:]+)"),
+        "GetModelEvaluation",
+        lambda s, r: s.store.get_model_evaluation(r["name"]),
+    ),
     # ---- EndpointService (emulators/vertex/endpoints.py) ----
     (
         "POST",

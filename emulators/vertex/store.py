@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from emulators.vertex import filters, rules
+from emulators.vertex import evaluations, filters, rules
 from emulators.vertex.artifacts import ArtifactChecker
 from emulators.vertex.errors import (
     already_exists,
@@ -59,6 +59,8 @@ class Version:
     aliases: list[str]  # user aliases; `default` is Model.default_version
     create_time: str
     update_time: str
+    # ModelEvaluations of this version: id -> stored fields (evaluations.py), createTime included
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -291,6 +293,50 @@ class Store:
                 )
             del self._models[model.name]
             return self._operation(model.name, DELETE_METADATA, {"@type": EMPTY}, now())
+
+    # ---- ModelEvaluations (evaluations.py) -----------------------------------------------
+    def import_model_evaluation(self, parent: str, body: dict[str, Any]) -> dict[str, Any]:
+        """ImportModelEvaluation into the version `parent` names (`models/M`: the default)."""
+        parse_model_name(parent)
+        stored = evaluations.check_import(parent, body)
+        with self._lock:
+            model, version = self._resolve(parent)
+            self._counter += 1
+            evaluation_id = str(2_000_000_000_000_000_000 + self._counter)
+            stored["createTime"] = now()
+            version.evaluations[evaluation_id] = stored
+            self._save()
+            return evaluations.render(model.name, evaluation_id, stored)
+
+    def get_model_evaluation(self, name: str) -> dict[str, Any]:
+        model_name, evaluation_id = evaluations.parse_name(name)
+        *_, selector = parse_model_name(model_name)
+        with self._lock:
+            model, named = self._resolve(model_name)
+            for version in model.versions.values():
+                stored = version.evaluations.get(evaluation_id)
+                if stored is not None and (selector is None or version is named):
+                    return evaluations.render(model.name, evaluation_id, stored)
+            raise not_found(f"ModelEvaluation {name} not found.")
+
+    def list_model_evaluations(self, parent: str, query: dict[str, str | None]) -> dict[str, Any]:
+        """The evaluations of the version `parent` names (`models/M`: the default version).
+
+        The filter is "the standard list filter" (undocumented fields): `display_name` /
+        `displayName` with `=` / `!=` is served, anything else is refused.
+        """
+        parse_model_name(parent)
+        match = filters.parse(
+            query.get("filter"), allowed=("display_name", "displayName"), labels=False
+        )
+        with self._lock:
+            model, version = self._resolve(parent)
+            rendered = [
+                evaluations.render(model.name, evaluation_id, stored)
+                for evaluation_id, stored in version.evaluations.items()
+            ]
+        rendered = [e for e in rendered if match({"displayName": e.get("displayName", "")})]
+        return page(rendered, "modelEvaluations", query, ())
 
     def get_operation(self, name: str) -> dict[str, Any]:
         with self._lock:

@@ -5,7 +5,10 @@ Record object: `{STATE_PREFIX}uploads/{source path}/{key}.json`, e.g.
 gs://b/models/x/v3/model.keras?" is answered by reading one object.
 
 Protocol (all writes carry an `ifGenerationMatch` precondition, so exactly one worker wins):
-* claim: create-if-absent (`ifGenerationMatch=0`) with a lease; an existing record that is final
+* claim: create-if-absent (`ifGenerationMatch=0`) with a lease and a fresh `claim_token`; a write
+  whose reply was lost and whose retry then fails its precondition finds its own token on re-read
+  and keeps the claim (instead of taking itself for another worker and stalling a lease); an
+  existing record that is final
   means "already done"; an unexpired claim means a live worker (ask for redelivery); an expired
   claim or a released one (`retrying`) is taken over by replacing exactly that generation.
 * finish: replace our claim's generation with the final record (`registered` / `rejected`).
@@ -62,10 +65,11 @@ class Records:
 
     def claim(self, bucket: str, name: str, base: dict[str, Any]) -> Claim | AlreadyFinal:
         """Claim the upload recorded at gs://bucket/name, or report that it is already final."""
+        token = uuid.uuid4().hex  # tells our own claim from another's after a lost reply
         for _ in range(5):  # a lost race re-reads; five rounds is far more than one upload needs
             current = self._store.read_bytes(bucket, name)
             if current is None:
-                record = self._claimed(base, attempts=1, history=[])
+                record = self._claimed(base, token, attempts=1, history=[])
                 try:
                     generation = self._write(bucket, name, record, if_generation_match=0)
                 except PreconditionFailed:
@@ -73,6 +77,8 @@ class Records:
                 return Claim(bucket, name, generation, record)
             data, generation = current
             existing = _loads(data)
+            if existing.get("claim_token") == token:  # our write landed; only its reply was lost
+                return Claim(bucket, name, generation, existing)
             if existing.get("state") in FINAL_STATES:
                 return AlreadyFinal(existing)
             expires = float(existing.get("lease_expires_epoch", 0))
@@ -84,6 +90,7 @@ class Records:
                 )
             record = self._claimed(
                 {**existing, **base},
+                token,
                 attempts=int(existing.get("attempts", 0)) + 1,
                 history=list(existing.get("history", [])),
             )
@@ -134,7 +141,7 @@ class Records:
         return _loads(current[0]) if current else None
 
     def _claimed(
-        self, base: dict[str, Any], *, attempts: int, history: list[dict[str, Any]]
+        self, base: dict[str, Any], token: str, *, attempts: int, history: list[dict[str, Any]]
     ) -> dict[str, Any]:
         now = time.time()
         return {
@@ -142,6 +149,7 @@ class Records:
             "schema": SCHEMA,
             "state": "claimed",
             "claimed_by": _WORKER_ID,
+            "claim_token": token,
             "attempts": attempts,
             "lease_expires": now_iso(now + self._lease),
             "lease_expires_epoch": now + self._lease,

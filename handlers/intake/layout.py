@@ -6,6 +6,7 @@ Pure functions over names: no I/O, so every event is classified in microseconds.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from handlers.errors import PermanentError
@@ -83,15 +84,57 @@ def is_watched(name: str, settings: Settings) -> bool:
     return name.startswith(settings.model_prefix)
 
 
+# The version token a flat upload's stem may end with (a `.keras` directly under the prefix, or a
+# SavedModel folder directly under it): the token is cut off the display name and kept as the
+# version hint, so `my_model_v1.keras` and `my_model_v2.keras` are versions 1 and 2 of `my_model`.
+#   separator `_`, `-` or `.` then `v`/`V` + digits (dotted parts allowed): _v1  -v2  .v3  _v1.2
+#   separator `_`, `-` or `.` then a calendar date, ISO or compact:        _2026-11-26  -20261126
+#   `@` then any token (an explicit version marker):                       @4  @v4  @rc1
+# A bare number after `_`/`-`/`.` is part of the name (`resnet-50`, `gpt-2`, `llama-3.1`), as are
+# digits without a separator (`resnet50`): write `_v2` or `@2` to mark a version.
+STEM_VERSION = re.compile(
+    r"""
+    ^(?P<name>.*?[^._@-])                      # the display name: ends with a non-separator
+    (?:
+        [._-](?P<version>
+            [vV][0-9]+(?:\.[0-9]+)*                                   # v1, V2, v1.2.3
+          | (?:19|20)[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])  # 2026-11-26
+          | (?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])    # 20261126
+        )
+      | @(?P<tagged>[A-Za-z0-9][A-Za-z0-9._-]*)  # my_model@4, my_model@v4, my_model@2026-11-26
+    )$
+    """,
+    re.VERBOSE,
+)
+# Object custom metadata naming the model explicitly (on the .keras, or on saved_model.pb).
+DISPLAY_NAME_METADATA = "display_name"
+
+
 @dataclass(frozen=True)
 class ModelName:
     display_name: str
-    version_hint: str | None  # the `version` group of MODEL_PATH_PATTERN, or the path's 2nd segment
+    version_hint: str | None  # the `version` group of MODEL_PATH_PATTERN, the path's 2nd segment,
+    # or the version token cut off a flat upload's stem
+    named_by: str = "path"  # "path", "metadata" (custom metadata display_name) or "pattern"
 
 
-def display_name_for(source: str, settings: Settings) -> ModelName:
-    """Display name from the upload's path (object name of a .keras, or SavedModel dir "a/b/").
+def split_stem(stem: str) -> tuple[str, str | None]:
+    """`my_model_v1` -> ("my_model", "v1"); a stem without a version token is kept whole."""
+    match = STEM_VERSION.match(stem)
+    if match is None:
+        return stem, None
+    return match.group("name"), match.group("version") or match.group("tagged")
 
+
+def display_name_for(
+    source: str, settings: Settings, metadata: Mapping[str, str] | None = None
+) -> ModelName:
+    """Display name of an upload (object name of a .keras, or SavedModel dir "a/b/").
+
+    In order: `MODEL_PATH_PATTERN` when set; else the upload's custom metadata `display_name`
+    (`metadata`: the .keras object's, or saved_model.pb's); else the path — the first segment
+    after the prefix, or for a flat upload (`models/my_model_v1.keras`, `models/my_model_v1/`) its
+    stem less a trailing version token (`STEM_VERSION`).
     Raises PermanentError(code="bad_display_name") instead of mangling a name Vertex would refuse.
     """
     pattern = settings.model_path_pattern
@@ -104,19 +147,24 @@ def display_name_for(source: str, settings: Settings) -> ModelName:
                 code="bad_display_name",
             )
         version = match.groupdict().get("version")
-        return ModelName(_checked(match.group("model"), source), version or None)
+        return ModelName(_checked(match.group("model"), source), version or None, "pattern")
     relative = source[len(settings.model_prefix) :].strip("/")
     segments = relative.split("/")
-    if len(segments) == 1:  # models/churn.keras -> churn
+    if len(segments) == 1:  # models/my_model_v1.keras -> my_model (v1); models/churn/ -> churn
         stem = segments[0]
-        if stem.lower().endswith(".keras"):
+        if stem.lower().endswith(".keras") and not source.endswith("/"):
             stem = stem[: -len(".keras")]
-        return ModelName(_checked(stem, source), None)
-    version = segments[1] if len(segments) > 2 or source.endswith("/") else None
-    return ModelName(_checked(segments[0], source), version)
+        name, version = split_stem(stem)
+    else:
+        name = segments[0]
+        version = segments[1] if len(segments) > 2 or source.endswith("/") else None
+    explicit = (metadata or {}).get(DISPLAY_NAME_METADATA)
+    if explicit is not None:
+        return ModelName(_checked(explicit, source, metadata=True), version, "metadata")
+    return ModelName(_checked(name, source), version)
 
 
-def _checked(name: str, source: str) -> str:
+def _checked(name: str, source: str, *, metadata: bool = False) -> str:
     problem = None
     if not name.strip():
         problem = "it is empty"
@@ -127,9 +175,19 @@ def _checked(name: str, source: str) -> str:
     elif name != name.strip():
         problem = "it starts or ends with whitespace"
     if problem:
+        where = (
+            f"the custom metadata {DISPLAY_NAME_METADATA!r} of {source!r}"
+            if metadata
+            else repr(source)
+        )
+        fix = (
+            f"Fix the object's custom metadata {DISPLAY_NAME_METADATA!r} and upload again."
+            if metadata
+            else "Rename the folder (or set MODEL_PATH_PATTERN)."
+        )
         raise PermanentError(
-            f"cannot name a Vertex model after {source!r}: display name {name!r} is invalid "
-            f"because {problem}. Rename the folder (or set MODEL_PATH_PATTERN).",
+            f"cannot name a Vertex model after {where}: display name {name!r} is invalid "
+            f"because {problem}. {fix}",
             code="bad_display_name",
         )
     return name

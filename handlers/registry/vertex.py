@@ -51,6 +51,7 @@ __all__ = [
     "ModelVersionInfo",
     "RetryPolicy",
     "VertexRegistry",
+    "gapic_client",
     "make_registry",
     "model_id_for",
 ]
@@ -67,20 +68,25 @@ def make_registry(settings: Settings) -> VertexRegistry:
     """One client for the process: the emulator when `VERTEX_AI_EMULATOR_HOST` is set."""
     from google.cloud import aiplatform_v1
 
+    client = gapic_client(aiplatform_v1.ModelServiceClient, settings)
+    return VertexRegistry(client, project=settings.project, location=settings.location)
+
+
+def gapic_client(client_class: Callable[..., T], settings: Settings) -> T:
+    """A GAPIC service client over REST: the emulator when `VERTEX_AI_EMULATOR_HOST` is set,
+    else the regional endpoint with application default credentials (the runtime account)."""
     if settings.vertex_emulator_host:
         from google.auth.credentials import AnonymousCredentials
 
-        client = aiplatform_v1.ModelServiceClient(
+        return client_class(
             transport="rest",
             client_options={"api_endpoint": settings.vertex_emulator_host},
             credentials=AnonymousCredentials(),
         )
-    else:  # application default credentials: the function's runtime service account
-        client = aiplatform_v1.ModelServiceClient(
-            transport="rest",
-            client_options={"api_endpoint": f"{settings.location}-aiplatform.googleapis.com"},
-        )
-    return VertexRegistry(client, project=settings.project, location=settings.location)
+    return client_class(
+        transport="rest",
+        client_options={"api_endpoint": f"{settings.location}-aiplatform.googleapis.com"},
+    )
 
 
 class VertexRegistry:

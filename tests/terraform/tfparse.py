@@ -20,12 +20,14 @@ def tf_files() -> list[Path]:
     return sorted(p for p in TF_DIR.rglob("*.tf") if ".terraform" not in p.parts)
 
 
-def parse_tf(path: Path) -> dict[str, Any]:
+def parse_tf(path: Path, *, explicit_blocks: bool = False) -> dict[str, Any]:
+    """explicit_blocks=True marks every block body with "__is_block__": True, which tells a nested
+    block (`versioning { ... }`) from an argument holding a list of objects (`x = [{ ... }]`)."""
     import hcl2
     from hcl2.utils import SerializationOptions
 
     options = SerializationOptions(
-        strip_string_quotes=True, with_comments=False, explicit_blocks=False
+        strip_string_quotes=True, with_comments=False, explicit_blocks=explicit_blocks
     )
     return hcl2.loads(path.read_text(encoding="utf-8"), serialization_options=options)
 

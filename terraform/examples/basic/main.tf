@@ -18,16 +18,21 @@
 # object written to the bucket invokes the function).
 
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.9"
 
+  # The module's own pins (../../versions.tf), repeated so `terraform init` here picks the same.
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.0, < 8.0"
+      version = ">= 6.50, < 7.0"
     }
     archive = {
       source  = "hashicorp/archive"
-      version = ">= 2.4, < 3.0"
+      version = ">= 2.7, < 3.0"
+    }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.13, < 1.0"
     }
   }
 }

@@ -13,6 +13,7 @@ lets the server answer, and then drops the connection instead of relaying the an
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ class _Rule:
     method: str
     path_contains: str
     remaining: int
+    status: int = 0  # 0: forward, then lose the reply; else: answer this status, forward nothing
 
 
 class FaultProxy:
@@ -35,6 +37,7 @@ class FaultProxy:
         self._rules: list[_Rule] = []
         self._lock = threading.Lock()
         self.lost: list[str] = []  # "METHOD path" of every request whose reply was dropped
+        self.refused: list[str] = []  # ... and of every request answered with an injected error
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -48,17 +51,30 @@ class FaultProxy:
         self._server.server_close()
 
     def lose_reply(self, *, method: str, path_contains: str, times: int = 1) -> None:
+        """Forward matching requests (path or body contains `path_contains`), drop the reply."""
         with self._lock:
             self._rules.append(_Rule(method.upper(), path_contains, times))
 
-    def _should_lose(self, method: str, path: str) -> bool:
+    def fail(self, *, method: str, path_contains: str, status: int, times: int = 1) -> None:
+        """Answer matching requests with `status` (Google's error JSON) without forwarding them."""
+        with self._lock:
+            self._rules.append(_Rule(method.upper(), path_contains, times, status))
+
+    def _match(self, method: str, path: str, body: bytes, *, refusing: bool) -> _Rule | None:
+        # A multipart upload names its object in the body, not the path: match either.
+        where = path + "\n" + body[:4096].decode("latin-1")
         with self._lock:
             for rule in self._rules:
-                if rule.remaining and rule.method == method and rule.path_contains in path:
+                if (
+                    rule.remaining
+                    and bool(rule.status) is refusing
+                    and rule.method == method
+                    and rule.path_contains in where
+                ):
                     rule.remaining -= 1
-                    self.lost.append(f"{method} {path}")
-                    return True
-        return False
+                    (self.refused if refusing else self.lost).append(f"{method} {path}")
+                    return rule
+        return None
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -72,13 +88,17 @@ class FaultProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                refusal = proxy._match(self.command, self.path, body or b"", refusing=True)
+                if refusal is not None:
+                    self._refuse(refusal.status)
+                    return
                 conn = http.client.HTTPConnection(*proxy._upstream, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 reply = conn.getresponse()
                 data = reply.read()
                 conn.close()
-                if proxy._should_lose(self.command, self.path):
+                if proxy._match(self.command, self.path, body or b"", refusing=False) is not None:
                     self.close_connection = True
                     self.connection.close()  # the server committed; the client hears nothing
                     return
@@ -86,6 +106,19 @@ class FaultProxy:
                 for key, value in reply.getheaders():
                     if key.lower() not in _HOP_BY_HOP | {"content-length"}:
                         self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _refuse(self, status: int) -> None:
+                error = {
+                    "code": status,
+                    "message": "injected by dev/gcs_faults.py",
+                    "errors": [{"reason": "forbidden" if status == 403 else "error"}],
+                }
+                data = json.dumps({"error": error}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

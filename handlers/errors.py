@@ -1,12 +1,15 @@
 """The one error hierarchy that decides *ack* versus *redeliver*.
 
 The rule (python-docs-samples, functions/v2 retries): raise to be retried, return to acknowledge.
-`pipeline.process_event` is the only place that turns these into that decision:
+`Pipeline.handle_model` is the only place that turns these into that decision:
 
 * `Rejected` / `PermanentError`  -> recorded once, acknowledged (2xx). Retrying can never help.
 * `Superseded`                  -> acknowledged; the newer object generation has its own event.
 * `Waiting`                     -> acknowledged; a later member event of the directory completes it.
 * `TransientError`              -> re-raised after bounded in-process retries (5xx, redelivery).
+* `PermissionDenied`            -> a `TransientError` without in-process retries: IAM grants take
+                                   minutes to take effect, so a 403 is redelivered (for up to 24 h)
+                                   and fixing IAM recovers every pending upload.
 """
 
 from __future__ import annotations
@@ -59,3 +62,14 @@ class TransientError(RegistrarError):
 
 class SettingsError(ValueError):
     """A bad environment setting; the message names the variable."""
+
+
+class PermissionDenied(TransientError):
+    """A 403 from GCS or Vertex: not the artifact's fault, so never recorded as a rejection."""
+
+    code = "permission_denied"
+
+    def __init__(self, message: str, *, permission: str, resource: str) -> None:
+        super().__init__(message)
+        self.permission = permission
+        self.resource = resource

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from handlers.errors import PermanentError, Superseded, TransientError, Waiting
+from handlers.errors import PermanentError, PermissionDenied, Superseded, TransientError, Waiting
 from handlers.gcs import publish
 from handlers.gcs.objects import ObjectStore
 from handlers.gcs.records import AlreadyFinal, Claim, Records, record_name
@@ -180,6 +180,8 @@ class Pipeline:
     ) -> NoReturn:
         """One summary line, then re-raise: 5xx, so the platform redelivers."""
         busy = exc.code == "in_progress_elsewhere"
+        if isinstance(exc, PermissionDenied):  # say exactly what IAM must grant, and where
+            fields = {**fields, "missing_permission": exc.permission, "resource": exc.resource}
         log(
             _logger,
             logging.INFO if busy else logging.ERROR,

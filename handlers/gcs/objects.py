@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from handlers.errors import PermanentError, Superseded, TransientError
+from handlers.errors import PermanentError, PermissionDenied, Superseded, TransientError
 from handlers.settings import Settings
 
 _RETRY_DEADLINE_SECONDS = 30.0
@@ -68,7 +68,7 @@ class ObjectStore:
             return _info(blob) if blob is not None else None
 
     def list_objects(self, bucket: str, prefix: str) -> list[ObjectInfo]:
-        with _errors(f"gs://{bucket}/{prefix}"):
+        with _errors(f"gs://{bucket}/{prefix}", permission="storage.objects.list"):
             blobs = self.client.list_blobs(bucket, prefix=prefix, retry=_retry())
             return [_info(blob) for blob in blobs]
 
@@ -119,7 +119,7 @@ class ObjectStore:
         from google.api_core import exceptions as gx
 
         blob = self.client.bucket(bucket).blob(name)
-        with _errors(f"gs://{bucket}/{name}"):
+        with _errors(f"gs://{bucket}/{name}", permission="storage.objects.create"):
             try:
                 blob.upload_from_string(
                     data,
@@ -136,7 +136,7 @@ class ObjectStore:
         from google.api_core import exceptions as gx
 
         blob = self.client.bucket(bucket).blob(name)
-        with _errors(f"gs://{bucket}/{name}"):
+        with _errors(f"gs://{bucket}/{name}", permission="storage.objects.create"):
             try:
                 blob.upload_from_filename(
                     str(source), if_generation_match=0, checksum="crc32c", retry=_retry()
@@ -152,7 +152,9 @@ class ObjectStore:
         bucket = self.client.bucket(source.bucket)
         src = bucket.blob(source.name, generation=source.generation)
         dst = bucket.blob(destination_name)
-        with _errors(source.uri, missing_means_superseded=True):
+        with _errors(
+            source.uri, missing_means_superseded=True, permission="storage.objects.create"
+        ):
             try:
                 token, _, _ = dst.rewrite(src, if_generation_match=0, retry=_retry())
                 while token is not None:
@@ -214,7 +216,9 @@ def is_transient(exc: BaseException) -> bool:
 
 
 @contextmanager
-def _errors(where: str, *, missing_means_superseded: bool = False) -> Iterator[None]:
+def _errors(
+    where: str, *, missing_means_superseded: bool = False, permission: str = "storage.objects.get"
+) -> Iterator[None]:
     """Translate storage failures into the pipeline's ack/retry vocabulary."""
     from google.api_core import exceptions as gx
 
@@ -227,10 +231,11 @@ def _errors(where: str, *, missing_means_superseded: bool = False) -> Iterator[N
             raise Superseded(f"{where} no longer exists at that generation") from exc
         raise PermanentError(f"{where}: not found ({exc.message})", code="not_found") from exc
     except gx.Forbidden as exc:
-        raise PermanentError(
-            f"permission denied on {where}: grant the function's service account access to it "
-            f"({exc.message})",
-            code="permission_denied",
+        raise PermissionDenied(
+            f"permission {permission} denied on {where}: grant the function's service account "
+            f"a role with {permission} on it (IAM changes take minutes; the event is redelivered)",
+            permission=permission,
+            resource=where,
         ) from exc
     except Exception as exc:
         if is_transient(exc):

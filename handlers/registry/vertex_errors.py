@@ -7,7 +7,20 @@ to do. The SDK's exception modules are imported only when a failure is translate
 
 from __future__ import annotations
 
-from handlers.errors import PermanentError, RegistrarError, TransientError
+from handlers.errors import PermanentError, PermissionDenied, RegistrarError, TransientError
+
+# The IAM permission each RPC needs (cloud.google.com/vertex-ai/docs/general/access-control).
+_PERMISSIONS = {
+    "UploadModel": "aiplatform.models.upload",
+    "GetModel": "aiplatform.models.get",
+    "ListModels": "aiplatform.models.list",
+    "ListModelVersions": "aiplatform.models.list",
+    "MergeVersionAliases": "aiplatform.models.update",
+    "DeleteModelVersion": "aiplatform.models.delete",
+    "ImportModelEvaluation": "aiplatform.modelEvaluations.import",
+    "GetModelEvaluation": "aiplatform.modelEvaluations.get",
+    "ListModelEvaluations": "aiplatform.modelEvaluations.list",
+}
 
 
 class ModelNotFound(PermanentError):
@@ -25,7 +38,8 @@ class UploadInterrupted(TransientError):
 
 
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TransientError)
+    """Worth an in-process retry; a 403 is not (it is redelivered: IAM takes minutes)."""
+    return isinstance(exc, TransientError) and not isinstance(exc, PermissionDenied)
 
 
 def translate(exc: BaseException, action: str, project: str) -> RegistrarError | None:
@@ -49,10 +63,13 @@ def translate(exc: BaseException, action: str, project: str) -> RegistrarError |
     if isinstance(exc, api.NotFound):
         return ModelNotFound(f"Vertex AI {action}: {message}")
     if isinstance(exc, (api.Forbidden, auth.RefreshError, auth.DefaultCredentialsError)):
-        return PermanentError(
-            f"Vertex AI refused {action}: {message}. Grant the function's runtime service account "
-            f"roles/aiplatform.user on project {project} and check the Vertex AI API is enabled.",
-            code="permission_denied",
+        permission = _PERMISSIONS.get(action, f"the permission for {action}")
+        return PermissionDenied(
+            f"Vertex AI refused {action}: {permission} on project {project} is missing "
+            f"({message}). Grant the function's runtime service account roles/aiplatform.user "
+            "and check the Vertex AI API is enabled; the event is redelivered until it works.",
+            permission=permission,
+            resource=f"projects/{project}",
         )
     if isinstance(exc, api.GoogleAPICallError):
         return PermanentError(

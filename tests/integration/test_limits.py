@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from dev.bridge import binary_event
 from handlers.pipeline import Pipeline
 from handlers.settings import Settings
@@ -60,22 +62,27 @@ def test_invalid_alias_metadata_is_a_recorded_rejection(
     assert vertex.models() == [] and bucket.names("registered/") == []
 
 
-def test_permission_denied_on_the_state_prefix_is_acknowledged_not_retried(
+def test_permission_denied_is_redelivered_and_recovers_once_iam_is_fixed(
     services, bucket: Bucket, vertex: Vertex, models: Models
 ) -> None:
-    """IAM cannot run here: the store's refusal is what a 403 from GCS becomes (storage._errors)."""
-    from handlers.errors import PermanentError
-    from handlers.gcs.objects import ObjectStore
+    """A real 403 from the storage API (injected by a proxy in front of fake-gcs-server): right
+    after a deploy IAM is still propagating, so the upload must not be recorded as rejected."""
+    from dev.gcs_faults import FaultProxy
+    from handlers.errors import PermissionDenied
 
-    class StateForbidden(ObjectStore):
-        def write_bytes(self, bucket: str, name: str, data: bytes, **kwargs) -> int:
-            raise PermanentError(
-                f"permission denied on gs://{bucket}/{name}", code="permission_denied"
-            )
-
-    settings = Settings.from_env(function_env(services))
-    pipeline = Pipeline(settings, store=StateForbidden(settings))
-    resource = bucket.upload(models.keras_a, "models/forbidden/v1/model.keras")
-    outcome = _handle(pipeline, resource)  # returns (2xx): redelivery could never help
-    assert outcome.outcome == "rejected" and outcome.fields["reason"] == "permission_denied"
-    assert vertex.models() == []
+    proxy = FaultProxy(services.storage_url).start()
+    try:
+        settings = Settings.from_env(function_env(services, STORAGE_EMULATOR_HOST=proxy.url))
+        pipeline = Pipeline(settings)
+        resource = bucket.upload(models.keras_a, "models/forbidden/v1/model.keras")
+        proxy.fail(method="POST", path_contains="registrar-state", status=403, times=1)
+        with pytest.raises(PermissionDenied) as caught:  # main.py answers 5xx: redelivered
+            _handle(pipeline, resource)
+        assert proxy.refused, "the injected 403 must have been hit"
+        assert caught.value.permission == "storage.objects.create"
+        assert caught.value.resource.startswith(f"gs://{bucket.name}/registrar-state/")
+        assert vertex.models() == [] and bucket.names("registrar-state/") == []
+        outcome = _handle(pipeline, resource)  # the redelivery, after "IAM was fixed"
+        assert outcome.outcome == "registered"
+    finally:
+        proxy.stop()

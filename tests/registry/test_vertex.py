@@ -263,11 +263,18 @@ def test_slow_operations_are_polled(registry: VertexRegistry, admin: AdminClient
     assert admin.state()["calls"]["GetOperation"] == 3
 
 
-def test_permission_denied_says_what_to_grant(registry: VertexRegistry, admin: AdminClient) -> None:
+def test_permission_denied_says_what_to_grant_and_is_redelivered(
+    registry: VertexRegistry, admin: AdminClient
+) -> None:
+    from handlers.errors import PermissionDenied
+
     admin.fault("GetModel", 403)
-    with pytest.raises(PermanentError, match=r"roles/aiplatform\.user") as caught:
+    with pytest.raises(PermissionDenied, match=r"roles/aiplatform\.user") as caught:
         registry.ensure_version(_request("k1"))
     assert caught.value.code == "permission_denied"
+    assert isinstance(caught.value, TransientError)  # 5xx: IAM grants take minutes to apply
+    assert caught.value.permission == "aiplatform.models.get"
+    assert admin.state()["calls"]["GetModel"] == 1  # no in-process retries of a 403
 
 
 @pytest.mark.parametrize("alias", ["1st", "Prod", "a", "x_y", "default", "end-"])

@@ -1,14 +1,14 @@
 """UploadModel's artifact check, as Vertex does it: look into `artifact_uri` before accepting.
 
 Vertex copies a model's artifacts at upload, and refuses a directory it cannot serve:
-- a bucket outside the Vertex region: "You must store model artifacts in a Cloud Storage bucket,
-  where the bucket's region matches the regional endpoint you're using" (Vertex "Import models"
-  page); multi-region and dual-region buckets (`US`, `EU`, `NAM4`, ...) are refused too - "In
-  Vertex, buckets must be in a single region and must match the region of the Vertex service"
-  (python-aiplatform#885 and vertex-ai-samples#19, with the service's error text, FAILED_PRECONDITION);
-- more than 10 GB of artifacts: "The total file size of your model artifacts must be 10 GB or
-  less" (same page) - 10 GB taken as 10 * 10**9 bytes, summed over every object under the
-  directory, sub-directories included;
+- a bucket outside the Vertex region (Vertex "Import models" page,
+  cloud.google.com/vertex-ai/docs/general/import-model: the bucket's region must match the
+  regional endpoint); multi-region and dual-region buckets (`US`, `EU`, `NAM4`, ...) are refused
+  too - "In Vertex, buckets must be in a single region and must match the region of the Vertex
+  service" (vertex-ai-samples#19; python-aiplatform#885 has the service's error text,
+  FAILED_PRECONDITION);
+- more than 10 GB of artifacts (same page: the total file size must be 10 GB or less) - taken as
+  10 * 10**9 bytes, summed over every object under the directory, sub-directories included;
 - a directory that holds no files at all;
 - for a prebuilt TensorFlow serving image (`…/vertex-ai/prediction/tf2-cpu.*`, `tf2-gpu.*`,
   `tf-cpu.*`, `tf-gpu.*`), one without exactly one of `saved_model.pb` / `saved_model.pbtxt` at

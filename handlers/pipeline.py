@@ -29,10 +29,15 @@ from handlers.notify import Notifier
 from handlers.outcome import Outcome, Registration
 from handlers.registry import lineage
 from handlers.registry.interface import ModelRegistry
+from handlers.registry.vertex_errors import OperationPending
 from handlers.settings import Settings
 from handlers.validation.report import ValidationReport
 
 _logger = get_logger(__name__)
+# Cloud Functions (2nd gen) stops an event-driven run after 540 s; whatever waits on Vertex stops
+# RUN_MARGIN_SECONDS earlier, so the run can still write its outcome and answer.
+RUN_LIMIT_SECONDS = 540.0
+RUN_MARGIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -235,7 +240,7 @@ class Pipeline:
                 started,
             )
         try:
-            outcome = self._register(upload, claim, timings)
+            outcome = self._register(upload, claim, timings, started)
         except PermanentError as exc:
             record = self.records.finish(
                 claim,
@@ -260,6 +265,8 @@ class Pipeline:
                 claim, {"state": "superseded", "reason": {"code": exc.code, "message": str(exc)}}
             )
             return self._done(Outcome("superseded", str(exc), base), logging.INFO, started)
+        except OperationPending:  # keep the claim: a redelivery now could upload a duplicate
+            raise
         except Exception as exc:  # transient or unexpected: give the claim back, ask to redeliver
             self.records.release(claim, f"{type(exc).__name__}: {exc}")
             if isinstance(exc, TransientError):
@@ -268,7 +275,7 @@ class Pipeline:
         return self._done(outcome, logging.INFO, started)
 
     def _register(
-        self, upload: artifacts.Upload, claim: Claim, timings: dict[str, float]
+        self, upload: artifacts.Upload, claim: Claim, timings: dict[str, float], started: float
     ) -> Outcome:
         """Stages of one claimed upload: name -> validate + publish -> register -> record."""
         name = layout.display_name_for(upload.source_path, self.settings)
@@ -285,7 +292,7 @@ class Pipeline:
             settings=self.settings,
         )
         with _timed(timings, "register"):
-            version = self.registry.ensure_version(request)
+            version = self.registry.ensure_version(request, deadline=self._deadline(started))
         registration = Registration(
             upload, name, version, published, report, request.aliases, timings
         )
@@ -325,6 +332,11 @@ class Pipeline:
                     exported_dir=report.saved_model_dir if upload.kind == "keras" else None,
                 )
         return report, published
+
+    @staticmethod
+    def _deadline(started: float) -> float:
+        """When waiting on Vertex must stop: well inside the function's 540 s run limit."""
+        return started + RUN_LIMIT_SECONDS - RUN_MARGIN_SECONDS
 
     def _download(self, upload: artifacts.Upload, root: Path) -> tuple[Path, dict[str, str]]:
         sha256: dict[str, str] = {}

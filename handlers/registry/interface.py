@@ -37,6 +37,10 @@ class RegisteredVersion:
 
 
 class ModelRegistry(Protocol):
-    def ensure_version(self, request: VersionRequest) -> RegisteredVersion:
-        """Make `request` a version of the model named `request.display_name`, exactly once."""
+    def ensure_version(
+        self, request: VersionRequest, *, deadline: float | None = None
+    ) -> RegisteredVersion:
+        """Make `request` a version of the model named `request.display_name`, exactly once.
+
+        `deadline` (time.monotonic() seconds) bounds waiting on long-running operations."""
         ...

@@ -11,6 +11,7 @@ exercise, and unlike gRPC it is safe next to the validator's forked subprocesses
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,6 +22,7 @@ from handlers.registry.interface import UPLOAD_KEY_LABEL, RegisteredVersion, Ver
 from handlers.registry.vertex_errors import (
     AlreadyExists,
     ModelNotFound,
+    OperationPending,
     UploadInterrupted,
     is_transient,
     translate,
@@ -167,7 +169,12 @@ class VertexRegistry:
         )
 
     def upload_model(
-        self, request: VersionRequest, *, model_id: str = "", parent_model: str = ""
+        self,
+        request: VersionRequest,
+        *,
+        model_id: str = "",
+        parent_model: str = "",
+        deadline: float | None = None,
     ) -> RegisteredVersion:
         """One UploadModel attempt (not retried here: it is not idempotent; see ensure_version)."""
         from google.cloud.aiplatform_v1 import types
@@ -187,7 +194,9 @@ class VertexRegistry:
         )
         result = self._call(
             "UploadModel",
-            lambda: self._finish(self._client.upload_model(**self._opts(request=upload))),
+            lambda: self._finish(
+                self._client.upload_model(**self._opts(request=upload)), deadline=deadline
+            ),
             retry=False,
         )
         if not parent_model and DEFAULT_ALIAS not in aliases:
@@ -195,7 +204,9 @@ class VertexRegistry:
         return RegisteredVersion(result.model, result.model_version_id, aliases=tuple(aliases))
 
     # ---- the composite -------------------------------------------------------------------
-    def ensure_version(self, request: VersionRequest) -> RegisteredVersion:
+    def ensure_version(
+        self, request: VersionRequest, *, deadline: float | None = None
+    ) -> RegisteredVersion:
         """Make `request` a version of the model named `request.display_name`, exactly once.
 
         The upload-key label makes it idempotent: a version carrying the key is returned
@@ -208,7 +219,7 @@ class VertexRegistry:
             _LOG.warning("upload of %r interrupted (%s); retrying", request.display_name, exc)
 
         return call_with_retry(
-            lambda: self._ensure_once(request),
+            lambda: self._ensure_once(request, deadline),
             is_transient=lambda exc: isinstance(exc, UploadInterrupted),
             what=f"registering {request.display_name!r}",
             policy=self._retry,
@@ -216,11 +227,11 @@ class VertexRegistry:
             wrap_last=False,
         )
 
-    def _ensure_once(self, request: VersionRequest) -> RegisteredVersion:
+    def _ensure_once(self, request: VersionRequest, deadline: float | None) -> RegisteredVersion:
         model = self._find_model(request.display_name)
         if model is None:
             try:
-                return self._upload(request, model_id=model_id_for(request.display_name))
+                return self._upload(request, deadline, model_id=model_id_for(request.display_name))
             except AlreadyExists:  # another worker created it first: add our version to it
                 model = self._find_model(request.display_name)
                 if model is None:
@@ -235,11 +246,15 @@ class VertexRegistry:
                 continue
             _LOG.info("upload key %s is already %s; keeping it", key, found.version_name)
             return RegisteredVersion(found.model, found.version_id, True, found.aliases)
-        return self._upload(request, parent_model=model)
+        return self._upload(request, deadline, parent_model=model)
 
-    def _upload(self, request: VersionRequest, **target: str) -> RegisteredVersion:
+    def _upload(
+        self, request: VersionRequest, deadline: float | None, **target: str
+    ) -> RegisteredVersion:
         try:
-            return self.upload_model(request, **target)
+            return self.upload_model(request, deadline=deadline, **target)
+        except OperationPending:
+            raise  # accepted and still running: uploading again could duplicate it
         except TransientError as exc:
             raise UploadInterrupted(str(exc)) from exc
         except ModelNotFound as exc:  # the parent model vanished meanwhile: look again
@@ -279,11 +294,23 @@ class VertexRegistry:
             request = {"request": request}
         return {**request, "retry": None, "timeout": self._rpc_timeout}
 
-    def _finish(self, operation: Any) -> Any:
+    def _finish(self, operation: Any, *, deadline: float | None = None) -> Any:
+        """Wait for a long-running operation, never past `deadline` (the run's time left)."""
         from google.api_core.future import polling
 
+        timeout = self._operation_timeout
+        if deadline is not None:
+            timeout = max(1.0, min(timeout, deadline - time.monotonic()))
         poll = polling.DEFAULT_POLLING.with_delay(initial=self._poll_initial, maximum=10.0)
-        return operation.result(timeout=self._operation_timeout, polling=poll)
+        try:
+            return operation.result(timeout=timeout, polling=poll)
+        except TimeoutError as exc:  # concurrent.futures.TimeoutError is TimeoutError (3.11)
+            name = getattr(getattr(operation, "operation", None), "name", "") or "?"
+            raise OperationPending(
+                f"Vertex AI operation {name} had not finished after {timeout:.0f} s, the time "
+                "this run had left; the upload is kept claimed and its redelivery will find the "
+                "version by its upload key"
+            ) from exc
 
     def _call(self, action: str, fn: Callable[[], T], *, retry: bool = True) -> T:
         def attempt() -> T:

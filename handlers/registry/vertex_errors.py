@@ -37,6 +37,16 @@ class UploadInterrupted(TransientError):
     code = "vertex_unavailable"
 
 
+class OperationPending(TransientError):
+    """UploadModel was accepted but had not finished when the run's time was up.
+
+    Not retried in-process (a second upload could duplicate the version): the claim is kept, so
+    redeliveries wait out its lease, by when the upload-key lookup finds the finished version.
+    """
+
+    code = "vertex_operation_pending"
+
+
 def is_transient(exc: BaseException) -> bool:
     """Worth an in-process retry; a 403 is not (it is redelivered: IAM takes minutes)."""
     return isinstance(exc, TransientError) and not isinstance(exc, PermissionDenied)

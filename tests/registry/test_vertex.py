@@ -468,3 +468,26 @@ def test_shared_retry_policy_defaults_are_unchanged() -> None:
     random.seed(7)
     old = [random.uniform(0, min(2.0, 0.2 * 2**n)) for n in range(3)]  # before multiplier existed
     assert got == old
+
+
+def test_waiting_on_upload_never_outlasts_the_run_and_never_uploads_twice(
+    registry: VertexRegistry, admin: AdminClient
+) -> None:
+    import time
+
+    from handlers.registry.vertex_errors import OperationPending
+
+    admin.config(operation_polls=10_000)  # an UploadModel that keeps running
+    started = time.monotonic()
+    with pytest.raises(OperationPending, match="had not finished") as caught:
+        registry.ensure_version(_request("k1"), deadline=time.monotonic() + 1.5)
+    assert time.monotonic() - started < 10  # bounded by the deadline, not the 10 s op timeout
+    assert isinstance(caught.value, TransientError)
+    assert admin.state()["calls"]["UploadModel"] == 1  # no second upload: it could duplicate
+
+
+def test_pipeline_deadline_is_well_inside_the_function_limit() -> None:
+    from handlers.pipeline import RUN_LIMIT_SECONDS, Pipeline
+
+    assert RUN_LIMIT_SECONDS == 540
+    assert Pipeline._deadline(100.0) <= 100.0 + 540 - 30

@@ -34,7 +34,13 @@ class Output:
     def __init__(
         self, *, json_mode: bool, stdout: IO[str] | None = None, stderr: IO[str] | None = None
     ) -> None:
-        from rich.console import Console
+        try:
+            from rich.console import Console
+        except ModuleNotFoundError:  # installed without the extra: say how to get it
+            sys.stderr.write(
+                "registrar needs the 'cli' extra: pip install 'gcs-model-registrar[cli]'\n"
+            )
+            raise SystemExit(2) from None
 
         self.json_mode = json_mode
         self.out = Console(file=stdout or sys.stdout, highlight=False, soft_wrap=False)

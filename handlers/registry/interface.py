@@ -6,8 +6,13 @@ google-cloud-aiplatform GAPIC client (imported lazily: it costs ~0.7 s).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from handlers.registry.evaluation import EvaluationInfo, EvaluationSpec
+    from handlers.registry.vertex_types import ModelVersionInfo
 
 # Label that carries an upload's identity; the dedupe lookup filters on it.
 UPLOAD_KEY_LABEL = "registrar-upload-key"
@@ -43,4 +48,25 @@ class ModelRegistry(Protocol):
         """Make `request` a version of the model named `request.display_name`, exactly once.
 
         `deadline` (time.monotonic() seconds) bounds waiting on long-running operations."""
+        ...
+
+    # ---- what gated promotion (handlers/registry/promotion.py) asks of the registry ----------
+    def get_model(self, model: str, version: str | None = None) -> ModelVersionInfo:
+        """`version` is a version id or an alias; None means the default version."""
+        ...
+
+    def merge_version_aliases(
+        self, version_name: str, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> ModelVersionInfo:
+        """Add (moving them from other versions) and remove aliases of `MODEL@VERSION`."""
+        ...
+
+    def list_model_evaluations(self, version_name: str) -> list[EvaluationInfo]:
+        """The evaluations of `MODEL@VERSION`."""
+        ...
+
+    def ensure_evaluation(
+        self, version_name: str, spec: EvaluationSpec
+    ) -> tuple[EvaluationInfo, bool]:
+        """Import `spec` into `MODEL@VERSION` once; (evaluation, reused)."""
         ...

@@ -18,6 +18,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from handlers.errors import PermanentError, TransientError
 from handlers.logs import get_logger
+from handlers.registry.evaluation import (
+    EvaluationInfo,
+    EvaluationSpec,
+    evaluation_info,
+    same_source,
+)
 from handlers.registry.interface import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
 from handlers.registry.vertex_errors import (
     AlreadyExists,
@@ -166,6 +172,55 @@ class VertexRegistry:
         self._call(
             "DeleteModelVersion",
             lambda: self._finish(self._client.delete_model_version(**self._opts(name=name))),
+        )
+
+    def import_model_evaluation(self, version_name: str, spec: EvaluationSpec) -> EvaluationInfo:
+        """One ImportModelEvaluation into `MODEL@VERSION` (not retried here: importing twice makes
+        two evaluations; see ensure_evaluation)."""
+        from google.cloud.aiplatform_v1 import types
+
+        evaluation = types.ModelEvaluation(
+            display_name=spec.display_name,
+            metrics_schema_uri=spec.metrics_schema_uri,
+            metrics=spec.metrics,
+            metadata=spec.metadata,
+        )
+        parent = self.model_name(version_name)
+        request = types.ImportModelEvaluationRequest(parent=parent, model_evaluation=evaluation)
+        found = self._call(
+            "ImportModelEvaluation",
+            lambda: self._client.import_model_evaluation(**self._opts(request=request)),
+            retry=False,
+        )
+        return evaluation_info(found)
+
+    def list_model_evaluations(self, version_name: str) -> list[EvaluationInfo]:
+        """The evaluations of `MODEL@VERSION` (`MODEL` alone: of its default version)."""
+        parent = self.model_name(version_name)
+        found = self._call(
+            "ListModelEvaluations",
+            lambda: list(self._client.list_model_evaluations(**self._opts(parent=parent))),
+        )
+        return [evaluation_info(e) for e in found]
+
+    def ensure_evaluation(
+        self, version_name: str, spec: EvaluationSpec
+    ) -> tuple[EvaluationInfo, bool]:
+        """`spec` imported into `MODEL@VERSION` exactly once: an evaluation of the same source
+        (object and generation, in its metadata) is returned instead (`True`: reused)."""
+
+        def once() -> tuple[EvaluationInfo, bool]:
+            for found in self.list_model_evaluations(version_name):
+                if same_source(found, spec):
+                    return found, True
+            return self.import_model_evaluation(version_name, spec), False
+
+        return call_with_retry(
+            once,
+            is_transient=is_transient,
+            what=f"importing an evaluation into {version_name}",
+            policy=self._retry,
+            wrap_last=False,
         )
 
     def upload_model(

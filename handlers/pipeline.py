@@ -230,6 +230,18 @@ class Pipeline:
             claim = self.records.claim(upload.bucket, record_object, identity)
         if isinstance(claim, AlreadyFinal):
             fields = {**base, **_summary(claim.record), "timings": timings}
+            late = _late_member(upload, claim.record)
+            if late:  # e.g. fingerprint.pb written after the directory was registered
+                return self._done(
+                    Outcome(
+                        "late",
+                        f"{late} arrived after {upload.uri} was {claim.record.get('state')}; "
+                        "it is not part of the registered version and registers nothing new",
+                        {**fields, "late_member": late},
+                    ),
+                    logging.INFO,
+                    started,
+                )
             return self._done(
                 Outcome(
                     "duplicate",
@@ -371,6 +383,16 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
         yield
     finally:
         timings[stage] = round(time.monotonic() - begun, 4)
+
+
+def _late_member(upload: artifacts.Upload, record: dict[str, Any]) -> str | None:
+    """The optional member this event is for, when the final record was made without it."""
+    if upload.kind != "saved_model":
+        return None
+    relative = upload.trigger.name[len(upload.source_path) :]
+    if relative in artifacts.OPTIONAL_MEMBERS and relative not in record.get("members", {}):
+        return relative
+    return None
 
 
 def _summary(record: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from handlers.settings import Settings
 
 _MEMBER_TOP = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb")
 _MEMBER_DIRS = ("variables/", "assets/", "assets.extra/")
+# Members that are not part of a SavedModel's completeness (TF writes them, nothing needs them).
+OPTIONAL_MEMBERS = frozenset({"fingerprint.pb"})
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,19 @@ class Upload:
 
     @cached_property  # asked for by the claim, the record, the labels and the logs
     def upload_key(self) -> str:
-        """What the upload *is*: bucket, path and every member generation. 40 hex chars (a label)."""
+        """What the upload *is*: bucket, path and the generation of every member that makes it
+        complete. 40 hex chars (a label). Optional files (`fingerprint.pb`) are left out, so one
+        that arrives after the directory was registered finds the same record instead of
+        registering the same model again."""
         text = "\n".join(
             [
                 self.bucket,
                 self.source_path,
-                *(f"{self.relative(m)}#{m.generation}" for m in self.members),
+                *(
+                    f"{self.relative(m)}#{m.generation}"
+                    for m in self.members
+                    if self.relative(m) not in OPTIONAL_MEMBERS
+                ),
             ]
         )
         return hashlib.sha256(text.encode()).hexdigest()[:40]

@@ -222,3 +222,30 @@ def test_deleted_before_processing_is_acknowledged_as_superseded(
     outcome = pipeline.handle({"type": headers["ce-type"], "id": headers["ce-id"]}, body)
     assert outcome.outcome == "superseded" and "deleted" in outcome.message
     assert vertex.models() == [] and bucket.names("registrar-state/") == []
+
+
+def test_a_late_fingerprint_is_recorded_as_late_not_registered_again(
+    services, bucket: Bucket, vertex: Vertex, models: Models, tmp_path: Path
+) -> None:
+    """fingerprint.pb is not part of completeness: when it is the last file to arrive, the
+    directory was already registered, and it must not make a second version."""
+    import shutil
+
+    pipeline = Pipeline(Settings.from_env(function_env(services)))
+    local = tmp_path / "sm"
+    shutil.copytree(models.saved_model, local)
+    assert (local / "fingerprint.pb").exists(), "TensorFlow writes a fingerprint: the test needs it"
+    fingerprint = (local / "fingerprint.pb").read_bytes()
+    (local / "fingerprint.pb").unlink()
+
+    def handle(resource: dict[str, Any]) -> str:
+        headers, body = binary_event(resource)
+        return pipeline.handle({"type": headers["ce-type"], "id": headers["ce-id"]}, body).outcome
+
+    outcomes = [handle(r) for r in bucket.upload_dir(local, "models/late-fp/v1/", seed=3)]
+    assert outcomes.count("registered") == 1
+    late = bucket.upload_bytes(fingerprint, "models/late-fp/v1/fingerprint.pb")
+    assert handle(late) == "late"
+    assert handle(late) == "late"  # redelivered: still nothing new
+    [model] = vertex.models("late-fp")
+    assert len(vertex.versions(model["name"])) == 1

@@ -1,0 +1,496 @@
+"""Op allowlist for SavedModel graphs, generated from TensorFlow 2.21.0's op
+registry by tests/validation/scan/gen_op_lists.py (do not edit; change the rules there and
+regenerate). Read by handlers.validation.scan.ops in the function process.
+
+ALLOWED: ops pure inference needs. SAVER_ONLY: checkpoint ops, only inside the functions
+the saver_def names (scan/saver.py). CONDITIONAL: allowed in one checked shape (scan/ops.py).
+DENIED: every other registered op, by reason category (REASONS)."""
+
+TF_VERSION = "2.21.0"
+
+REASONS = {
+    "graph": "runs a graph or compiled program carried as data",
+    "dataset": "tf.data pipeline or iterator (reads, caches or snapshots files; runs functions)",
+    "file": "reads, writes, lists or maps files named by the graph",
+    "network": "reaches other processes or machines (RPC, collectives, send/recv, file systems)",
+    "debug_summary": "debug or summary sink or producer",
+    "python": "calls back into Python",
+    "side_effect": "process- or session-wide state or effects (queues, barriers, session handles, mutexes, abort, uninitialised memory)",
+    "training": "training-only (optimizer updates, samplers, gradients)",
+    "accelerator": "TPU/XLA/DTensor/multi-device plumbing absent from CPU serving",
+    "internal": "TensorFlow-internal or test op (no tf.raw_ops wrapper)",
+}
+
+SAVER_ONLY = frozenset(
+    "MergeV2Checkpoints RestoreV2 SaveV2 ShardedFilename ShardedFilespec".split()
+)
+CONDITIONAL = {
+    "InitializeTableFromTextFile": "asset_file",
+    "InitializeTableFromTextFileV2": "asset_file",
+    "PrintV2": "std_stream",
+}
+
+# 887 ops
+ALLOWED = frozenset(
+    """
+Abs AccumulateNV2 Acos Acosh Add AddN AddV2 AdjustContrast AdjustContrastv2 AdjustHue
+AdjustSaturation All Angle AnonymousHashTable AnonymousMutableDenseHashTable
+AnonymousMutableHashTable AnonymousMutableHashTableOfTensors Any ApproxTopK ApproximateEqual
+ArgMax ArgMin AsString Asin Asinh Assert Assign AssignAdd AssignAddVariableOp AssignSub
+AssignSubVariableOp AssignVariableOp Atan Atan2 Atanh AudioSpectrogram AvgPool AvgPool3D
+AvgPool3DGrad AvgPoolGrad BandedTriangularSolve Batch BatchCholesky BatchCholeskyGrad BatchFFT
+BatchFFT2D BatchFFT3D BatchFunction BatchIFFT BatchIFFT2D BatchIFFT3D BatchMatMul BatchMatMulV2
+BatchMatMulV3 BatchMatrixBandPart BatchMatrixDeterminant BatchMatrixDiag BatchMatrixDiagPart
+BatchMatrixInverse BatchMatrixSetDiag BatchMatrixSolve BatchMatrixSolveLs
+BatchMatrixTriangularSolve BatchNormWithGlobalNormalization BatchNormWithGlobalNormalizationGrad
+BatchSelfAdjointEig BatchSelfAdjointEigV2 BatchSvd BatchToSpace BatchToSpaceND BesselI0
+BesselI0e BesselI1 BesselI1e BesselJ0 BesselJ1 BesselK0 BesselK0e BesselK1 BesselK1e BesselY0
+BesselY1 Betainc BiasAdd BiasAddGrad BiasAddV1 Bincount Bitcast BitwiseAnd BitwiseOr BitwiseXor
+BlockLSTM BlockLSTMGrad BlockLSTMGradV2 BlockLSTMV2 BoostedTreesBucketize
+BoostedTreesCreateEnsemble BoostedTreesCreateQuantileStreamResource
+BoostedTreesDeserializeEnsemble BoostedTreesEnsembleResourceHandleOp
+BoostedTreesGetEnsembleStates BoostedTreesPredict BoostedTreesQuantileStreamResourceDeserialize
+BoostedTreesQuantileStreamResourceGetBucketBoundaries BoostedTreesQuantileStreamResourceHandleOp
+BoostedTreesSerializeEnsemble BroadcastArgs BroadcastGradientArgs BroadcastTo Bucketize
+CSRSparseMatrixComponents CSRSparseMatrixToDense CSRSparseMatrixToSparseTensor
+CTCBeamSearchDecoder CTCGreedyDecoder CTCLoss CTCLossV2 Case Cast Ceil CheckNumerics
+CheckNumericsV2 Cholesky CholeskyGrad ClipByValue CombinedNonMaxSuppression Complex ComplexAbs
+CompositeTensorVariantFromComponents CompositeTensorVariantToComponents Concat ConcatOffset
+ConcatV2 Conj ConjugateTranspose Const ControlTrigger Conv Conv2D Conv2DBackpropFilter
+Conv2DBackpropFilterV2 Conv2DBackpropInput Conv2DBackpropInputV2 Conv3D Conv3DBackpropFilter
+Conv3DBackpropFilterV2 Conv3DBackpropInput Conv3DBackpropInputV2 Cos Cosh CountUpTo
+CropAndResize CropAndResizeGradBoxes CropAndResizeGradImage Cross CudnnRNN CudnnRNNBackprop
+CudnnRNNBackpropV2 CudnnRNNBackpropV3 CudnnRNNCanonicalToParams CudnnRNNCanonicalToParamsV2
+CudnnRNNParamsSize CudnnRNNParamsToCanonical CudnnRNNParamsToCanonicalV2 CudnnRNNV2 CudnnRNNV3
+Cumprod Cumsum CumulativeLogsumexp DataFormatDimMap DataFormatVecPermute Dawsn DecodeAndCropJpeg
+DecodeBase64 DecodeBmp DecodeCSV DecodeCompressed DecodeGif DecodeImage DecodeJSONExample
+DecodeJpeg DecodeJxl DecodePaddedRaw DecodePng DecodeRaw DecodeWav DecodeWebP DeepCopy
+DenseBincount DenseCountSparseOutput DenseToCSRSparseMatrix DenseToDenseSetOperation
+DenseToSparseSetOperation DepthToSpace DepthwiseConv2dNative DepthwiseConv2dNativeBackpropFilter
+DepthwiseConv2dNativeBackpropInput Dequantize DeserializeManySparse DeserializeSparse
+DestroyResourceOp DestroyTemporaryVariable DeviceIndex Diag DiagPart Digamma Dilation2D
+Dilation2DBackpropFilter Dilation2DBackpropInput DisableCopyOnRead Div DivNoNan
+DrawBoundingBoxes DrawBoundingBoxesV2 DynamicPartition DynamicStitch EditDistance Eig Einsum Elu
+EluGrad EmptyTensorList EmptyTensorMap EncodeBase64 EncodeJpeg EncodeJpegVariableQuality
+EncodePng EncodeWav EnsureShape Enter Equal Erf Erfc Erfinv EuclideanNorm Exit Exp ExpandDims
+Expint Expm1 ExtractGlimpse ExtractGlimpseV2 ExtractImagePatches ExtractJpegShape
+ExtractVolumePatches FFT FFT2D FFT3D FFTND FakeParam FakeQuantWithMinMaxArgs
+FakeQuantWithMinMaxArgsGradient FakeQuantWithMinMaxVars FakeQuantWithMinMaxVarsGradient
+FakeQuantWithMinMaxVarsPerChannel FakeQuantWithMinMaxVarsPerChannelGradient Fill Fingerprint
+Floor FloorDiv FloorMod For FractionalAvgPool FractionalAvgPoolGrad FractionalMaxPool
+FractionalMaxPoolGrad FresnelCos FresnelSin FusedBatchNorm FusedBatchNormGrad
+FusedBatchNormGradV2 FusedBatchNormGradV3 FusedBatchNormV2 FusedBatchNormV3 FusedPadConv2D
+FusedResizeAndPadConv2D GRUBlockCell GRUBlockCellGrad Gather GatherNd GatherV2
+GenerateBoundingBoxProposals Greater GreaterEqual GuaranteeConst HSVToRGB HashTable HashTableV2
+HistogramFixedWidth IFFT IFFT2D IFFT3D IFFTND IRFFT IRFFT2D IRFFT3D IRFFTND Identity IdentityN
+If Igamma IgammaGradA Igammac Imag ImageProjectiveTransformV2 ImageProjectiveTransformV3 InTopK
+InTopKV2 InitializeTable InitializeTableV2 InplaceAdd InplaceSub InplaceUpdate Inv InvGrad
+Invert InvertPermutation IsBoostedTreesEnsembleInitialized
+IsBoostedTreesQuantileStreamResourceInitialized IsFinite IsInf IsNan IsVariableInitialized
+IsotonicRegression L2Loss LRN LRNGrad LSTMBlockCell LSTMBlockCellGrad LeakyRelu LeakyReluGrad
+LeftShift Less LessEqual Lgamma LinSpace ListDiff Log Log1p LogMatrixDeterminant LogSoftmax
+LogicalAnd LogicalNot LogicalOr LookupTableExport LookupTableExportV2 LookupTableFind
+LookupTableFindV2 LookupTableImport LookupTableImportV2 LookupTableInsert LookupTableInsertV2
+LookupTableRemoveV2 LookupTableSize LookupTableSizeV2 LoopCond LowerBound Lu MatMul
+MatrixBandPart MatrixDeterminant MatrixDiag MatrixDiagPart MatrixDiagPartV2 MatrixDiagPartV3
+MatrixDiagV2 MatrixDiagV3 MatrixExponential MatrixInverse MatrixLogarithm MatrixSetDiag
+MatrixSetDiagV2 MatrixSetDiagV3 MatrixSolve MatrixSolveLs MatrixSquareRoot MatrixTriangularSolve
+Max MaxPool MaxPool3D MaxPool3DGrad MaxPool3DGradGrad MaxPoolGrad MaxPoolGradGrad
+MaxPoolGradGradV2 MaxPoolGradGradWithArgmax MaxPoolGradV2 MaxPoolGradWithArgmax MaxPoolV2
+MaxPoolWithArgmax Maximum Mean Merge Mfcc Min Minimum MirrorPad MirrorPadGrad Mod Mul MulNoNan
+Multinomial MutableDenseHashTable MutableDenseHashTableV2 MutableHashTable
+MutableHashTableOfTensors MutableHashTableOfTensorsV2 MutableHashTableV2 Ndtri NearestNeighbors
+Neg NextAfter NextIteration NoOp NonDeterministicInts NonMaxSuppression NonMaxSuppressionV2
+NonMaxSuppressionV3 NonMaxSuppressionV4 NonMaxSuppressionV5 NonMaxSuppressionWithOverlaps
+NotEqual NthElement OneHot OnesLike OptionalFromValue OptionalGetValue OptionalHasValue
+OptionalNone Pack Pad PadV2 ParallelConcat ParallelDynamicStitch ParameterizedTruncatedNormal
+ParseExample ParseExampleV2 ParseSequenceExample ParseSequenceExampleV2 ParseSingleExample
+ParseSingleSequenceExample ParseTensor PartitionedCall Placeholder PlaceholderV2
+PlaceholderWithDefault Polygamma PopulationCount Pow PreventGradient Print Prod Qr
+QuantizeAndDequantize QuantizeAndDequantizeV2 QuantizeAndDequantizeV3 QuantizeAndDequantizeV4
+QuantizeAndDequantizeV4Grad QuantizeDownAndShrinkRange QuantizeV2 QuantizedAdd QuantizedAvgPool
+QuantizedBatchNormWithGlobalNormalization QuantizedBiasAdd QuantizedConcat QuantizedConv2D
+QuantizedConv2DAndRelu QuantizedConv2DAndReluAndRequantize QuantizedConv2DAndRequantize
+QuantizedConv2DPerChannel QuantizedConv2DWithBias QuantizedConv2DWithBiasAndRelu
+QuantizedConv2DWithBiasAndReluAndRequantize QuantizedConv2DWithBiasAndRequantize
+QuantizedConv2DWithBiasSignedSumAndReluAndRequantize QuantizedConv2DWithBiasSumAndRelu
+QuantizedConv2DWithBiasSumAndReluAndRequantize QuantizedDepthwiseConv2D
+QuantizedDepthwiseConv2DWithBias QuantizedDepthwiseConv2DWithBiasAndRelu
+QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize QuantizedInstanceNorm QuantizedMatMul
+QuantizedMatMulWithBias QuantizedMatMulWithBiasAndDequantize QuantizedMatMulWithBiasAndRelu
+QuantizedMatMulWithBiasAndReluAndRequantize QuantizedMatMulWithBiasAndRequantize
+QuantizedMaxPool QuantizedMul QuantizedRelu QuantizedRelu6 QuantizedReluX QuantizedReshape
+QuantizedResizeBilinear RFFT RFFT2D RFFT3D RFFTND RGBToHSV RaggedBincount
+RaggedCountSparseOutput RaggedCross RaggedFillEmptyRows RaggedFillEmptyRowsGrad RaggedGather
+RaggedRange RaggedTensorFromVariant RaggedTensorToSparse RaggedTensorToTensor
+RaggedTensorToVariant RaggedTensorToVariantGradient RandomCrop RandomGamma RandomGammaGrad
+RandomIndexShuffle RandomPoisson RandomPoissonV2 RandomShuffle RandomStandardNormal
+RandomUniform RandomUniformInt Range Rank ReadVariableOp Real RealDiv Reciprocal ReciprocalGrad
+ReduceJoin RefEnter RefExit RefIdentity RefMerge RefNextIteration RefSelect RefSwitch
+RegexFullMatch RegexReplace Relu Relu6 Relu6Grad ReluGrad RequantizationRange
+RequantizationRangePerChannel Requantize RequantizePerChannel Reshape ResizeArea ResizeBicubic
+ResizeBicubicGrad ResizeBilinear ResizeBilinearGrad ResizeNearestNeighbor
+ResizeNearestNeighborGrad ResourceCountUpTo ResourceGather ResourceGatherNd ResourceScatterAdd
+ResourceScatterDiv ResourceScatterMax ResourceScatterMin ResourceScatterMul ResourceScatterNdAdd
+ResourceScatterNdMax ResourceScatterNdMin ResourceScatterNdSub ResourceScatterNdUpdate
+ResourceScatterSub ResourceScatterUpdate ResourceStridedSliceAssign Reverse ReverseSequence
+ReverseV2 RightShift Rint RngReadAndSkip RngSkip Roll Round Rsqrt RsqrtGrad
+SampleDistortedBoundingBox SampleDistortedBoundingBoxV2 ScaleAndTranslate ScaleAndTranslateGrad
+ScatterAdd ScatterDiv ScatterMax ScatterMin ScatterMul ScatterNd ScatterNdAdd ScatterNdMax
+ScatterNdMin ScatterNdNonAliasingAdd ScatterNdSub ScatterNdUpdate ScatterSub ScatterUpdate
+SegmentMax SegmentMaxV2 SegmentMean SegmentMin SegmentMinV2 SegmentProd SegmentProdV2 SegmentSum
+SegmentSumV2 Select SelectV2 SelfAdjointEig SelfAdjointEigV2 Selu SeluGrad SerializeManySparse
+SerializeSparse SerializeTensor SetSize Shape ShapeN Sigmoid SigmoidGrad Sign Sin Sinh Size
+Slice Snapshot SobolSample Softmax SoftmaxCrossEntropyWithLogits Softplus SoftplusGrad Softsign
+SoftsignGrad SpaceToBatch SpaceToBatchND SpaceToDepth SparseAdd SparseAddGrad SparseBincount
+SparseConcat SparseCountSparseOutput SparseCross SparseCrossHashed SparseCrossV2
+SparseDenseCwiseAdd SparseDenseCwiseDiv SparseDenseCwiseMul SparseFillEmptyRows
+SparseFillEmptyRowsGrad SparseMatMul SparseMatrixAdd SparseMatrixMatMul SparseMatrixMul
+SparseMatrixNNZ SparseMatrixOrderingAMD SparseMatrixSoftmax SparseMatrixSoftmaxGrad
+SparseMatrixSparseCholesky SparseMatrixSparseMatMul SparseMatrixTranspose SparseMatrixZeros
+SparseReduceMax SparseReduceMaxSparse SparseReduceSum SparseReduceSumSparse SparseReorder
+SparseReshape SparseSegmentMean SparseSegmentMeanGrad SparseSegmentMeanGradV2
+SparseSegmentMeanWithNumSegments SparseSegmentSqrtN SparseSegmentSqrtNGrad
+SparseSegmentSqrtNGradV2 SparseSegmentSqrtNWithNumSegments SparseSegmentSum SparseSegmentSumGrad
+SparseSegmentSumGradV2 SparseSegmentSumWithNumSegments SparseSlice SparseSliceGrad SparseSoftmax
+SparseSoftmaxCrossEntropyWithLogits SparseSparseMaximum SparseSparseMinimum SparseSplit
+SparseTensorDenseAdd SparseTensorDenseMatMul SparseTensorToCSRSparseMatrix SparseToDense
+SparseToSparseSetOperation Spence Split SplitV Sqrt SqrtGrad Square SquaredDifference Squeeze
+Stack StackClose StackCloseV2 StackPop StackPopV2 StackPush StackPushV2 StackV2
+StatefulPartitionedCall StatefulRandomBinomial StatefulStandardNormal StatefulStandardNormalV2
+StatefulTruncatedNormal StatefulUniform StatefulUniformFullInt StatefulUniformInt StatelessCase
+StatelessIf StatelessMultinomial StatelessParameterizedTruncatedNormal StatelessRandomBinomial
+StatelessRandomGammaV2 StatelessRandomGammaV3 StatelessRandomGetAlg StatelessRandomGetKeyCounter
+StatelessRandomGetKeyCounterAlg StatelessRandomNormal StatelessRandomNormalV2
+StatelessRandomPoisson StatelessRandomUniform StatelessRandomUniformFullInt
+StatelessRandomUniformFullIntV2 StatelessRandomUniformInt StatelessRandomUniformIntV2
+StatelessRandomUniformV2 StatelessSampleDistortedBoundingBox StatelessShuffle
+StatelessTruncatedNormal StatelessTruncatedNormalV2 StatelessWhile StaticRegexFullMatch
+StaticRegexReplace StopGradient StridedSlice StridedSliceAssign StridedSliceGrad StringFormat
+StringJoin StringLength StringLower StringNGrams StringSplit StringSplitV2 StringStrip
+StringToHashBucket StringToHashBucketFast StringToHashBucketStrong StringToNumber StringUpper
+Sub Substr Sum Svd Switch SyncDevice Tan Tanh TanhGrad TemporaryVariable TensorArray
+TensorArrayClose TensorArrayCloseV2 TensorArrayCloseV3 TensorArrayConcat TensorArrayConcatV2
+TensorArrayConcatV3 TensorArrayGather TensorArrayGatherV2 TensorArrayGatherV3 TensorArrayGrad
+TensorArrayGradV2 TensorArrayGradV3 TensorArrayGradWithShape TensorArrayPack TensorArrayRead
+TensorArrayReadV2 TensorArrayReadV3 TensorArrayScatter TensorArrayScatterV2 TensorArrayScatterV3
+TensorArraySize TensorArraySizeV2 TensorArraySizeV3 TensorArraySplit TensorArraySplitV2
+TensorArraySplitV3 TensorArrayUnpack TensorArrayV2 TensorArrayV3 TensorArrayWrite
+TensorArrayWriteV2 TensorArrayWriteV3 TensorListConcat TensorListConcatLists TensorListConcatV2
+TensorListElementShape TensorListFromTensor TensorListGather TensorListGetItem TensorListLength
+TensorListPopBack TensorListPushBack TensorListPushBackBatch TensorListReserve TensorListResize
+TensorListScatter TensorListScatterIntoExistingList TensorListScatterV2 TensorListSetItem
+TensorListSplit TensorListStack TensorMapErase TensorMapHasKey TensorMapInsert TensorMapLookup
+TensorMapSize TensorMapStackKeys TensorScatterAdd TensorScatterMax TensorScatterMin
+TensorScatterSub TensorScatterUpdate TensorStridedSliceUpdate Tile TileGrad Timestamp ToBool
+TopK TopKV2 Transpose TridiagonalMatMul TridiagonalSolve TruncateDiv TruncateMod TruncatedNormal
+Unbatch UnbatchGrad UnicodeDecode UnicodeDecodeWithOffsets UnicodeEncode UnicodeScript
+UnicodeTranscode UniformDequantize UniformQuantize UniformQuantizedAdd
+UniformQuantizedClipByValue UniformQuantizedConvolution UniformQuantizedConvolutionHybrid
+UniformQuantizedDot UniformQuantizedDotHybrid UniformRequantize Unique UniqueV2 UniqueWithCounts
+UniqueWithCountsV2 Unpack UnravelIndex UnsortedSegmentJoin UnsortedSegmentMax UnsortedSegmentMin
+UnsortedSegmentProd UnsortedSegmentSum UpperBound VarHandleOp VarIsInitializedOp Variable
+VariableShape VariableV2 Where While Xdivy Xlog1py Xlogy ZerosLike Zeta
+""".split()
+)
+
+_DENIED = {
+    # 7 ops
+    "graph": """
+    DatasetFromGraph MlirPassthroughOp XlaCallModule XlaCustomCall XlaCustomCallV2 XlaLaunch
+    XlaLaunchV2
+""",
+    # 201 ops
+    "dataset": """
+    AnonymousIterator AnonymousIteratorV2 AnonymousIteratorV3 AnonymousMemoryCache
+    AnonymousMultiDeviceIterator AnonymousMultiDeviceIteratorV3 AnonymousRandomSeedGenerator
+    AnonymousSeedGenerator AssertCardinalityDataset AssertNextDataset AssertPrevDataset
+    AutoShardDataset BatchDataset BatchDatasetV2 BytesProducedStatsDataset CSVDataset
+    CSVDatasetV2 CacheDataset CacheDatasetV2 CheckPinned ChooseFastestBranchDataset
+    ChooseFastestDataset CompressElement ComputeBatchSize ConcatenateDataset DataServiceDataset
+    DataServiceDatasetV2 DataServiceDatasetV3 DataServiceDatasetV4 DatasetCardinality
+    DatasetFingerprint DatasetToGraph DatasetToGraphV2 DatasetToSingleElement DatasetToTFRecord
+    DeleteIterator DeleteMemoryCache DeleteMultiDeviceIterator DeleteRandomSeedGenerator
+    DeleteSeedGenerator DenseToSparseBatchDataset DeserializeIterator DirectedInterleaveDataset
+    DistributedSave DummyIterationCounter DummyMemoryCache DummySeedGenerator
+    ExperimentalAssertNextDataset ExperimentalAutoShardDataset
+    ExperimentalBytesProducedStatsDataset ExperimentalCSVDataset
+    ExperimentalChooseFastestDataset ExperimentalDatasetCardinality
+    ExperimentalDatasetToTFRecord ExperimentalDenseToSparseBatchDataset
+    ExperimentalDirectedInterleaveDataset ExperimentalGroupByReducerDataset
+    ExperimentalGroupByWindowDataset ExperimentalIgnoreErrorsDataset
+    ExperimentalIteratorGetDevice ExperimentalLMDBDataset ExperimentalLatencyStatsDataset
+    ExperimentalMapAndBatchDataset ExperimentalMapDataset ExperimentalMatchingFilesDataset
+    ExperimentalMaxIntraOpParallelismDataset ExperimentalNonSerializableDataset
+    ExperimentalParallelInterleaveDataset ExperimentalParseExampleDataset
+    ExperimentalPrivateThreadPoolDataset ExperimentalRandomDataset ExperimentalRebatchDataset
+    ExperimentalScanDataset ExperimentalSetStatsAggregatorDataset ExperimentalSleepDataset
+    ExperimentalSlidingWindowDataset ExperimentalSqlDataset ExperimentalStatsAggregatorHandle
+    ExperimentalStatsAggregatorSummary ExperimentalTakeWhileDataset
+    ExperimentalThreadPoolDataset ExperimentalThreadPoolHandle ExperimentalUnbatchDataset
+    ExperimentalUniqueDataset FilterByLastComponentDataset FilterDataset FinalizeDataset
+    FixedLengthRecordDataset FixedLengthRecordDatasetV2 FlatMapDataset GeneratorDataset
+    GetElementAtIndex GetOptions GlobalShuffleDataset GroupByReducerDataset GroupByWindowDataset
+    IgnoreErrorsDataset IndexFlatMapDataset InitializeTableFromDataset InterleaveDataset
+    Iterator IteratorFromStringHandle IteratorFromStringHandleV2 IteratorGetDevice
+    IteratorGetModelProto IteratorGetNext IteratorGetNextAsOptional IteratorGetNextSync
+    IteratorToStringHandle IteratorV2 LMDBDataset LatencyStatsDataset
+    LegacyParallelInterleaveDatasetV2 ListDataset ListSnapshotChunksDataset LoadDataset
+    MakeIterator MapAndBatchDataset MapDataset MapDefun MatchingFilesDataset
+    MaxIntraOpParallelismDataset ModelDataset MultiDeviceIterator
+    MultiDeviceIteratorFromStringHandle MultiDeviceIteratorGetNextFromShard
+    MultiDeviceIteratorInit MultiDeviceIteratorToStringHandle NonSerializableDataset
+    OneShotIterator OptimizeDataset OptimizeDatasetV2 OptionsDataset PaddedBatchDataset
+    PaddedBatchDatasetV2 ParallelBatchDataset ParallelFilterDataset ParallelInterleaveDataset
+    ParallelInterleaveDatasetV2 ParallelInterleaveDatasetV3 ParallelInterleaveDatasetV4
+    ParallelMapDataset ParallelMapDatasetV2 ParseExampleDataset ParseExampleDatasetV2
+    PrefetchDataset PrivateThreadPoolDataset RandomDataset RandomDatasetV2 RangeDataset
+    RebatchDataset RebatchDatasetV2 ReduceDataset RegisterDataset RegisterDatasetV2
+    RepeatDataset RewriteDataset SamplingDataset SaveDataset SaveDatasetV2 ScanDataset
+    SerializeIterator SetStatsAggregatorDataset ShardDataset ShuffleAndRepeatDataset
+    ShuffleAndRepeatDatasetV2 ShuffleDataset ShuffleDatasetV2 ShuffleDatasetV3 SkipDataset
+    SleepDataset SlidingWindowDataset SnapshotChunkDataset SnapshotDataset SnapshotDatasetReader
+    SnapshotDatasetV2 SnapshotNestedDatasetReader SparseTensorSliceDataset SqlDataset
+    StatsAggregatorHandle StatsAggregatorHandleV2 StatsAggregatorSetSummaryWriter
+    StatsAggregatorSummary TFRecordDataset TFRecordDatasetV2 TakeDataset TakeWhileDataset
+    TensorDataset TensorSliceDataset TextLineDataset ThreadPoolDataset ThreadPoolHandle
+    UnbatchDataset UncompressElement UniqueDataset UnwrapDatasetVariant WeightedFlatMapDataset
+    WindowDataset WindowOp WrapDatasetVariant ZipDataset
+""",
+    # 43 ops
+    "file": """
+    CalibrationStatisticsSaver DecodeProtoV2 DumpTensor EncodeProto FileSystemSetConfiguration
+    FixedLengthRecordReader FixedLengthRecordReaderV2 FixedUnigramCandidateSampler
+    GenerateVocabRemapping IdentityReader IdentityReaderV2 ImmutableConst LMDBReader
+    LoadAndRemapMatrix MatchingFiles ReadFile ReaderNumRecordsProduced
+    ReaderNumRecordsProducedV2 ReaderNumWorkUnitsCompleted ReaderNumWorkUnitsCompletedV2
+    ReaderRead ReaderReadUpTo ReaderReadUpToV2 ReaderReadV2 ReaderReset ReaderResetV2
+    ReaderRestoreState ReaderRestoreStateV2 ReaderSerializeState ReaderSerializeStateV2
+    RecordInput Restore RestoreSlice Save SaveSlices Skipgram TFRecordReader TFRecordReaderV2
+    TextLineReader TextLineReaderV2 WholeFileReader WholeFileReaderV2 WriteFile
+""",
+    # 28 ops
+    "network": """
+    CollectiveAllToAllV2 CollectiveAllToAllV3 CollectiveAssignGroupV2 CollectiveBcastRecv
+    CollectiveBcastRecvV2 CollectiveBcastSend CollectiveBcastSendV2 CollectiveGather
+    CollectiveGatherV2 CollectiveInitializeCommunicator CollectiveReduce
+    CollectiveReduceScatterV2 CollectiveReduceV2 CollectiveReduceV3 DeleteRpcFutureResource
+    NcclAllReduce NcclBroadcast NcclReduce Recv RemoteCall RpcCall RpcCheckStatus RpcClient
+    RpcGetValue RpcServer RpcServerRegister RpcServerStart Send
+""",
+    # 31 ops
+    "debug_summary": """
+    AudioSummary AudioSummaryV2 CloseSummaryWriter Copy CopyHost CreateSummaryDbWriter
+    CreateSummaryFileWriter DebugGradientIdentity DebugGradientRefIdentity DebugIdentity
+    DebugIdentityV2 DebugIdentityV3 DebugNanCount DebugNumericSummary DebugNumericSummaryV2
+    FlushSummaryWriter HistogramSummary ImageSummary ImportEvent MergeSummary ScalarSummary
+    SummaryWriter TensorSummary TensorSummaryV2 WriteAudioSummary WriteGraphSummary
+    WriteHistogramSummary WriteImageSummary WriteRawProtoSummary WriteScalarSummary WriteSummary
+""",
+    # 3 ops
+    "python": """
+    EagerPyFunc PyFunc PyFuncStateless
+""",
+    # 75 ops
+    "side_effect": """
+    Abort AccumulatorApplyGradient AccumulatorNumAccumulated AccumulatorSetGlobalStep
+    AccumulatorTakeGradient AddManySparseToTensorsMap AddSparseToTensorsMap Barrier BarrierClose
+    BarrierIncompleteSize BarrierInsertMany BarrierReadySize BarrierTakeMany
+    ConditionalAccumulator ConsumeMutexLock DeleteSessionTensor Empty FIFOQueue FIFOQueueV2
+    FakeQueue GetSessionHandle GetSessionHandleV2 GetSessionTensor MapClear MapIncompleteSize
+    MapPeek MapSize MapStage MapUnstage MapUnstageNoKey MutexLock MutexV2 OrderedMapClear
+    OrderedMapIncompleteSize OrderedMapPeek OrderedMapSize OrderedMapStage OrderedMapUnstage
+    OrderedMapUnstageNoKey PaddingFIFOQueue PaddingFIFOQueueV2 PriorityQueue PriorityQueueV2
+    QueueClose QueueCloseV2 QueueDequeue QueueDequeueMany QueueDequeueManyV2 QueueDequeueUpTo
+    QueueDequeueUpToV2 QueueDequeueV2 QueueEnqueue QueueEnqueueMany QueueEnqueueManyV2
+    QueueEnqueueV2 QueueIsClosed QueueIsClosedV2 QueueSize QueueSizeV2 RandomShuffleQueue
+    RandomShuffleQueueV2 ResourceAccumulatorApplyGradient ResourceAccumulatorNumAccumulated
+    ResourceAccumulatorSetGlobalStep ResourceAccumulatorTakeGradient
+    ResourceConditionalAccumulator SparseAccumulatorApplyGradient SparseAccumulatorTakeGradient
+    SparseConditionalAccumulator Stage StageClear StagePeek StageSize
+    TakeManySparseFromTensorsMap Unstage
+""",
+    # 86 ops
+    "training": """
+    AllCandidateSampler ApplyAdaMax ApplyAdadelta ApplyAdagrad ApplyAdagradDA ApplyAdagradV2
+    ApplyAdam ApplyAddSign ApplyCenteredRMSProp ApplyFtrl ApplyFtrlV2 ApplyGradientDescent
+    ApplyMomentum ApplyPowerSign ApplyProximalAdagrad ApplyProximalGradientDescent ApplyRMSProp
+    BoostedTreesAggregateStats BoostedTreesCalculateBestFeatureSplit
+    BoostedTreesCalculateBestFeatureSplitV2 BoostedTreesCalculateBestGainsPerFeature
+    BoostedTreesCenterBias BoostedTreesExampleDebugOutputs BoostedTreesFlushQuantileSummaries
+    BoostedTreesMakeQuantileSummaries BoostedTreesMakeStatsSummary
+    BoostedTreesQuantileStreamResourceAddSummaries BoostedTreesQuantileStreamResourceFlush
+    BoostedTreesSparseAggregateStats BoostedTreesSparseCalculateBestFeatureSplit
+    BoostedTreesTrainingPredict BoostedTreesUpdateEnsemble BoostedTreesUpdateEnsembleV2
+    ComputeAccidentalHits KMC2ChainInitialization KmeansPlusPlusInitialization
+    LearnedUnigramCandidateSampler LogUniformCandidateSampler ResourceApplyAdaMax
+    ResourceApplyAdadelta ResourceApplyAdagrad ResourceApplyAdagradDA ResourceApplyAdagradV2
+    ResourceApplyAdam ResourceApplyAdamWithAmsgrad ResourceApplyAddSign
+    ResourceApplyCenteredRMSProp ResourceApplyFtrl ResourceApplyFtrlV2
+    ResourceApplyGradientDescent ResourceApplyKerasMomentum ResourceApplyMomentum
+    ResourceApplyPowerSign ResourceApplyProximalAdagrad ResourceApplyProximalGradientDescent
+    ResourceApplyRMSProp ResourceSparseApplyAdadelta ResourceSparseApplyAdagrad
+    ResourceSparseApplyAdagradDA ResourceSparseApplyAdagradV2 ResourceSparseApplyCenteredRMSProp
+    ResourceSparseApplyFtrl ResourceSparseApplyFtrlV2 ResourceSparseApplyKerasMomentum
+    ResourceSparseApplyMomentum ResourceSparseApplyProximalAdagrad
+    ResourceSparseApplyProximalGradientDescent ResourceSparseApplyRMSProp SdcaFprint
+    SdcaOptimizer SdcaOptimizerV2 SdcaShrinkL1 SparseApplyAdadelta SparseApplyAdagrad
+    SparseApplyAdagradDA SparseApplyAdagradV2 SparseApplyCenteredRMSProp SparseApplyFtrl
+    SparseApplyFtrlV2 SparseApplyMomentum SparseApplyProximalAdagrad
+    SparseApplyProximalGradientDescent SparseApplyRMSProp SymbolicGradient
+    ThreadUnsafeUnigramCandidateSampler UniformCandidateSampler
+""",
+    # 175 ops
+    "accelerator": """
+    AllToAll AssignVariableXlaConcatND CollectivePermute ConfigureDistributedTPU
+    ConfigureTPUEmbedding ConvertToCooTensor ConvertToListOfSparseCoreCooTensors
+    ConvertToSparseCoreCsrWrappedCooTensor CopyToMesh CopyToMeshGrad CrossReplicaSum
+    DTensorAllGather DTensorAllReduce DTensorAllScatter DTensorAllToAll DTensorReduceScatter
+    DTensorRestoreV2 DTensorSetGlobalTPUArray DynamicEnqueueTPUEmbeddingArbitraryTensorBatch
+    DynamicEnqueueTPUEmbeddingRaggedTensorBatch EnqueueTPUEmbeddingArbitraryTensorBatch
+    EnqueueTPUEmbeddingIntegerBatch EnqueueTPUEmbeddingRaggedTensorBatch
+    EnqueueTPUEmbeddingSparseBatch EnqueueTPUEmbeddingSparseTensorBatch
+    GetMinibatchSplitsWithPhysicalReplica GetMinibatchesInCsrWithPhysicalReplica
+    GetStatsFromListOfSparseCoreCooTensors GlobalIterId InfeedDequeue InfeedDequeueTuple
+    InfeedEnqueue InfeedEnqueuePrelinearizedBuffer InfeedEnqueueTuple IsTPUEmbeddingInitialized
+    LoadTPUEmbeddingADAMParameters LoadTPUEmbeddingAdadeltaParameters
+    LoadTPUEmbeddingAdagradMomentumParameters LoadTPUEmbeddingAdagradParameters
+    LoadTPUEmbeddingCenteredRMSPropParameters LoadTPUEmbeddingFTRLParameters
+    LoadTPUEmbeddingFrequencyEstimatorParameters LoadTPUEmbeddingMDLAdagradLightParameters
+    LoadTPUEmbeddingMomentumParameters LoadTPUEmbeddingProximalAdagradParameters
+    LoadTPUEmbeddingProximalYogiParameters LoadTPUEmbeddingRMSPropParameters
+    LoadTPUEmbeddingStochasticGradientDescentParameters OutfeedDequeue OutfeedDequeueTuple
+    OutfeedDequeueTupleV2 OutfeedDequeueV2 OutfeedEnqueue OutfeedEnqueueTuple Prelinearize
+    PrelinearizeTuple ReadVariableXlaSplitND RecvTPUEmbeddingActivations
+    RetrieveTPUEmbeddingADAMParameters RetrieveTPUEmbeddingAdadeltaParameters
+    RetrieveTPUEmbeddingAdagradMomentumParameters RetrieveTPUEmbeddingAdagradParameters
+    RetrieveTPUEmbeddingCenteredRMSPropParameters RetrieveTPUEmbeddingFTRLParameters
+    RetrieveTPUEmbeddingFrequencyEstimatorParameters
+    RetrieveTPUEmbeddingMDLAdagradLightParameters RetrieveTPUEmbeddingMomentumParameters
+    RetrieveTPUEmbeddingProximalAdagradParameters RetrieveTPUEmbeddingProximalYogiParameters
+    RetrieveTPUEmbeddingRMSPropParameters
+    RetrieveTPUEmbeddingStochasticGradientDescentParameters SendTPUEmbeddingGradients
+    ShutdownDistributedTPU SortListOfSparseCoreCooTensors StoreMinibatchStatisticsInFdo
+    TPUAnnotateTensorsWithDynamicShape TPUCompilationResult TPUCompile TPUCompileSucceededAssert
+    TPUCopyWithDynamicShape TPUDummyInput TPUEmbeddingActivations TPUExecute
+    TPUExecuteAndUpdateVariables TPUOrdinalSelector TPUPartitionedCall TPUPartitionedInput
+    TPUPartitionedInputV2 TPUPartitionedOutput TPUPartitionedOutputV2 TPUReplicateMetadata
+    TPUReplicatedInput TPUReplicatedOutput TPUReshardVariables TPURoundRobin TpuHandleToProtoKey
+    WorkerHeartbeat XlaAllReduce XlaBroadcastHelper XlaClusterOutput XlaConcatND XlaConv
+    XlaConvV2 XlaDequantize XlaDot XlaDotV2 XlaDynamicSlice XlaDynamicUpdateSlice XlaEinsum
+    XlaGather XlaHostCompute XlaIf XlaKeyValueSort XlaOptimizationBarrier XlaPad XlaRecv
+    XlaRecvFromHost XlaRecvTPUEmbeddingActivations XlaRecvTPUEmbeddingActivationsV2
+    XlaRecvTPUEmbeddingDeduplicationData XlaRecvTPUEmbeddingDeduplicationDataV2 XlaReduce
+    XlaReducePrecision XlaReduceScatter XlaReduceWindow XlaRemoveDynamicDimensionSize
+    XlaReplicaId XlaRngBitGenerator XlaScatter XlaSelectAndScatter XlaSelfAdjointEig XlaSend
+    XlaSendTPUEmbeddingGradients XlaSendTPUEmbeddingGradientsV2 XlaSendToHost XlaSetBound
+    XlaSetDynamicDimensionSize XlaSharding XlaSort XlaSparseActivationsUnstack
+    XlaSparseCoreAdagrad XlaSparseCoreAdagradMomentum XlaSparseCoreAdam XlaSparseCoreFtrl
+    XlaSparseCoreSgd XlaSparseDenseMatmul
+    XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradAndCsrInput
+    XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdagradMomentumAndCsrInput
+    XlaSparseDenseMatmulCustomCombinerOnTcGradWithAdamAndCsrInput
+    XlaSparseDenseMatmulCustomCombinerOnTcGradWithCsrInput
+    XlaSparseDenseMatmulCustomCombinerOnTcGradWithFtrlAndCsrInput
+    XlaSparseDenseMatmulCustomCombinerOnTcGradWithSgdAndCsrInput
+    XlaSparseDenseMatmulCustomCombinerOnTcWithCsrInput
+    XlaSparseDenseMatmulGradWithAdagradAndCsrInput
+    XlaSparseDenseMatmulGradWithAdagradAndStaticBufferSize
+    XlaSparseDenseMatmulGradWithAdagradMomentumAndCsrInput
+    XlaSparseDenseMatmulGradWithAdagradMomentumAndStaticBufferSize
+    XlaSparseDenseMatmulGradWithAdamAndCsrInput
+    XlaSparseDenseMatmulGradWithAdamAndStaticBufferSize XlaSparseDenseMatmulGradWithCsrInput
+    XlaSparseDenseMatmulGradWithFtrlAndCsrInput
+    XlaSparseDenseMatmulGradWithFtrlAndStaticBufferSize
+    XlaSparseDenseMatmulGradWithSgdAndCsrInput
+    XlaSparseDenseMatmulGradWithSgdAndStaticBufferSize XlaSparseDenseMatmulWithCsrInput
+    XlaSparseDenseMatmulWithStaticBufferSize XlaSparseGradientsStack XlaSplitND
+    XlaSpmdFullToShardShape XlaSpmdShardToFullShape XlaSvd XlaVariadicReduce XlaVariadicReduceV2
+    XlaVariadicSort XlaWhile
+""",
+    # 364 ops
+    "internal": """
+    A Attr AttrBool AttrBoolList AttrDefault AttrEmptyListDefault AttrEnum AttrEnumList
+    AttrFloat AttrListDefault AttrListMin AttrListTypeDefault AttrMin AttrPartialShape
+    AttrPartialShapeList AttrShape AttrShapeList AttrTypeDefault AudioMicrofrontend B Binary
+    CollateTPUEmbeddingMemory ComplexStruct ComputeDedupDataSize ComputeDedupDataSizeV2
+    ComputeDedupDataTupleMask ComputeDedupDataTupleMaskV2 ConfigureAndInitializeGlobalTPU
+    ConfigureTPUEmbeddingHost ConfigureTPUEmbeddingMemory ConnectTPUEmbeddingHosts
+    ConstructionFails CopyOp CustomAggregator DefaultAttrs DevicePlacementOp DtypeWithDefaultOp
+    EnqueueTPUEmbeddingBatch ExecuteTPUEmbeddingPartitioner Fact FinalizeTPUEmbedding
+    FinalizeTPUEmbeddingV2 FiveFloatOutputs FloatInput FloatOutput FloatOutputStringOutput Foo1
+    Foo2 Foo3 FuncAttr FuncListAttr GetDeadline GetTpuTaskId GraphDefVersion HostConst
+    InPolymorphicTwice Int64Output IntAttr IntInput IntInputFloatInput IntInputIntOutput
+    IntOutput IntOutputFloatOutput IsResourceHandleRefCounting IsTensorFloat32Enabled
+    KernelLabel KernelLabelRequired KthOrderStatistic ListInput ListOutput
+    LoadAllTPUEmbeddingParameters MakeUnique MakeWeakResourceHandle MergeDedupData MixedStruct
+    NInPolymorphicTwice NInTwice NInTwoTypeVariables NIntsIn NIntsOut NIntsOutDefault
+    NPolymorphicIn NPolymorphicOut NPolymorphicOutDefault NPolymorphicRestrictIn
+    NPolymorphicRestrictOut Namespace>TestStringOutput NegTrain None Old OpWithDefaultAttr
+    OpWithFutureDefaultAttr OutT OutTypeList OutTypeListRestrict Polymorphic
+    PolymorphicDefaultOut PolymorphicOut QuantizedConcatV2 RefIn RefInputFloatInput
+    RefInputFloatInputIntOutput RefInputIntInput RefOut RefOutput RefOutputFloatOutput Relayout
+    RelayoutLike RequiresOlderGraphVersion ReservedAttr ReservedInput ResourceCreateOp
+    ResourceInitializedOp ResourceUsingOp Restrict RetrieveAllTPUEmbeddingParameters RiscAbs
+    RiscAdd RiscBinaryArithmetic RiscBinaryComparison RiscBitcast RiscBroadcast RiscCast
+    RiscCeil RiscCholesky RiscConcat RiscCondition RiscConv RiscCos RiscDiv RiscDot RiscExp
+    RiscFft RiscFloor RiscGather RiscImag RiscIsFinite RiscLog RiscLogicalAnd RiscLogicalNot
+    RiscLogicalOr RiscMax RiscMin RiscMul RiscNeg RiscPad RiscPool RiscPow RiscRandomUniform
+    RiscReal RiscReduce RiscRem RiscReshape RiscReverse RiscScatter RiscShape RiscSign RiscSlice
+    RiscSort RiscSqueeze RiscSub RiscTranspose RiscTriangularSolve RiscUnary RiscWhile
+    ShutdownTPUSystem Simple SimpleStruct SleepIdentityOp SleepOp SplitDedupData
+    StochasticCastToInt StringListAttr StubResourceHandleOp TestAttr TestStringOutput TopKUnique
+    TopKWithUnique TwoFloatInputs TwoFloatInputsFloatOutput TwoFloatInputsIntOutput
+    TwoFloatOutputs TwoIntInputs TwoIntOutputs TwoRefsIn TypeList TypeListRestrict TypeListTwice
+    Unary UpdateTaskIdAndGlobalCoreArray _Arg _ArrayToList _ConfigureDistributedTPU _DeviceArg
+    _DeviceRetval _DisconnectHostFromDistributedTPUSystem _EagerConst _FusedBatchNormEx
+    _FusedBatchNormGradEx _FusedConv2D _FusedConv3D _FusedDepthwiseConv2dNative _FusedMatMul
+    _FusedQuantizedConv2D _FusedQuantizedDepthwiseConv2D _HostCast _HostRecv _HostSend _If
+    _InitializeHostForDistributedTPU _ListToArray _MklAvgPool _MklAvgPool3D _MklAvgPool3DGrad
+    _MklAvgPoolGrad _MklBatchMatMul _MklBatchMatMulV2 _MklConcat _MklConcatV2
+    _MklConjugateTranspose _MklConv2D _MklConv2DBackpropFilter _MklConv2DBackpropFilterWithBias
+    _MklConv2DBackpropInput _MklConv2DWithBias _MklConv3D _MklConv3DBackpropFilterV2
+    _MklConv3DBackpropInputV2 _MklDepthwiseConv2dNative _MklDepthwiseConv2dNativeBackpropFilter
+    _MklDepthwiseConv2dNativeBackpropInput _MklDequantize _MklEinsum _MklElu _MklEluGrad
+    _MklFusedBatchMatMulV2 _MklFusedBatchNorm _MklFusedBatchNormEx _MklFusedBatchNormGrad
+    _MklFusedBatchNormGradV2 _MklFusedBatchNormGradV3 _MklFusedBatchNormV2 _MklFusedBatchNormV3
+    _MklFusedConv2D _MklFusedDepthwiseConv2dNative _MklFusedInstanceNorm _MklFusedMatMul
+    _MklFusedMish _MklLayerNorm _MklLeakyRelu _MklLeakyReluGrad _MklMatMul _MklMaxPool
+    _MklMaxPool3D _MklMaxPool3DGrad _MklMaxPoolGrad _MklNativeAvgPool _MklNativeAvgPool3D
+    _MklNativeAvgPool3DGrad _MklNativeAvgPoolGrad _MklNativeConv2D
+    _MklNativeConv2DBackpropFilter _MklNativeConv2DBackpropFilterWithBias
+    _MklNativeConv2DBackpropInput _MklNativeConv2DWithBias _MklNativeConv3D
+    _MklNativeConv3DBackpropFilterV2 _MklNativeConv3DBackpropInputV2
+    _MklNativeDepthwiseConv2dNative _MklNativeDepthwiseConv2dNativeBackpropFilter
+    _MklNativeDepthwiseConv2dNativeBackpropInput _MklNativeFusedBatchNorm
+    _MklNativeFusedBatchNormEx _MklNativeFusedBatchNormGrad _MklNativeFusedBatchNormGradV2
+    _MklNativeFusedBatchNormGradV3 _MklNativeFusedBatchNormV2 _MklNativeFusedBatchNormV3
+    _MklNativeFusedConv2D _MklNativeFusedConv3D _MklNativeFusedDepthwiseConv2dNative
+    _MklNativeFusedMatMul _MklNativeMaxPool _MklNativeMaxPool3D _MklNativeMaxPool3DGrad
+    _MklNativeMaxPoolGrad _MklNativePadWithConv2D _MklNativePadWithFusedConv2D
+    _MklNativeSparseMatrixMatMul _MklPadWithConv2D _MklPadWithFusedConv2D _MklQuantizeV2
+    _MklQuantizedAvgPool _MklQuantizedConcatV2 _MklQuantizedConv2D _MklQuantizedConv2DAndRelu
+    _MklQuantizedConv2DAndReluAndRequantize _MklQuantizedConv2DAndRequantize
+    _MklQuantizedConv2DPerChannel _MklQuantizedConv2DWithBias _MklQuantizedConv2DWithBiasAndRelu
+    _MklQuantizedConv2DWithBiasAndReluAndRequantize _MklQuantizedConv2DWithBiasAndRequantize
+    _MklQuantizedConv2DWithBiasSignedSumAndReluAndRequantize
+    _MklQuantizedConv2DWithBiasSumAndRelu _MklQuantizedConv2DWithBiasSumAndReluAndRequantize
+    _MklQuantizedDepthwiseConv2D _MklQuantizedDepthwiseConv2DWithBias
+    _MklQuantizedDepthwiseConv2DWithBiasAndRelu
+    _MklQuantizedDepthwiseConv2DWithBiasAndReluAndRequantize _MklQuantizedMatMulWithBias
+    _MklQuantizedMatMulWithBiasAndDequantize _MklQuantizedMatMulWithBiasAndRelu
+    _MklQuantizedMatMulWithBiasAndReluAndRequantize _MklQuantizedMatMulWithBiasAndRequantize
+    _MklQuantizedMaxPool _MklRelu _MklRelu6 _MklRelu6Grad _MklReluGrad _MklSoftmax _MklSwish
+    _MklTanh _MklTanhGrad _MklTranspose _NcclBroadcastRecv _NcclBroadcastSend _NcclReduceRecv
+    _NcclReduceSend _ParallelConcatStart _ParallelConcatUpdate _QuantizedMatMul
+    _QuantizedMaxPool3D _ReadVariablesOp _Recv _Retval _ScopedAllocator _ScopedAllocatorConcat
+    _ScopedAllocatorSplit _Send _SetGlobalTPUArray _ShutdownDistributedTPU _SwitchN
+    _TPUCompileMlir _TPUReplicate _TensorToHashBucketFast _UnaryOpsComposition _VarHandlesOp
+    _WaitForDistributedTPU _While _XlaAotOnlyVarHandleOp _XlaCompile
+    _XlaCompileMlirPlaceholderProgramKey _XlaHostComputeMlir _XlaMerge _XlaRecvAtHost
+    _XlaRecvAtHostV2 _XlaRun _XlaSendFromHost _XlaSendFromHostV2
+    __MklDummyConv2DBackpropFilterWithBias __MklDummyConv2DWithBias __MklDummyPadWithConv2D
+    __MklDummyPadWithFusedConv2D
+""",
+}
+DENIED = {op: reason for reason, ops in _DENIED.items() for op in ops.split()}

@@ -22,9 +22,6 @@ class AdminClient:
     def latency(self, method: str, milliseconds: float) -> None:
         self._send("POST", "/_emulator/faults", {"method": method, "latency_ms": milliseconds})
 
-    def clear_faults(self) -> None:
-        self._send("DELETE", "/_emulator/faults")
-
     def config(
         self, *, operation_polls: int | None = None, quota_per_minute: Any = _UNSET
     ) -> dict[str, Any]:

@@ -20,22 +20,6 @@ STATUS_NAMES: dict[int, str] = {
     504: "DEADLINE_EXCEEDED",
 }
 
-# gRPC numeric codes, used inside a failed long-running operation's `error` field.
-GRPC_CODES: dict[str, int] = {
-    "CANCELLED": 1,
-    "UNKNOWN": 2,
-    "INVALID_ARGUMENT": 3,
-    "DEADLINE_EXCEEDED": 4,
-    "NOT_FOUND": 5,
-    "ALREADY_EXISTS": 6,
-    "PERMISSION_DENIED": 7,
-    "RESOURCE_EXHAUSTED": 8,
-    "FAILED_PRECONDITION": 9,
-    "ABORTED": 10,
-    "INTERNAL": 13,
-    "UNAVAILABLE": 14,
-    "UNAUTHENTICATED": 16,
-}
 
 
 class ApiError(Exception):

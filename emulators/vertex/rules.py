@@ -1,7 +1,7 @@
 """Vertex AI Model Registry input rules, enforced the way the real service does (400 on violation).
 
 Sources: aiplatform_v1 `types/model.py` / `model_service.py` field docs and the Model Registry
-documentation (see /work/shared/reference/vertex.md). Where Vertex's exact behaviour is not
+documentation (emulators/vertex/README.md lists each rule's public source). Where Vertex's exact behaviour is not
 documented the stricter reading is taken and the docstring says so.
 """
 

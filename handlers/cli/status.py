@@ -22,10 +22,6 @@ class UploadStatus:
     live_generation: int | None  # the object's current generation (.keras only)
 
     @property
-    def newest(self) -> dict[str, Any] | None:
-        return self.records[0] if self.records else None
-
-    @property
     def live_unprocessed(self) -> bool:
         """The live .keras generation has no record yet (no event seen, or still queued)."""
         if self.live_generation is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,11 +17,6 @@ class TensorInfo:
         dims = ",".join("?" if d is None else str(d) for d in self.shape)
         return f"{self.name}:{self.dtype}[{dims}]"
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TensorInfo:
-        shape = tuple(None if d is None else int(d) for d in data["shape"])
-        return cls(name=str(data["name"]), dtype=str(data["dtype"]), shape=shape)
-
 
 @dataclass(frozen=True)
 class ValidationReport:
@@ -31,6 +26,10 @@ class ValidationReport:
     outputs: tuple[TensorInfo, ...]
     smoke_test: str  # "passed" or "skipped: <why>"
     notes: tuple[str, ...] = ()
+    # Containment layers of the worker that validated this upload, e.g. {"non_dumpable_parent":
+    # true, "rlimits": true, "no_new_privs": true, "landlock": "abi 7", "caps_dropped": true,
+    # "seccomp": true}; a layer the platform lacks is false, with why under "unavailable".
+    sandbox_layers: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def record(self) -> dict[str, Any]:
         """The `validation` section of the upload's record."""

@@ -7,6 +7,11 @@
     registrar rollback NAME [--alias ALIAS]
     registrar status gs://BUCKET/models/x/v3/model.keras
     registrar verify NAME[@VERSION]
+    registrar deploy NAME@VERSION|NAME@ALIAS --endpoint E [--traffic N] [--machine-type T] [--no-wait]
+    registrar traffic E [DEPLOYMENT=PERCENT ...]
+    registrar undeploy NAME@VERSION|DEPLOYED_MODEL_ID --endpoint E [--force] [--no-wait]
+    registrar rollback --endpoint E [--no-wait]
+    registrar operation OPERATION [--wait]
 
 Settings come from the function's environment variables (`Settings.from_env`, emulators included);
 every option also reads an environment variable (shown in `--help`). Exit codes: see
@@ -24,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from handlers.cli import commands as cli_commands
+from handlers.cli import deploy as cli_deploy
 from handlers.cli.output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
 from handlers.errors import PermanentError, SettingsError, TransientError
 from handlers.logs import LOGGER_NAME, JsonFormatter
@@ -46,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _logs(verbose=args.verbose):
         try:
             settings = _settings(env, args)
-            return cli_commands.COMMANDS[args.command](cli_commands.Context(settings, out, args))
+            run = {**cli_commands.COMMANDS, **cli_deploy.COMMANDS}[args.command]
+            return run(cli_commands.Context(settings, out, args))
         except CliError as exc:
             return _fail(out, str(exc), exc.exit_code)
         except SettingsError as exc:
@@ -97,8 +104,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     promote = command("promote", "point an alias (default: `default`) at a version")
     promote.add_argument("ref", metavar="NAME@VERSION")
-    rollback = command("rollback", "move an alias back to the version that held it before")
-    rollback.add_argument("name", metavar="NAME")
+    rollback = command(
+        "rollback",
+        "move an alias back to the version that held it before; with --endpoint E, send the "
+        "endpoint's traffic back to what served before its newest deployment and undeploy that",
+    )
+    rollback.add_argument("name", metavar="NAME", nargs="?")
     for sub in (promote, rollback):
         sub.add_argument(
             "--alias",
@@ -111,6 +122,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     command("verify", "re-hash registered artifacts against their records").add_argument(
         "ref", metavar="NAME[@VERSION|@ALIAS]"
     )
+    cli_deploy.add_commands(command, env, rollback=rollback)
     return parser
 
 

@@ -1,0 +1,201 @@
+"""Deploying registered versions: the serving-image check, the shape of a new deployment, and the
+function's optional canary (`DEPLOY_ENDPOINT`, `DEPLOY_TRAFFIC`).
+
+The canary is *started*, never waited for: a function run lasts at most 540 s and a Vertex
+deployment often takes longer. The record of the upload notes the started operation
+(`deployment.operation`); `registrar operation NAME --wait` follows it. A failure to start it never
+undoes the registration: the note says what happened and what to run instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from handlers.errors import PermanentError, TransientError
+from handlers.registry.endpoints import (
+    DEFAULT_MACHINE_TYPE,
+    EndpointInfo,
+    EndpointRegistry,
+    make_endpoint_registry,
+    split_with_new,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from handlers.settings import Settings
+
+_LOG = logging.getLogger(__name__)
+WARN_DAYS = 90  # a serving image this close to its end of availability is deployed with a warning
+CANARY_ENDPOINT_TIMEOUT = 60.0  # creating the endpoint (metadata only) inside a function run
+
+# Fallback until handlers/validation/scan/ provides `serving_image_eol(image)` (another change in
+# flight): end of availability of Vertex's prebuilt TensorFlow serving images, by TF version.
+_SERVING_EOL = {"2-15": date(2027, 1, 14)}
+_PREBUILT_TF = re.compile(
+    r"(?:^|/)(?:vertex-ai|cloud-aiplatform)/prediction/tf2-(?:cpu|gpu)\.(?P<version>\d+-\d+)"
+    r"(?::|@|$)"
+)
+
+
+def serving_image_eol(image: str) -> date | None:
+    """End of availability of a prebuilt Vertex TF serving image; None when not known."""
+    match = _PREBUILT_TF.search(image)
+    return _SERVING_EOL.get(match.group("version")) if match else None
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    image: str
+    eol: date | None
+    ok: bool
+    message: str
+    warn: bool = False  # ok, but close to its end of availability
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "eol": self.eol, "ok": self.ok, "message": self.message}
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def check_serving_image(image: str, today: date | None = None) -> ImageCheck:
+    """Refuse (ok=False) an image past its end of availability; warn within `WARN_DAYS`."""
+    today = today or _today()
+    eol = serving_image_eol(image)
+    if eol is None:
+        return ImageCheck(image, None, True, f"{image}: no end-of-availability date known")
+    if today > eol:
+        return ImageCheck(
+            image,
+            eol,
+            False,
+            f"serving image {image} reached its end of availability on {eol.isoformat()}: "
+            "Vertex no longer supports deploying it. Register the model again with a current "
+            "SERVING_CONTAINER_IMAGE_URI and deploy that version.",
+        )
+    left = (eol - today).days
+    note = f"{image} is available until {eol.isoformat()}"
+    if left <= WARN_DAYS:
+        note += f" ({left} days left: move to a newer serving image soon)"
+    return ImageCheck(image, eol, True, note, warn=left <= WARN_DAYS)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Machines for a new deployment."""
+
+    machine_type: str = DEFAULT_MACHINE_TYPE
+    accelerator: tuple[str, int] | None = None
+    max_replicas: int = 1
+    copied_from: str | None = None  # the deployed model id whose machines are copied
+
+
+def shape_for(endpoint: EndpointInfo, machine_type: str | None = None) -> Shape:
+    """A canary runs on the machines of what serves now (the deployment with the most traffic),
+    so the two compare fairly; `machine_type` overrides; an empty endpoint gets the default."""
+    serving = sorted(
+        (d for d in endpoint.deployed if d.machine_type),
+        key=lambda d: (endpoint.share(d.id), d.create_time or datetime.min),
+    )
+    if not serving:
+        return Shape(machine_type or DEFAULT_MACHINE_TYPE)
+    template = serving[-1]
+    if machine_type and machine_type != template.machine_type:
+        return Shape(machine_type)
+    accelerator = None
+    if template.accelerator:
+        kind, _, count = template.accelerator.rpartition(" x")
+        accelerator = (kind, int(count))
+    return Shape(template.machine_type, accelerator, max(template.max_replicas, 1), template.id)
+
+
+def deployed_display_name(display_name: str, version_id: str) -> str:
+    return f"{display_name} v{version_id}"[:128]
+
+
+# ---- the function's canary ---------------------------------------------------------------------
+_shared: dict[tuple[str, str, str | None], EndpointRegistry] = {}
+_shared_lock = threading.Lock()
+
+
+def _registry(settings: Settings) -> EndpointRegistry:
+    key = (settings.project, settings.location, settings.vertex_emulator_host)
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = make_endpoint_registry(settings)
+        return _shared[key]
+
+
+def start_canary(
+    settings: Settings,
+    *,
+    model: str,
+    version_id: str,
+    display_name: str,
+    serving_image: str,
+    registry: EndpointRegistry | None = None,
+    today: date | None = None,
+    clock: Callable[[], str] | None = None,
+) -> dict[str, Any] | None:
+    """With `DEPLOY_ENDPOINT` set: start deploying `model@version_id` there with `DEPLOY_TRAFFIC`
+    percent (the rest keeps its proportions) and return the note for the upload's record; None
+    when the setting is off. Call it only for a version that just became the default."""
+    if not settings.deploy_endpoint:
+        return None
+    from handlers.gcs.records import now_iso
+
+    version_name = f"{model}@{version_id}"
+    note: dict[str, Any] = {
+        "endpoint": settings.deploy_endpoint,
+        "version": version_name,
+        "traffic_percent": settings.deploy_traffic,
+    }
+    try:
+        image = check_serving_image(serving_image, today)
+        if not image.ok:
+            return {**note, "state": "skipped", "reason": image.message}
+        endpoints = registry or _registry(settings)
+        endpoint, created = endpoints.ensure_endpoint(
+            settings.deploy_endpoint, timeout=CANARY_ENDPOINT_TIMEOUT
+        )
+        note.update(endpoint=endpoint.name, endpoint_created=created)
+        if endpoint.of_version(model, version_id):
+            return {**note, "state": "skipped", "reason": "this version is already deployed there"}
+        split = split_with_new(
+            endpoint.traffic, [d.id for d in endpoint.deployed], settings.deploy_traffic
+        )
+        shape = shape_for(endpoint)
+        operation = endpoints.deploy(
+            endpoint.name,
+            version_name,
+            traffic_split=split,
+            display_name=deployed_display_name(display_name, version_id),
+            machine_type=shape.machine_type,
+            accelerator=shape.accelerator,
+            max_replicas=shape.max_replicas,
+        )
+    except (PermanentError, TransientError) as exc:
+        _LOG.warning("canary deployment of %s not started: %s", version_name, exc)
+        return {
+            **note,
+            "state": "failed",
+            "error": {"code": exc.code, "message": str(exc)},
+            "retry_with": f"registrar deploy {display_name}@{version_id} --endpoint "
+            f"{settings.deploy_endpoint} --traffic {settings.deploy_traffic}",
+        }
+    return {
+        **note,
+        "state": "started",
+        "operation": operation.name,
+        "traffic_split": {("new" if k == "0" else k): v for k, v in split.items()},
+        "machine_type": shape.machine_type,
+        "started": (clock or now_iso)(),
+        "follow_with": f"registrar operation {operation.name} --wait",
+    }

@@ -72,7 +72,8 @@ def version_request(
     provenance = (
         f"Registered by {MANAGED_BY} from {upload.uri} (generation {upload.generation}, "
         f"{len(upload.members)} file(s)), sha256 {published.source_digest}. "
-        f"Validation: {validation.summary()}. serving_default {signature}."
+        + (f"Version from the path: {version_hint}. " if version_hint else "")
+        + f"Validation: {validation.summary()}. serving_default {signature}."
     )
     user_text = metadata.get("description", "").strip()
     description = f"{user_text}\n\n{provenance}" if user_text else provenance

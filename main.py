@@ -62,7 +62,13 @@ if SETTINGS.use_asgi:
             raise HTTPException(503, detail=f"retry later: {exc.code}") from exc
 
 else:
+    from werkzeug.exceptions import ServiceUnavailable
 
     @functions_framework.cloud_event
     def register_model(cloud_event: CloudEvent) -> None:
-        _get_pipeline().handle(*_unpack(cloud_event))
+        try:
+            _get_pipeline().handle(*_unpack(cloud_event))
+        except TransientError as exc:
+            # As above: a plain 503, no framework traceback, so the failed delivery is one log
+            # entry (the `failed` line) and the failures metric counts it once.
+            raise ServiceUnavailable(f"retry later: {exc.code}") from exc

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 
 import pytest
 
@@ -122,3 +123,20 @@ def test_pubsub_notification_for_another_event_type_is_ignored(
     payload["message"]["attributes"]["eventType"] = "OBJECT_DELETE"
     assert function_client.post("/", data=json.dumps(payload), headers=headers).status_code == 200
     assert vertex.models() == []
+
+
+@pytest.mark.parametrize("asgi", [True, False], ids=["asgi", "flask"])
+def test_a_failed_delivery_is_one_503_without_a_framework_traceback(
+    asgi: bool, function_client, wsgi_function_client, bucket, vertex, models, caplog
+) -> None:
+    """Both servers answer a transient failure with a plain 503 and log it once (the pipeline's
+    `failed` line), so the failures metric counts one failed delivery once."""
+    client = function_client if asgi else wsgi_function_client
+    resource = bucket.upload(models.keras_b, f"models/one-line-{asgi}/v1/model.keras")
+    vertex.fault("UploadModel", count=6, status=503)  # outlasts the in-process retries
+    with caplog.at_level(logging.ERROR):
+        assert deliver(client, resource) == 503
+    failed = [r for r in caplog.records if getattr(r, "json_fields", {}).get("outcome") == "failed"]
+    assert len(failed) == 1
+    tracebacks = [r for r in caplog.records if "Exception on" in r.getMessage() or r.exc_info]
+    assert tracebacks == []

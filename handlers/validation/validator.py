@@ -1,26 +1,33 @@
 """Safe validation of untrusted models: static scan -> sandboxed load -> smoke test -> export.
 
 This module never imports TensorFlow or Keras; that happens only in the sandboxed worker process
-(`handlers.validation.sandbox.worker`). Every failure is `Rejected` with a specific code.
+(`handlers.validation.sandbox.worker`). Every failure is `Rejected` with a specific code and a
+message in our words (`handlers.validation.sandbox.reasons`); what the loader itself said goes to
+the function's log only.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from pathlib import Path
 from typing import Any
 
 from handlers.errors import Rejected
+from handlers.logs import get_logger, log
 from handlers.settings import Settings
 from handlers.validation.report import TensorInfo, ValidationReport
+from handlers.validation.sandbox import reasons
 from handlers.validation.sandbox.process import Sandbox, default_memory_mb
+from handlers.validation.sandbox.protocol import DETAIL_LIMIT
 from handlers.validation.scan.keras import scan_keras_file
 from handlers.validation.scan.savedmodel import scan_saved_model_dir
 
 __all__ = ["TensorInfo", "ValidationReport", "Validator", "get_validator"]
 
 EXPORT_DIRNAME = "saved_model"
+_logger = get_logger(__name__)
 
 
 class Validator:
@@ -81,14 +88,22 @@ class Validator:
         answer = self.sandbox.request(payload, what=what)
         if answer.get("ok"):
             return answer
-        code = str(answer.get("code") or "load_failed")
-        detail = str(answer.get("message") or "")[:800]
-        raise Rejected(
-            _MESSAGES.get(code, _MESSAGES["load_failed"]).format(what, detail), code=code
+        # The record gets our words only; the loader's (which can quote the model) the log.
+        detail = str(answer.get("message") or "")[:DETAIL_LIMIT]
+        code, message = reasons.compose(
+            answer.get("code"), what, answer.get("facts"), logged=bool(detail)
         )
+        log(
+            _logger,
+            logging.WARNING,
+            f"{what}: rejected in the sandbox ({code}); the loader said: {detail}",
+            reason=code,
+            loader_detail=detail,
+        )
+        raise Rejected(message, code=code)
 
-    @staticmethod
     def _report(
+        self,
         kind: Any,
         directory: Path,
         answer: dict[str, Any],
@@ -96,45 +111,37 @@ class Validator:
         outputs: tuple[TensorInfo, ...],
         notes: tuple[str, ...],
     ) -> ValidationReport:
-        smoke = str(answer.get("smoke", "skipped: no result"))
-        return ValidationReport(kind, directory, inputs, outputs, smoke, tuple(notes))
+        layers = self.sandbox.layers
+        return ValidationReport(
+            kind,
+            directory,
+            inputs,
+            outputs,
+            reasons.smoke_text(answer),
+            (*notes, _layers_note(layers)),
+            sandbox_layers=layers,
+        )
 
 
-_MESSAGES = {
-    "load_failed": (
-        "Loading {0} with safe settings failed: {1}. Expected a model that loads with "
-        "keras.saving.load_model(path, safe_mode=True, compile=False) or tf.saved_model.load "
-        "without custom code; re-save it with built-in layers only."
-    ),
-    "smoke.non_finite": (
-        "A test prediction with {0} on all-zero inputs produced NaN or infinity ({1}). Check the "
-        "weights (training diverged?) before uploading again."
-    ),
-    "smoke.bad_shape": (
-        "A test prediction with {0} returned a different shape than its serving signature "
-        "declares ({1}). Re-export with a signature that matches the outputs."
-    ),
-    "export.mismatch": (
-        "The SavedModel exported from {0} does not reproduce the Keras model's outputs on the "
-        "same input ({1}), so it would not serve the model that was uploaded. Re-save the model "
-        "with built-in layers only, or upload a SavedModel instead."
-    ),
-    "savedmodel.not_servable": (
-        "{0} loads with tf.saved_model.load but not the way TF Serving (Vertex's prebuilt "
-        "TensorFlow containers) loads it: MetaGraph tagged 'serve', variables restored through "
-        "its saver ({1}); every prediction would fail. A Keras 3 model saved with "
-        "tf.saved_model.save(model) does this: export it with model.export(dir) instead, or "
-        "upload the .keras file and let the registrar export it."
-    ),
-    "savedmodel.missing_serving_default": (
-        "{0} has no usable 'serving_default' signature after loading ({1}). Export with "
-        "tf.saved_model.save(model, dir, signatures={{'serving_default': f}})."
-    ),
-    "sandbox.out_of_memory": (
-        "The sandboxed loader ran out of memory while loading {0} ({1}). Use a larger instance "
-        "(VALIDATION_MEMORY_MB) or a smaller model."
-    ),
-}
+def _layers_note(layers: dict[str, Any]) -> str:
+    """One line for the record's notes, e.g. "sandbox: seccomp, landlock abi 7, ...; missing: ..."."""
+    names = {
+        "non_dumpable_parent": "non-dumpable parent",
+        "rlimits": "rlimits",
+        "no_new_privs": "no_new_privs",
+        "caps_dropped": "capabilities dropped",
+        "landlock": "landlock",
+        "seccomp": "seccomp",
+    }
+    held = [
+        f"{label} {layers[key]}" if isinstance(layers.get(key), str) else label
+        for key, label in names.items()
+        if layers.get(key)
+    ]
+    missing = [label for key, label in names.items() if not layers.get(key)]
+    note = "sandbox: " + (", ".join(held) or "no layers")
+    return note + (f"; missing: {', '.join(missing)}" if missing else "")
+
 
 _shared: Validator | None = None
 _shared_lock = threading.Lock()

@@ -1,10 +1,13 @@
 """Parent side of the sandboxed loader: one reusable worker process speaking JSON lines.
 
 The worker (`handlers.validation.sandbox.worker`) gets a scrubbed environment, a private temp dir (removed
-when it stops), its own session (so a timeout kills the whole process group) and resource limits
-it applies to itself. A crash, timeout or out-of-memory becomes `Rejected(sandbox.*)` and the worker
-is replaced on next use; it is also recycled after `max_uses` requests or when its RSS grows past
-half the memory budget.
+when it stops), its own session (so a timeout kills the whole process group), and resource limits
+and confinement it applies to itself (`confine`: it may write only beneath its private dir, so an
+export is written there and moved to where the caller asked, and a source it may delete is moved
+in first). A crash, timeout or out-of-memory becomes `Rejected(sandbox.*)` and the worker is
+replaced on next use; it is also recycled after `max_uses` requests or when its RSS grows past
+half the memory budget. Before starting one, this process makes itself non-dumpable
+(`handlers.hardening`). What the worker prints goes to the function's log only, never a record.
 """
 
 from __future__ import annotations
@@ -23,8 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from handlers.errors import Rejected, TransientError
+from handlers.hardening import harden_function_process, is_dumpable
 from handlers.logs import get_logger
-from handlers.validation.sandbox.protocol import MEMORY_ENV, OUT_OF_MEMORY, TEST_HOOKS_ENV
+from handlers.validation.sandbox.protocol import (
+    DETAIL_LIMIT,
+    MEMORY_ENV,
+    OUT_OF_MEMORY,
+    TEST_HOOKS_ENV,
+    WRITABLE_ENV,
+)
 
 log = get_logger(__name__)
 
@@ -65,11 +75,26 @@ class Sandbox:
         self._buffer = b""
         self._ready = False
         self._started = 0.0
+        self._worker_layers: dict[str, Any] = {}
+        self._parent_hardening: dict[str, Any] | None = None
         self.uses = 0
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc and self._proc.poll() is None else None
+
+    @property
+    def layers(self) -> dict[str, Any]:
+        """The containment layers of the current worker, as it reported them when ready (before
+        it saw any upload), plus this process' own non-dumpable state; a layer the platform
+        lacks is False, with why under "unavailable"."""
+        layers: dict[str, Any] = {"non_dumpable_parent": not is_dumpable(), **self._worker_layers}
+        why = dict(layers.get("unavailable") or {})
+        if not layers["non_dumpable_parent"]:
+            why["non_dumpable_parent"] = (self._parent_hardening or {}).get("why", "not set")
+        if why:
+            layers["unavailable"] = why
+        return layers
 
     def start(self) -> None:
         """Start the worker if none is running; returns at once (TF imports in the background)."""
@@ -77,8 +102,11 @@ class Sandbox:
             if self._proc is not None and self._proc.poll() is None:
                 return
             self.stop()
+            if self._parent_hardening is None:
+                self._parent_hardening = harden_function_process()
             self._home = Path(tempfile.mkdtemp(prefix="registrar-sandbox-", dir=self._temp_dir))
-            (self._home / "tmp").mkdir()
+            for sub in ("tmp", "out", "in"):
+                (self._home / sub).mkdir()
             stderr = (self._home / "worker.log").open("wb")
             self._proc = subprocess.Popen(
                 [sys.executable, "-I", "-c", _BOOT],
@@ -92,6 +120,7 @@ class Sandbox:
             )
             stderr.close()
             self._buffer, self._ready, self.uses = b"", False, 0
+            self._worker_layers = {}
             self._started = time.monotonic()
 
     def request(self, payload: dict[str, Any], *, what: str) -> dict[str, Any]:
@@ -101,21 +130,72 @@ class Sandbox:
             proc = self._proc
             assert proc is not None and proc.stdin is not None
             if not self._ready:
-                self._read(deadline=self._started + _STARTUP_SECONDS, what=what, startup=True)
-                self._ready = True
+                deadline = self._started + _STARTUP_SECONDS
+                self._on_ready(self._read(deadline=deadline, what=what, startup=True), what)
             self.uses += 1
+            payload, staged = self._stage(payload)
             try:
                 proc.stdin.write(json.dumps(payload).encode() + b"\n")
                 proc.stdin.flush()
             except OSError:
                 self._fail("sandbox.crash", what)
             answer = self._read(deadline=time.monotonic() + self.timeout_seconds, what=what)
+            self._unstage(staged, ok=answer.get("ok") is True)
             if answer.get("code") == OUT_OF_MEMORY:
                 self.stop()
             elif self.uses >= self.max_uses or answer.get("rss_mb", 0) > self.memory_mb // 2:
                 log.info("recycling sandbox worker after %d uses", self.uses)
                 self.stop()
             return answer
+
+    def _on_ready(self, hello: dict[str, Any], what: str) -> None:
+        if hello.get("ready") is not True:  # e.g. out of memory importing TensorFlow
+            code = OUT_OF_MEMORY if hello.get("code") == OUT_OF_MEMORY else "sandbox.crash"
+            self._fail(code, what, startup=True)
+        layers = hello.get("layers")
+        self._worker_layers = layers if isinstance(layers, dict) else {}
+        self._ready = True
+        log.info(
+            "sandbox worker %s ready after %.1f s; layers set up in %s ms: %s",
+            hello.get("pid"),
+            time.monotonic() - self._started,
+            hello.get("confine_ms"),
+            json.dumps(self.layers, sort_keys=True)[:DETAIL_LIMIT],
+        )
+
+    def _stage(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
+        """The worker writes only beneath its home: an export goes to a slot there (moved to
+        `export_dir` afterwards) and a source it may delete is moved in first (same file system:
+        a rename; otherwise it stays where it is and is not released)."""
+        assert self._home is not None
+        staged: dict[str, Path] = {}
+        if payload.get("export_dir"):
+            target = Path(payload["export_dir"])
+            slot = Path(tempfile.mkdtemp(dir=self._home / "out"))
+            staged.update(slot=slot, export=slot / target.name, target=target)
+            payload = {**payload, "export_dir": str(slot / target.name)}
+        if payload.get("release_source") and payload.get("path"):
+            source = Path(payload["path"])
+            inbox = Path(tempfile.mkdtemp(dir=self._home / "in"))
+            staged["inbox"] = inbox
+            try:
+                os.rename(source, inbox / source.name)
+                payload = {**payload, "path": str(inbox / source.name)}
+            except OSError:
+                payload = {**payload, "release_source": False}
+        return payload, staged
+
+    @staticmethod
+    def _unstage(staged: dict[str, Path], *, ok: bool) -> None:
+        if ok and "export" in staged and staged["export"].exists():
+            target = staged["target"]
+            if target.exists():
+                shutil.rmtree(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(staged["export"]), str(target))  # a rename on the same file system
+        for key in ("slot", "inbox"):
+            if key in staged:
+                shutil.rmtree(staged[key], ignore_errors=True)
 
     def stop(self) -> None:
         with self._lock:
@@ -144,13 +224,14 @@ class Sandbox:
             KERAS_BACKEND="tensorflow",
             PYTHONPATH=str(_PROJECT_ROOT),
             PYTHONDONTWRITEBYTECODE="1",
+            OPENBLAS_NUM_THREADS="1",  # no BLAS thread before the worker confines itself
             TF_CPP_MIN_LOG_LEVEL="2",
             CUDA_VISIBLE_DEVICES="",
             # No credentials are passed; also point metadata-server lookups at nothing.
             NO_GCE_CHECK="True",
             GCE_METADATA_HOST="127.0.0.1:9",
             GCE_METADATA_IP="127.0.0.1:9",
-            **{MEMORY_ENV: str(self.memory_mb)},
+            **{MEMORY_ENV: str(self.memory_mb), WRITABLE_ENV: str(self._home)},
         )
         if os.environ.get(TEST_HOOKS_ENV) == "1":
             env[TEST_HOOKS_ENV] = "1"
@@ -189,11 +270,20 @@ class Sandbox:
 
     def _fail(self, code: str, what: str, *, startup: bool = False) -> None:
         proc = self._proc
-        tail = self._log_tail().strip().splitlines()[-3:]
+        tail = self._log_tail().strip().splitlines()[-5:]
         if proc is not None:
             _kill_group(proc)
         rc = proc.returncode if proc is not None else None
         self.stop()
+        # The worker's output can quote the model (or what it read): the log, never the record.
+        log.warning(
+            "sandbox worker %s failed (%s, exit status %s) %s; its last output: %s",
+            proc.pid if proc is not None else None,
+            code,
+            rc,
+            "while starting" if startup else f"with {what}",
+            " | ".join(tail)[-DETAIL_LIMIT:],
+        )
         where = "while starting the loader" if startup else f"while loading {what}"
         if code == "sandbox.timeout":
             text = (
@@ -211,8 +301,7 @@ class Sandbox:
                 f"The sandboxed loader crashed {where} (exit status {rc}). TensorFlow could not "
                 "load this artifact safely; check that it was saved by a supported version."
             )
-        if tail:
-            text += " Last loader output: " + " | ".join(line[:200] for line in tail)
+        text += " The loader's own output is in the function's log."
         if startup and code != "sandbox.timeout":
             # No artifact has been sent yet: the environment is at fault, not the upload.
             raise TransientError(text, code=f"{code}_at_startup")

@@ -4,21 +4,40 @@ A leaf module — no TensorFlow, no imports from the rest of `handlers` — so t
 (`worker`, `tf_ops`, `checks`, `keras_load`) can raise `Failure` without importing `worker`, and
 the parent side (`process`) agrees with the worker on the environment names and the reserved
 reason codes.
+
+An answer is one JSON line: `{"ok": true, ...}` or `{"ok": false, "code", "facts", "message"}`.
+Only `code` and the typed `facts` can reach the record and the notification: the parent
+(`reasons.compose`) writes the record's message from a fixed template per code and re-checks every
+fact. `message` is the worker's account for operators — it may quote TensorFlow, and so the
+model (an op's error can echo a file it read, a layer name, a tensor's value) — and goes to the
+function's log only, bounded to `DETAIL_LIMIT` characters.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 TEST_HOOKS_ENV = "REGISTRAR_SANDBOX_TEST_HOOKS"  # only the test-suite's parent process sets it
 MEMORY_ENV = "SANDBOX_MEMORY_MB"
 FSIZE_ENV = "SANDBOX_FSIZE_MB"
+WRITABLE_ENV = "SANDBOX_WRITABLE"  # the one directory the worker may write beneath (Landlock)
 OUT_OF_MEMORY = "sandbox.out_of_memory"
 BAD_REQUEST = "sandbox.bad_request"
 LOAD_FAILED = "load_failed"
+DETAIL_LIMIT = 2048
 
 
 class Failure(Exception):
-    """A check in the worker failed: `code` is the reason code the record will carry."""
+    """A check in the worker failed.
 
-    def __init__(self, code: str, message: str) -> None:
+    `code` is the reason code the record will carry. `message` (the exception's text) is for
+    operators only: the function logs it and never records it. `facts` are what the record's
+    message may quote: names (of signature inputs/outputs, error classes), shapes, counts and
+    words from a fixed vocabulary (e.g. `step="export"`); the parent drops any that break its
+    rules (`handlers.validation.sandbox.reasons`).
+    """
+
+    def __init__(self, code: str, message: str = "", **facts: Any) -> None:
         super().__init__(message)
         self.code = code
+        self.facts = facts

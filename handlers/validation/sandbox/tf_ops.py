@@ -21,9 +21,10 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.saved_model.experimental import TrackableResource
 
+from handlers.validation.sandbox import feeds
 from handlers.validation.sandbox.checks import Reference, check_export, check_upload, skip_reason
 from handlers.validation.sandbox.keras_load import load_keras_model
-from handlers.validation.sandbox.protocol import Failure
+from handlers.validation.sandbox.protocol import LOAD_FAILED, Failure
 
 
 def load_keras(path: str, export_dir: str, *, release_source: bool = False) -> dict[str, Any]:
@@ -35,7 +36,13 @@ def load_keras(path: str, export_dir: str, *, release_source: bool = False) -> d
     `release_source` deletes `path` once the weights are in memory (the caller's throwaway copy,
     RAM on Cloud Functions), so it does not sit next to the export being written.
     """
-    model = load_keras_model(path)
+    try:
+        model = load_keras_model(path)
+    except (Failure, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 Keras' text (it names layers) is for the log only
+        kind = type(exc).__name__
+        raise Failure(LOAD_FAILED, f"{kind}: {exc}", step="load", error=kind) from None
     if release_source:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -64,7 +71,11 @@ def _export_keras(model: Any, export_dir: str) -> tuple[list[Any], list[str]]:
     """
     inputs = getattr(model, "inputs", None)
     if not inputs:
-        raise Failure("load_failed", "the model has no defined inputs (build it with keras.Input)")
+        raise Failure(
+            LOAD_FAILED,
+            "the model has no defined inputs (build it with keras.Input)",
+            step="no_inputs",
+        )
     specs = [
         tf.TensorSpec(tuple(t.shape), tf.as_dtype(t.dtype), name=_safe_name(t.name, f"input_{i}"))
         for i, t in enumerate(inputs)
@@ -78,7 +89,9 @@ def _export_keras(model: Any, export_dir: str) -> tuple[list[Any], list[str]]:
     concrete = serve.get_concrete_function()
     variables = [getattr(v, "value", None) for v in model.variables]
     if not all(isinstance(v, tf.Variable) for v in variables):
-        raise Failure("load_failed", "a model variable is not a TensorFlow variable")
+        raise Failure(
+            LOAD_FAILED, "a model variable is not a TensorFlow variable", step="variables"
+        )
     root = tf.Module()
     root.model_variables = variables
     root.serve = concrete
@@ -105,7 +118,10 @@ def _export_keras(model: Any, export_dir: str) -> tuple[list[Any], list[str]]:
     except Exception as exc:  # noqa: BLE001 not the Keras object instead: see the docstring
         shutil.rmtree(export_dir, ignore_errors=True)
         raise Failure(
-            "load_failed", f"could not export a serving SavedModel: {str(exc)[:400]}"
+            LOAD_FAILED,
+            f"could not export a serving SavedModel: {str(exc)[:1000]}",
+            step="export",
+            error=type(exc).__name__,
         ) from None
     return specs, output_names
 
@@ -118,20 +134,24 @@ def _named(outputs: Any, output_names: list[str]) -> dict[str, Any]:
 
 
 def _keras_reference(model: Any, specs: list[Any], output_names: list[str]) -> Reference | None:
-    """Call the Keras model (eagerly: not the traced graph that was exported) on a seeded sample
-    of the declared inputs, batch 1: floats ~N(0, 1), other dtypes zeros (valid for lookups)."""
-    if skip_reason({s.name: s for s in specs}):
+    """Call the Keras model (eagerly: not the traced graph that was exported) on the seeded
+    sample of its declared inputs (`feeds.sample`); None when no sample can be made, or when a
+    model with a string input does not take short ASCII text (the smoke test says so)."""
+    by_name = {s.name: s for s in specs}
+    if skip_reason(by_name):
         return None  # the smoke test says why; nothing to synthesise a sample from
-    rng = np.random.default_rng(20260101)
-    feed: dict[str, np.ndarray] = {}
-    for spec in specs:
-        shape = [1 if d is None else d for d in spec.shape.as_list()]
-        if spec.dtype.is_floating:
-            feed[spec.name] = rng.standard_normal(shape).astype(spec.dtype.as_numpy_dtype)
-        else:
-            feed[spec.name] = np.zeros(shape, spec.dtype.as_numpy_dtype)
+    feed = feeds.sample(by_name)
     args = [tf.constant(feed[s.name]) for s in specs]
-    outputs = _named(model(args if len(args) > 1 else args[0], training=False), output_names)
+    try:
+        outputs = _named(model(args if len(args) > 1 else args[0], training=False), output_names)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 the model's own failure on a valid input
+        text = f"Keras model on the test sample: {type(exc).__name__}: {exc}"[:2000]
+        if feeds.string_input(by_name):
+            print(text, file=sys.stderr)
+            return None
+        raise Failure("smoke.sample_failed", text, error=type(exc).__name__) from None
     half = any(str(d) in ("float16", "bfloat16") for d in _dtypes(model))
     # The exported graph may fuse ops (MatMul+BiasAdd): float32 agrees to ~1e-6, but a 16-bit
     # float layer can differ by an ulp of its dtype (2**-8 for bfloat16) after rounding.

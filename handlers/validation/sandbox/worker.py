@@ -1,9 +1,12 @@
-"""The sandboxed loader: `python -m handlers.validation.sandbox.worker` (started by `handlers.validation.sandbox.process`).
+"""The sandboxed loader, in its own process: `process.Sandbox` starts it with `python -I -c` (see
+`process._BOOT`, which puts the project root on sys.path) and talks to it over stdin/stdout.
 
 Imports TensorFlow once, then serves JSON-line requests on stdin with one JSON line per request on
 the original stdout (fd 1 is pointed at stderr so nothing a model prints can corrupt the protocol).
 It applies its own resource limits before importing anything heavy, so the parent needs no
-`preexec_fn` (unsafe with threads).
+`preexec_fn` (unsafe with threads), and confines itself (`confine`: Landlock, capabilities,
+seccomp) once, after TensorFlow's import and before the first request: the layers cost nothing
+per request. Its ready line reports which layers hold.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ import json
 import os
 import resource
 import sys
+import time
 from typing import Any
 
 from handlers.validation.sandbox.protocol import (
     BAD_REQUEST,
+    DETAIL_LIMIT,
     FSIZE_ENV,
     LOAD_FAILED,
     MEMORY_ENV,
     OUT_OF_MEMORY,
     TEST_HOOKS_ENV,
+    WRITABLE_ENV,
     Failure,
 )
 
@@ -35,7 +41,11 @@ def _limit(kind: int, value: int) -> None:
     resource.setrlimit(kind, (value, value if hard == resource.RLIM_INFINITY else hard))
 
 
+_LIMITS_SET = False
+
+
 def _apply_limits(memory_mb: int) -> None:
+    global _LIMITS_SET
     _limit(resource.RLIMIT_CORE, 0)
     _limit(resource.RLIMIT_NOFILE, 1024)
     _limit(resource.RLIMIT_FSIZE, int(os.environ.get(FSIZE_ENV, "20480")) * _MIB)
@@ -43,39 +53,68 @@ def _apply_limits(memory_mb: int) -> None:
     # slack for TF's thread stacks and reserved-but-unused mappings (~1.4 GiB after import).
     _limit(resource.RLIMIT_DATA, memory_mb * _MIB)
     _limit(resource.RLIMIT_AS, (memory_mb + 2048) * _MIB)
+    _LIMITS_SET = True
 
 
 def main() -> None:
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    # numpy's BLAS pool would be a thread started before `confine`, outside its per-thread layers.
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
     _apply_limits(int(os.environ[MEMORY_ENV]))
     try:
         import handlers.validation.sandbox.tf_ops as tf_ops  # TF import happens here, once
     except MemoryError:
-        out.write(json.dumps({"ok": False, "code": OUT_OF_MEMORY, "message": "import"}))
+        out.write(_failure(OUT_OF_MEMORY, "MemoryError importing TensorFlow", step="import"))
         return
     # TF's import leaves ~1M long-lived objects: freezing them makes each full collection (which
     # frees a Keras model's reference cycles, i.e. its weights, right away) ~2 ms instead of ~140.
     gc.collect()
     gc.freeze()
-    out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
+    begun = time.perf_counter()
+    layers = _confine()
+    confine_ms = round((time.perf_counter() - begun) * 1000, 3)
+    ready = {"ready": True, "pid": os.getpid(), "layers": layers, "confine_ms": confine_ms}
+    out.write(json.dumps(ready) + "\n")
     for line in sys.stdin:
         try:
             request = json.loads(line)
             result: dict[str, Any] = {"ok": True, **_handle(tf_ops, request)}
         except Failure as exc:
-            result = {"ok": False, "code": exc.code, "message": str(exc)}
+            result = _answer(exc.code, str(exc), **exc.facts)
         except MemoryError:
-            result = {"ok": False, "code": OUT_OF_MEMORY, "message": "MemoryError"}
+            result = _answer(OUT_OF_MEMORY, "MemoryError")
         except Exception as exc:  # noqa: BLE001 anything the model throws is a load failure
-            message = f"{type(exc).__name__}: {str(exc)[:600]}"
-            result = {"ok": False, "code": LOAD_FAILED, "message": message}
+            result = _answer(LOAD_FAILED, f"{type(exc).__name__}: {exc}", error=type(exc).__name__)
         gc.collect()  # a failed load's traceback kept its model alive until now
         result["rss_mb"] = _rss_mb()
-        out.write(json.dumps(result) + "\n")
+        out.write(json.dumps(result, default=str) + "\n")
         if result.get("code") == OUT_OF_MEMORY:
             return  # heap state after MemoryError is not trustworthy: let the parent recycle us
+
+
+def _answer(code: str, message: str, **facts: Any) -> dict[str, Any]:
+    """A failed request: the code and typed facts (which may reach the record), and our account
+    for operators (`message`: logged by the parent, never recorded), bounded."""
+    return {"ok": False, "code": code, "facts": facts, "message": message[:DETAIL_LIMIT]}
+
+
+def _failure(code: str, message: str, **facts: Any) -> str:
+    return json.dumps(_answer(code, message, **facts)) + "\n"
+
+
+def _confine() -> dict[str, Any]:
+    """The layers, once per worker; what failed to set up is reported, never fatal."""
+    layers: dict[str, Any] = {"rlimits": _LIMITS_SET}
+    try:
+        from handlers.validation.sandbox.confine import confine
+
+        writable = os.environ.get(WRITABLE_ENV) or os.environ["HOME"]
+        layers.update(confine([writable]))
+    except Exception as exc:  # noqa: BLE001 e.g. no ctypes: report, and serve unconfined
+        layers["unavailable"] = {"confine": f"{type(exc).__name__}: {exc}"[:300]}
+    return layers
 
 
 def _handle(tf_ops: Any, request: dict[str, Any]) -> dict[str, Any]:
@@ -88,18 +127,17 @@ def _handle(tf_ops: Any, request: dict[str, Any]) -> dict[str, Any]:
     if op == "saved_model":
         return tf_ops.load_saved_model(request["dir"])
     if op == "test" and os.environ.get(TEST_HOOKS_ENV) == "1":
-        return _test_action(request.get("action", ""))
+        return _test_action(str(request.get("action", "")), request)
     raise Failure(BAD_REQUEST, f"unknown request {op!r}")
 
 
-def _test_action(action: str) -> dict[str, Any]:
+def _test_action(action: str, request: dict[str, Any]) -> dict[str, Any]:
+    """What the test suite asks of a live worker: crash it, or try what a hostile model would."""
     if action == "segfault":
         import ctypes
 
         ctypes.string_at(0)
     elif action == "hang":
-        import time
-
         time.sleep(3600)
     elif action == "allocate":
         import numpy as np
@@ -107,7 +145,72 @@ def _test_action(action: str) -> dict[str, Any]:
         chunks = []
         while True:  # untouched pages still count against RLIMIT_DATA: fails fast
             chunks.append(np.empty(256 * _MIB, dtype=np.uint8))
+    elif action in _PROBES:
+        return {"action": action, **_attempt(_PROBES[action], request)}
+    elif action == "threads":
+        from handlers.validation.sandbox.confine import thread_status
+
+        return {"action": action, "threads": thread_status()}
     return {"action": action}
+
+
+def _attempt(probe: Any, request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        result = probe(request)
+    except OSError as exc:
+        return {"blocked": True, "error": f"{type(exc).__name__}: {exc.strerror}"}
+    except Exception as exc:  # noqa: BLE001 e.g. TensorFlow's PermissionDeniedError
+        return {"blocked": True, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    return {"blocked": False, "result": result}
+
+
+def _write(request: dict[str, Any]) -> int:
+    with open(request["path"], "w") as f:
+        return f.write("written from the sandbox")
+
+
+def _read_parent_environ(request: dict[str, Any]) -> str:
+    with open(f"/proc/{os.getppid()}/environ", "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def _socket(request: dict[str, Any]) -> str:
+    import socket
+
+    family = getattr(socket, request.get("family", "AF_INET"))
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        return str(sock.family)
+
+
+def _exec(request: dict[str, Any]) -> None:
+    os.execv(request.get("path", "/bin/true"), ["true"])  # on success the worker is gone
+
+
+def _signal_parent(request: dict[str, Any]) -> None:
+    os.kill(os.getppid(), 0)  # signal 0: only the permission check
+
+
+def _tf_write(request: dict[str, Any]) -> str:
+    """TensorFlow's WriteFile op, run by TF's executor inside a tf.function (what a graph op
+    would do; the static op check rejects such graphs before the sandbox ever sees them)."""
+    import tensorflow as tf
+
+    @tf.function
+    def write() -> Any:
+        tf.io.write_file(request["path"], "written by a graph op")
+        return tf.constant(1)
+
+    return str(write().numpy())
+
+
+_PROBES = {
+    "write": _write,
+    "read_parent_environ": _read_parent_environ,
+    "socket": _socket,
+    "exec": _exec,
+    "signal_parent": _signal_parent,
+    "tf_write": _tf_write,
+}
 
 
 def _rss_mb() -> int:

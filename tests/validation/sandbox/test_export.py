@@ -131,15 +131,16 @@ def _string_lookup() -> tuple[Any, dict[str, np.ndarray]]:
     return model, {"words": np.array([[b"b"]])}
 
 
-@pytest.mark.parametrize(("build", "smoke"), [(_int_lookup, "passed"), (_string_lookup, "skip")])
-def test_lookup_tables_are_exported_with_the_model(build, smoke, tmp_path, capfd):
-    """Their hash tables are not variables: the export tracks them as Keras' export does."""
+@pytest.mark.parametrize("build", [_int_lookup, _string_lookup])
+def test_lookup_tables_are_exported_with_the_model(build, tmp_path, capfd):
+    """Their hash tables are not variables: the export tracks them as Keras' export does. Both
+    are smoke-tested (string inputs with short ASCII words, an out-of-vocabulary index here)."""
     model, feed = build()
     path = tmp_path / "lookup.keras"
     model.save(path)
     answer = sandbox_tf.load_keras(str(path), str(tmp_path / "export"))
     assert "tracking the model's resources" in capfd.readouterr().err
-    assert answer["smoke"].startswith(smoke)
+    assert answer["smoke"] == "passed"
     np.testing.assert_allclose(
         _serving_v1(tmp_path / "export", feed)["out"], np.asarray(model(*feed.values()))
     )

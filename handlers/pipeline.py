@@ -27,7 +27,7 @@ from handlers.intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEven
 from handlers.logs import get_logger, log
 from handlers.notify import Notifier
 from handlers.outcome import Outcome, Registration
-from handlers.registry import lineage
+from handlers.registry import gated, lineage
 from handlers.registry.interface import ModelRegistry
 from handlers.registry.vertex_errors import OperationPending
 from handlers.settings import Settings
@@ -136,7 +136,7 @@ class Pipeline:
                 Outcome("ignored", "outside MODEL_PREFIX", _base(event)), logging.DEBUG, started
             )
         artifact = layout.classify(event.name, self.settings)
-        if isinstance(artifact, layout.NotAModel):
+        if isinstance(artifact, layout.NotAModel) and not isinstance(artifact, layout.MetricsFile):
             quiet = artifact.reason.startswith(("folder", "temporary"))
             return self._done(
                 Outcome("ignored", f"not a model upload: {artifact.reason}", _base(event)),
@@ -147,6 +147,8 @@ class Pipeline:
 
     def handle_model(self, model_event: ModelEvent) -> Outcome:
         """The I/O part: resolve, claim, validate, register, record."""
+        if isinstance(model_event.artifact, layout.MetricsFile):  # late metrics: their own stage
+            return gated.on_metrics_file(self, model_event)
         event, artifact, started = model_event.event, model_event.artifact, model_event.started
         base = _base(event)
         self._warm_up()
@@ -303,11 +305,20 @@ class Pipeline:
             validation=report,
             settings=self.settings,
         )
+        prepared = gated.prepare(upload, request, self.store, self.settings)
         with _timed(timings, "register"):
-            version = self.registry.ensure_version(request, deadline=self._deadline(started))
+            version = self.registry.ensure_version(
+                prepared.request, deadline=self._deadline(started)
+            )
         registration = Registration(
             upload, name, version, published, report, request.aliases, timings
         )
+        with _timed(timings, "gate"):  # evaluation imported, `default` / `challenger` decided
+            settled = gated.settle(
+                prepared, upload, version, registry=self.registry, store=self.store,
+                settings=self.settings,
+            )  # fmt: skip
+        registration.extra.update(settled)
         with _timed(timings, "record"):
             record = self.records.finish(claim, registration.record())
         self.notifier.publish(record)

@@ -24,6 +24,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +32,8 @@ from typing import Any
 from handlers.errors import TransientError
 from handlers.gcs.objects import ObjectStore, PreconditionFailed
 
-FINAL_STATES = ("registered", "rejected", "superseded")
+# `attached`: the final state of a late metrics.json's own record (handlers/registry/gated.py).
+FINAL_STATES = ("registered", "rejected", "superseded", "attached")
 SCHEMA = 1
 _WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -139,6 +141,29 @@ class Records:
     def read(self, bucket: str, name: str) -> dict[str, Any] | None:
         current = self._store.read_bytes(bucket, name)
         return _loads(current[0]) if current else None
+
+    def update(
+        self, bucket: str, name: str, change: Callable[[dict[str, Any]], dict[str, Any]], note: str
+    ) -> dict[str, Any] | None:
+        """Change a final record after the fact (e.g. late metrics attached to a registered upload):
+        read-modify-write with a generation precondition, so concurrent changes are never lost.
+        `note` goes into `history`. Returns the record as written (None: there is no record)."""
+        for _ in range(5):
+            current = self._store.read_bytes(bucket, name)
+            if current is None:
+                return None
+            record = change(_loads(current[0]))
+            record["updated"] = now_iso()
+            record["history"] = [
+                *record.get("history", []),
+                {"at": record["updated"], "state": note, "by": _WORKER_ID},
+            ]
+            try:
+                self._write(bucket, name, record, if_generation_match=current[1])
+            except PreconditionFailed:
+                continue
+            return record
+        raise TransientError(f"could not update gs://{bucket}/{name}: too much contention")
 
     def _claimed(
         self, base: dict[str, Any], token: str, *, attempts: int, history: list[dict[str, Any]]

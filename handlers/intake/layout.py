@@ -45,6 +45,18 @@ class NotAModel:
     reason: str
 
 
+@dataclass(frozen=True)
+class MetricsFile(NotAModel):
+    """`metrics.json` beside a `.keras` or at a SavedModel's root: not a model, but the metrics of
+    the upload(s) in `directory` (handlers/intake/metrics.py); never a SavedModel member."""
+
+    name: str
+    directory: str  # "a/b/"
+
+
+METRICS_FILE = "metrics.json"
+
+
 Artifact = KerasFile | SavedModelMember | NotAModel
 
 
@@ -77,6 +89,13 @@ def classify(name: str, settings: Settings) -> Artifact:
     candidates = [c for c in candidates if c.count("/") > prefix_depth]
     if candidates:
         return SavedModelMember(name, tuple(candidates))
+    if base == METRICS_FILE:
+        directory = "/".join(segments[:-1]) + "/"
+        if directory.count("/") > prefix_depth:
+            return MetricsFile(
+                f"the metrics of the model upload(s) in {directory}", name, directory
+            )
+        return NotAModel("metrics.json directly under MODEL_PREFIX names no single upload")
     return NotAModel(f"{base!r} is neither a .keras file nor part of a SavedModel directory")
 
 

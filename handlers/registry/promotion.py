@@ -233,8 +233,8 @@ class Gate:
             if (
                 not force
                 and prior
-                and prior.get("source") == candidate.source
                 and prior.get("metric") == self.rule.metric
+                and _replays(str(prior.get("source", "")), candidate.source)
             ):
                 me = self.registry.get_model(candidate.model, candidate.version_id)
                 return GateResult(_from_entry(prior), me.aliases, replayed=True)
@@ -369,4 +369,20 @@ def _from_entry(entry: dict[str, Any]) -> Decision:
         float(value) if value is not None else None,
         entry.get("default_version"),
         float(default_value) if default_value is not None else None,
+    )
+
+
+def _replays(remembered: str, source: str) -> bool:
+    """The remembered decision stands for `source`: the same metrics, or newer ones of the same
+    object (`…#generation`), so an older generation decided late never undoes a newer one."""
+    if remembered == source:
+        return True
+    old_object, _, old_generation = remembered.rpartition("#")
+    new_object, _, new_generation = source.rpartition("#")
+    if not old_object or old_object != new_object:
+        return False
+    return (
+        old_generation.isdigit()
+        and new_generation.isdigit()
+        and int(old_generation) > int(new_generation)
     )

@@ -44,7 +44,7 @@ def test_nested_asset_paths_offer_every_candidate_deepest_first() -> None:
     ("name", "why"),
     [
         ("models/x/README.md", "neither"),
-        ("models/x/metrics.json", "neither"),
+        ("models/metrics.json", "names no single upload"),
         ("models/x/model.h5", "legacy HDF5"),
         ("models/x/v1/", "folder"),
         ("models/gcloud/tmp/parallel_composite_uploads/see_gcloud/abc", "composite"),
@@ -53,6 +53,15 @@ def test_nested_asset_paths_offer_every_candidate_deepest_first() -> None:
 def test_non_models_are_ignored_with_a_reason(name: str, why: str) -> None:
     artifact = classify(name, S)
     assert isinstance(artifact, NotAModel) and why in artifact.reason
+
+
+def test_metrics_json_is_its_own_kind_never_a_savedmodel_member() -> None:
+    from handlers.intake.layout import MetricsFile
+
+    artifact = classify("models/x/v1/metrics.json", S)
+    assert isinstance(artifact, MetricsFile) and artifact.directory == "models/x/v1/"
+    assert isinstance(artifact, NotAModel)  # not a model: backfill skips it (registration reads it)
+    assert isinstance(classify("models/x/v1/assets/metrics.json", S), SavedModelMember)  # an asset
 
 
 def test_keras_files_are_single_file_artifacts() -> None:

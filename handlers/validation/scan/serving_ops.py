@@ -1,0 +1,202 @@
+"""Will the serving container's TensorFlow load this graph? And how long is that image available?
+
+Runs in the function process (and the CLI), without TensorFlow: the op registries of the serving
+TensorFlow versions are generated data (`serving_registry/tf_<major>_<minor>.py`, written by
+`tests/validation/scan/gen_op_lists.py registry` from that version's own wheel).
+
+TensorFlow guarantees forward compatibility only within a patch series: a GraphDef written by
+2.21 loads in 2.15 only if every op exists in 2.15, every attribute set on a node exists in 2.15's
+OpDef (saving strips attributes equal to their default, so only non-default ones remain), every
+attribute 2.15 requires is there, every dtype is one 2.15 knows and allows, and the GraphDef's
+`versions` admit 2.15 as a consumer. Otherwise TF Serving fails every load with "Op type not
+registered" or "NodeDef mentions attr … not in Op" (tensorflow#62489, tensorflow/serving#831).
+
+Which version: a Vertex prebuilt image names it (`…/prediction/tf2-cpu.2-15:latest`,
+`gcr.io/cloud-aiplatform/prediction/tf2-gpu.2-12:latest`); a custom image needs
+SERVING_TF_VERSION. A custom image without it, a prebuilt image contradicting it, or a version
+with no registry here is a settings error (`resolve_serving_tf_version`), raised at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from typing import Any
+
+from handlers.errors import Rejected, SettingsError
+from handlers.validation.scan.graph import GraphIndex
+
+# Vertex "pre-built containers for prediction" page (checked 2026-11): end of availability.
+# Only dates a primary source gives; other versions: unknown (None), not guessed.
+_IMAGE_EOL = {"2.15": date(2027, 1, 14)}
+_PREBUILT = re.compile(
+    r"^(?:(?:us|europe|asia)-docker\.pkg\.dev/vertex-ai"
+    r"|(?:(?:us|eu|asia)\.)?gcr\.io/cloud-aiplatform)"
+    r"/prediction/tf2?-(?:cpu|gpu)\.(?P<major>\d+)-(?P<minor>\d+)"
+    r"(?::[\w.-]+|@sha256:[0-9a-f]{64})?$"
+)
+_SHOWN = 8
+
+
+def prebuilt_tf_version(image: str) -> str | None:
+    """'2.15' for a Vertex prebuilt TensorFlow prediction image URI, None for any other image."""
+    match = _PREBUILT.match(image.strip())
+    return f"{int(match['major'])}.{int(match['minor'])}" if match else None
+
+
+def available_versions() -> list[str]:
+    """Serving TensorFlow versions with a registry in `serving_registry/`."""
+    from importlib import resources
+
+    names = resources.files("handlers.validation.scan.serving_registry").iterdir()
+    found = [
+        m.group(1).replace("_", ".") for p in names if (m := re.match(r"tf_(\d+_\d+)\.py$", p.name))
+    ]
+    return sorted(found, key=lambda v: tuple(map(int, v.split("."))))
+
+
+def resolve_serving_tf_version(image: str, declared: str | None) -> str:
+    """The TensorFlow version the serving image runs, or `SettingsError` saying what to set."""
+    prebuilt = prebuilt_tf_version(image)
+    if prebuilt and declared and declared != prebuilt:
+        raise SettingsError(
+            f"SERVING_TF_VERSION={declared} contradicts SERVING_CONTAINER_IMAGE_URI={image}, a "
+            f"Vertex prebuilt image of TensorFlow {prebuilt}. Unset SERVING_TF_VERSION (prebuilt "
+            "images need none) or choose the image of that version."
+        )
+    version = prebuilt or declared
+    if not version:
+        raise SettingsError(
+            f"SERVING_CONTAINER_IMAGE_URI={image} is not a Vertex prebuilt TensorFlow image, so "
+            "the TensorFlow version it serves with cannot be read from it, and every model must "
+            "be checked against that version's ops. Set SERVING_TF_VERSION to the TensorFlow "
+            "(Serving) version inside the image, e.g. SERVING_TF_VERSION=2.15."
+        )
+    if version not in available_versions():
+        raise SettingsError(
+            f"The serving image runs TensorFlow {version}, for which this registrar has no op "
+            f"registry (it has {', '.join(available_versions())}); models could not be checked "
+            "against it. Use a serving image of one of those versions, or generate the registry "
+            "from that version's wheel: tensorflow-cpu=={version}.* in a venv, then "
+            f"`python tests/validation/scan/gen_op_lists.py registry > "
+            f"handlers/validation/scan/serving_registry/tf_{version.replace('.', '_')}.py`."
+        )
+    return version
+
+
+def serving_image_eol(image: str) -> date | None:
+    """End-of-availability date of a Vertex prebuilt TensorFlow image; None when unknown (custom
+    images, or versions for which no date is on record here)."""
+    version = prebuilt_tf_version(image)
+    return _IMAGE_EOL.get(version) if version else None
+
+
+def days_to_eol(image: str, today: date | None = None) -> int | None:
+    """Days until the image's end of availability (negative: past it); None when unknown."""
+    eol = serving_image_eol(image)
+    return None if eol is None else (eol - (today or date.today())).days
+
+
+@dataclass(frozen=True)
+class Registry:
+    version: str  # e.g. "2.15.1"
+    ops: dict[str, dict[str, tuple[bool, frozenset[int]]]]  # op -> attr -> (has default, dtypes)
+    dtypes: frozenset[int]
+    graph_def_version: int
+    min_consumer: int
+    min_producer: int
+
+
+@cache
+def registry(version: str) -> Registry:
+    """The generated registry of serving TensorFlow `version` ('2.15'), parsed once (~5 ms)."""
+    module: Any = importlib.import_module(
+        f"handlers.validation.scan.serving_registry.tf_{version.replace('.', '_')}"
+    )
+    ops: dict[str, dict[str, tuple[bool, frozenset[int]]]] = {}
+    for line in module.OPS.split("\n"):
+        if not line:
+            continue
+        name, *attrs = line.split(" ")
+        spec = {}
+        for text in attrs:
+            head, _, types = text.partition(":")
+            allowed = frozenset(int(t) for t in types.split(",")) if types else frozenset()
+            spec[head.rstrip("?")] = (head.endswith("?"), allowed)
+        ops[name] = spec
+    return Registry(
+        module.TF_VERSION,
+        ops,
+        module.DTYPES,
+        module.GRAPH_DEF_VERSION,
+        module.GRAPH_DEF_VERSION_MIN_CONSUMER,
+        module.GRAPH_DEF_VERSION_MIN_PRODUCER,
+    )
+
+
+def check_serving_compat(index: GraphIndex, version: str) -> None:
+    """Raise `Rejected(savedmodel.serving_incompatible)` naming every op, attribute, dtype or
+    GraphDef version the serving TensorFlow `version` would refuse."""
+    reg = registry(version)
+    problems: dict[str, str] = {}  # problem -> first node
+    versions = index.meta.graph_def.versions
+    if (
+        versions.min_consumer > reg.graph_def_version
+        or reg.graph_def_version in versions.bad_consumers
+    ):
+        problems[
+            f"GraphDef needs consumer version {versions.min_consumer} (TF {reg.version} is {reg.graph_def_version})"
+        ] = "versions"
+    if versions.producer < reg.min_producer:
+        problems[f"GraphDef producer {versions.producer} is older than TF {reg.version} reads"] = (
+            "versions"
+        )
+    for place in index.places:
+        for node in place.nodes:
+            if node.op in index.functions:
+                continue  # a call by name: the function's own nodes are checked
+            for problem in _node_problems(node, reg):
+                problems.setdefault(problem, f"{node.name!r} in {place.describe()}")
+    if not problems:
+        return
+    shown = [f"{p} (node {where})" for p, where in list(problems.items())[:_SHOWN]]
+    if len(problems) > _SHOWN:
+        shown.append(f"… {len(problems) - _SHOWN} more")
+    raise Rejected(
+        f"The serving container runs TensorFlow {reg.version}, which cannot load this "
+        f"SavedModel: {'; '.join(shown)}. TF Serving would fail every load. Export the model "
+        f"with TensorFlow {version} (or without the ops/options named), or serve it with an "
+        "image of a newer TensorFlow (SERVING_CONTAINER_IMAGE_URI, SERVING_TF_VERSION).",
+        code="savedmodel.serving_incompatible",
+    )
+
+
+def _node_problems(node: Any, reg: Registry) -> list[str]:
+    spec = reg.ops.get(node.op)
+    if spec is None:
+        return [f"op {node.op} does not exist in TF {reg.version}"]
+    problems = []
+    present = set()
+    for entry in node.attr:
+        key, value = entry.key, entry.value
+        if key.startswith("_"):
+            continue  # internal attributes: not validated against the OpDef
+        present.add(key)
+        if key not in spec:
+            problems.append(f"{node.op} attribute {key!r} does not exist in TF {reg.version}")
+            continue
+        types = [value.type] if value.type else list(value.list.type)
+        unknown = [t for t in types if t not in reg.dtypes]
+        allowed = spec[key][1]
+        refused = [t for t in types if allowed and t not in allowed and t not in unknown]
+        if unknown:
+            problems.append(f"{node.op}.{key}: dtype {unknown[0]} unknown to TF {reg.version}")
+        if refused:
+            problems.append(f"{node.op}.{key}: dtype {refused[0]} not allowed in TF {reg.version}")
+    for key, (has_default, _) in spec.items():
+        if not has_default and key not in present:
+            problems.append(f"{node.op} lacks attribute {key!r}, which TF {reg.version} requires")
+    return problems

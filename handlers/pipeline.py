@@ -19,9 +19,9 @@ from typing import Any, NoReturn
 
 from handlers.errors import PermanentError, PermissionDenied, Superseded, TransientError, Waiting
 from handlers.gcs import publish
-from handlers.gcs.objects import ObjectStore
+from handlers.gcs.objects import Digests, ObjectStore
 from handlers.gcs.records import AlreadyFinal, Claim, Records, record_name
-from handlers.intake import layout
+from handlers.intake import layout, names
 from handlers.intake import uploads as artifacts
 from handlers.intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
 from handlers.logs import get_logger, log
@@ -351,7 +351,7 @@ class Pipeline:
                     store=self.store,
                     directory=target,
                     digest=digest,
-                    member_sha256=sha256,
+                    validated=sha256,
                     exported_dir=report.saved_model_dir if upload.kind == "keras" else None,
                 )
         return report, published
@@ -361,14 +361,23 @@ class Pipeline:
         """When waiting on Vertex must stop: well inside the function's 540 s run limit."""
         return started + RUN_LIMIT_SECONDS - RUN_MARGIN_SECONDS
 
-    def _download(self, upload: artifacts.Upload, root: Path) -> tuple[Path, dict[str, str]]:
-        sha256: dict[str, str] = {}
+    def _download(self, upload: artifacts.Upload, root: Path) -> tuple[Path, dict[str, Digests]]:
+        """Every member, at its pinned generation, into a new file under `root` (created here).
+
+        All names are checked first (`names.check_names`: canonical, no two onto one file), so
+        a bad name is a rejection before a byte is read; each file is created inside `root`
+        with O_EXCL | O_NOFOLLOW; each download is hashed and held to the object's metadata
+        (`upload.digest_mismatch`). Returns the local path and the validated digests."""
+        names.check_names([upload.relative(m) for m in upload.members], upload.uri)
+        root.mkdir(mode=0o700)
+        digests: dict[str, Digests] = {}
         for member in upload.members:
             relative = upload.relative(member)
-            sha256[relative] = self.store.download(member, root / relative)
+            with names.create_file(root, relative) as handle:
+                digests[relative] = self.store.download_to(member, handle)
         return (
             root / upload.relative(upload.members[0]) if upload.kind == "keras" else root,
-            sha256,
+            digests,
         )
 
     def _done(self, outcome: Outcome, level: int, started: float) -> Outcome:

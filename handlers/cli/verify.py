@@ -1,9 +1,12 @@
 """Is a registered version still what was validated? Re-hash its artifact directory.
 
-Three independent witnesses are compared with the bytes in the bucket: the registration record
-(`artifact_files`, `digest`; kept under STATE_PREFIX), the `registrar-manifest.json` written into
-the artifact directory at publish time, and the version's `content-sha256` label in Vertex. Every
-object is downloaded and re-hashed, so a same-size overwrite is caught as surely as a deletion.
+The bytes in the bucket are compared with what was validated, never with themselves: the
+registration record (`artifact_files`, `digest`; kept under STATE_PREFIX, which the artifact's
+writers cannot touch), the `registrar-manifest.json` written into the artifact directory at
+publish time (SHA-256 and CRC32C of every file, and the SHA-256 / CRC32C / MD5 of each source
+member's bytes as downloaded and validated), and the version's `content-sha256` label in Vertex.
+Every object is downloaded and re-hashed (SHA-256 and CRC32C), so a same-size overwrite is
+caught as surely as a deletion; an object whose bytes disagree with its own GCS metadata too.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handlers.gcs.objects import ObjectInfo, ObjectStore
+from handlers.gcs.objects import DigestMismatch, Digests, ObjectInfo, ObjectStore
 from handlers.gcs.publish import MANIFEST_NAME, manifest_digest, read_manifest
 from handlers.settings import Settings
 
@@ -84,22 +87,46 @@ def verify(
             Problem(METADATA, "", "neither a registration record nor a manifest lists the files")
         )
         return result
+    validated = (manifest or {}).get("validated")
+    for relative, seen in (validated if isinstance(validated, dict) else {}).items():
+        if isinstance(seen, dict) and seen.get("sha256") != expected.get(relative):
+            problems.append(
+                Problem(
+                    METADATA,
+                    str(relative),
+                    "the manifest's digest of the validated source bytes differs from the "
+                    "recorded file digest",
+                )
+            )
     present = {o.name[len(directory) :]: o for o in store.list_objects(bucket, directory)}
     actual: dict[str, str] = {}
+    crc32c = _validated_crc32c(manifest)
     with tempfile.TemporaryDirectory(prefix="registrar-verify-", dir=settings.temp_dir) as tmp:
         for relative, digest in sorted(expected.items()):
             obj = present.get(relative)
             if obj is None:
                 problems.append(Problem(MISSING, relative, "listed at registration, now gone"))
                 continue
-            actual[relative] = _sha256(store, obj, Path(tmp))
+            seen = _digests(store, obj, Path(tmp), problems, relative)
             result.files_checked += 1
-            if actual[relative] != digest:
+            if seen is None:
+                continue
+            actual[relative] = seen.sha256
+            if seen.sha256 != digest:
                 problems.append(
                     Problem(
                         MODIFIED,
                         relative,
-                        f"sha256 {actual[relative][:16]}… differs from the recorded {digest[:16]}…",
+                        f"sha256 {seen.sha256[:16]}… differs from the recorded {digest[:16]}…",
+                    )
+                )
+            elif relative in crc32c and crc32c[relative] != seen.crc32c:
+                problems.append(
+                    Problem(
+                        MODIFIED,
+                        relative,
+                        f"crc32c {seen.crc32c} differs from the validated bytes' "
+                        f"{crc32c[relative]}",
                     )
                 )
     for relative in sorted(set(present) - set(expected) - {MANIFEST_NAME}):
@@ -160,9 +187,31 @@ def _check_digest(
         )
 
 
-def _sha256(store: ObjectStore, obj: ObjectInfo, tmp: Path) -> str:
+def _validated_crc32c(manifest: dict[str, Any] | None) -> dict[str, str]:
+    """relative path -> CRC32C of what was validated: the source members' bytes as downloaded
+    (`validated`), and every placed file (`crc32c`); they must agree where both are listed."""
+    out: dict[str, str] = {}
+    if not manifest:
+        return out
+    files = manifest.get("crc32c")
+    if isinstance(files, dict):
+        out.update({str(k): str(v) for k, v in files.items()})
+    validated = manifest.get("validated")
+    if isinstance(validated, dict):
+        for relative, seen in validated.items():
+            if isinstance(seen, dict) and seen.get("crc32c"):
+                out.setdefault(str(relative), str(seen["crc32c"]))
+    return out
+
+
+def _digests(
+    store: ObjectStore, obj: ObjectInfo, tmp: Path, problems: list[Problem], relative: str
+) -> Digests | None:
     target = tmp / hashlib.sha256(obj.name.encode()).hexdigest()
     try:
         return store.download(obj, target)
+    except DigestMismatch as exc:
+        problems.append(Problem(MODIFIED, relative, f"bytes disagree with GCS metadata: {exc}"))
+        return None
     finally:
         target.unlink(missing_ok=True)

@@ -7,14 +7,22 @@ google-cloud-storage is imported lazily (~0.17 s) and its client created once pe
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from handlers.errors import PermanentError, PermissionDenied, Superseded, TransientError
+from handlers.errors import (
+    PermanentError,
+    PermissionDenied,
+    Rejected,
+    Superseded,
+    TransientError,
+)
 from handlers.settings import Settings
 
 _RETRY_DEADLINE_SECONDS = 30.0
@@ -72,18 +80,35 @@ class ObjectStore:
             blobs = self.client.list_blobs(bucket, prefix=prefix, retry=_retry())
             return [_info(blob) for blob in blobs]
 
-    def download(self, obj: ObjectInfo, destination: Path) -> str:
-        """Stream exactly generation `obj.generation` to `destination`, CRC32C-checked.
-
-        Returns the SHA-256 hex digest of the bytes written. A vanished generation -> Superseded.
-        """
+    def download(self, obj: ObjectInfo, destination: Path) -> Digests:
+        """Stream exactly generation `obj.generation` into a new file `destination` (created
+        with O_EXCL | O_NOFOLLOW: an existing file or symlink there is never followed or
+        overwritten). See `download_to`."""
         destination.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(destination, flags, 0o600), "wb") as handle:
+            return self.download_to(obj, handle)
+
+    def download_to(self, obj: ObjectInfo, handle: IO[bytes]) -> Digests:
+        """Stream exactly generation `obj.generation` into the open file `handle`.
+
+        The client checks the bytes against the CRC32C the response carries (a mismatch there is
+        corruption in transit: `TransientError`, retried). The bytes are hashed as they pass
+        (SHA-256, CRC32C, MD5) and compared with the object's metadata as listed (`obj`): a
+        different size, CRC32C or MD5 means the bytes are not the object that was listed ->
+        `DigestMismatch`; more bytes than its size stop the download at once (e.g. an object
+        stored with Content-Encoding: gzip, which is served decompressed). A vanished generation
+        -> Superseded."""
         blob = self.client.bucket(obj.bucket).blob(obj.name, generation=obj.generation)
-        with _errors(obj.uri, missing_means_superseded=True), destination.open("wb") as raw:
-            writer = _HashingWriter(raw)
+        writer = _HashingWriter(handle, obj)
+        with _errors(obj.uri, missing_means_superseded=True):
             # crc32c, not md5: composite (parallel-upload) objects have no MD5.
             blob.download_to_file(writer, checksum="crc32c", retry=_retry())
-            return writer.sha256.hexdigest()
+        digests = writer.digests()
+        problem = digests.mismatch(obj)
+        if problem:
+            raise DigestMismatch(f"{obj.uri} generation {obj.generation}: {problem}")
+        return digests
 
     def read_object(self, obj: ObjectInfo) -> bytes:
         """The whole content of exactly generation `obj.generation` (small objects only)."""
@@ -146,7 +171,9 @@ class ObjectStore:
             return _info(blob)
 
     def copy_object(self, source: ObjectInfo, destination_name: str) -> ObjectInfo:
-        """Server-side copy of exactly `source.generation` (rewrite: works for any size)."""
+        """Server-side copy of exactly `source.generation` (rewrite with `sourceGeneration` and
+        `ifSourceGenerationMatch`: works for any size). Returns the new object, whose CRC32C /
+        MD5 the caller compares with the bytes it validated."""
         from google.api_core import exceptions as gx
 
         bucket = self.client.bucket(source.bucket)
@@ -156,11 +183,14 @@ class ObjectStore:
             source.uri, missing_means_superseded=True, permission="storage.objects.create"
         ):
             try:
-                token, _, _ = dst.rewrite(src, if_generation_match=0, retry=_retry())
+                pinned = {
+                    "if_generation_match": 0,
+                    "if_source_generation_match": source.generation,
+                    "retry": _retry(),
+                }
+                token, _, _ = dst.rewrite(src, **pinned)
                 while token is not None:
-                    token, _, _ = dst.rewrite(
-                        src, token=token, if_generation_match=0, retry=_retry()
-                    )
+                    token, _, _ = dst.rewrite(src, token=token, **pinned)
             except gx.PreconditionFailed as exc:
                 raise PreconditionFailed(f"gs://{source.bucket}/{destination_name} exists") from exc
             if dst.generation is None:  # the final rewrite reply carries the new object already
@@ -168,19 +198,78 @@ class ObjectStore:
             return _info(dst)
 
 
-class _HashingWriter:
-    """File wrapper that hashes what passes through, so the bytes are read exactly once."""
+class DigestMismatch(Rejected):
+    """The bytes read or copied are not the bytes the object's metadata (or the validation)
+    describes: never registered."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    code = "upload.digest_mismatch"
+
+
+@dataclass(frozen=True)
+class Digests:
+    """What a download saw: the bytes' SHA-256 (hex) and, as GCS spells them, CRC32C and MD5
+    (base64 of the big-endian / raw digest)."""
+
+    sha256: str
+    crc32c: str
+    md5: str
+    size: int
+
+    def mismatch(self, obj: ObjectInfo) -> str | None:
+        """How these bytes differ from what `obj`'s metadata says, or None."""
+        if self.size != obj.size:
+            return f"{self.size:,} bytes, but the object's size is {obj.size:,}"
+        if obj.crc32c and obj.crc32c != self.crc32c:
+            return f"CRC32C {self.crc32c}, but the object's metadata says {obj.crc32c}"
+        if obj.md5_hash and obj.md5_hash != self.md5:
+            return f"MD5 {self.md5}, but the object's metadata says {obj.md5_hash}"
+        return None
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {"sha256": self.sha256, "crc32c": self.crc32c, "md5": self.md5, "size": self.size}
+
+
+def crc32c_b64(checksum: Any) -> str:
+    return base64.b64encode(checksum.digest()).decode()
+
+
+class _HashingWriter:
+    """File wrapper that hashes what passes through, so the bytes are read exactly once, and
+    stops at once when more bytes arrive than the object has."""
+
+    def __init__(self, raw: IO[bytes], obj: ObjectInfo) -> None:
+        import google_crc32c
+
         self._raw = raw
+        self._obj = obj
+        self.size = 0
         self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.crc32c = google_crc32c.Checksum()
 
     def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.size > self._obj.size:
+            raise DigestMismatch(
+                f"{self._obj.uri} generation {self._obj.generation}: more bytes arrived than its "
+                f"size ({self._obj.size:,}); an object stored with Content-Encoding: gzip is "
+                "served decompressed. Upload the model without compression."
+            )
         self.sha256.update(data)
+        self.md5.update(data)
+        self.crc32c.update(data)
         return self._raw.write(data)
 
     def flush(self) -> None:
         self._raw.flush()
+
+    def digests(self) -> Digests:
+        return Digests(
+            self.sha256.hexdigest(),
+            crc32c_b64(self.crc32c),
+            base64.b64encode(self.md5.digest()).decode(),
+            self.size,
+        )
 
 
 def _info(blob: Any) -> ObjectInfo:
@@ -225,7 +314,7 @@ def _errors(
     try:
         yield
     except (PreconditionFailed, PermanentError, TransientError, Superseded):
-        raise
+        raise  # DigestMismatch (a Rejected) included
     except gx.NotFound as exc:
         if missing_means_superseded:
             raise Superseded(f"{where} no longer exists at that generation") from exc

@@ -5,19 +5,25 @@ So the exact validated bytes go to `{ARTIFACT_PREFIX}{name}/sha256-{digest}/` (o
 prefix, so they never trigger a registration): SavedModel members by server-side copy pinned to the
 validated generations; for a `.keras` upload, the SavedModel exported in the sandbox plus the
 original `.keras` beside it. `registrar-manifest.json` is written last, create-only: its presence
-means the directory is complete, and it lists the SHA-256 of every file for `registrar verify`.
+means the directory is complete, and it lists the SHA-256 and CRC32C of every file, and the
+digests of the validated source bytes, for `registrar verify`.
+
+Registered bytes = validated bytes: a server-side copy is pinned to the validated generation
+(`sourceGeneration` + `ifSourceGenerationMatch`; a vanished generation is `Superseded`), and
+every placed object's CRC32C (and MD5 when GCS has one) must equal the digests of the bytes that
+were downloaded and validated; any difference is `upload.digest_mismatch` and nothing is
+registered.
 """
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import hashlib
 import json
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -25,7 +31,14 @@ from typing import Any, TypeVar
 
 import google_crc32c
 
-from handlers.gcs.objects import ObjectInfo, ObjectStore, PreconditionFailed
+from handlers.gcs.objects import (
+    DigestMismatch,
+    Digests,
+    ObjectInfo,
+    ObjectStore,
+    PreconditionFailed,
+    crc32c_b64,
+)
 from handlers.intake.uploads import Upload
 
 MANIFEST_NAME = "registrar-manifest.json"
@@ -51,10 +64,11 @@ def manifest_digest(files: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def source_digest(upload: Upload, member_sha256: dict[str, str]) -> str:
+def source_digest(upload: Upload, validated: Mapping[str, Digests]) -> str:
+    """sha256 of the validated .keras bytes, or of the SavedModel's validated file list."""
     if upload.kind == "keras":
-        return member_sha256[upload.relative(upload.members[0])]
-    return manifest_digest(member_sha256)
+        return validated[upload.relative(upload.members[0])].sha256
+    return manifest_digest({relative: d.sha256 for relative, d in validated.items()})
 
 
 def artifact_dir(settings_prefix: str, display_name: str, digest: str) -> str:
@@ -68,10 +82,13 @@ def publish(
     store: ObjectStore,
     directory: str,
     digest: str,
-    member_sha256: dict[str, str],
+    validated: Mapping[str, Digests],
     exported_dir: Path | None,
 ) -> Published:
-    """Place the artifact at `directory` (or a fresh sibling if a crashed attempt left junk)."""
+    """Place the artifact at `directory` (or a fresh sibling if a crashed attempt left junk).
+
+    `validated`: relative member name -> digests of the bytes that were downloaded and
+    validated (`ObjectStore.download_to`)."""
     for target in (directory, f"{directory.rstrip('/')}-{uuid.uuid4().hex[:8]}/"):
         # The listing _place needs overlaps the manifest read (unused if the manifest exists).
         listing = _pool().submit(store.list_objects, upload.bucket, target)
@@ -81,14 +98,23 @@ def publish(
         if existing is not None:
             continue
         try:
-            files = _place(upload, store, target, listing.result(), member_sha256, exported_dir)
+            placed = _place(upload, store, target, listing.result(), validated, exported_dir)
         except _Polluted:
             continue
+        files = {relative: sha for relative, (sha, _) in placed.items()}
         manifest = {
             "source": upload.uri,
             "source_digest": digest,
             "files": files,
+            "crc32c": {relative: crc for relative, (_, crc) in placed.items()},
             "members": {upload.relative(m): m.generation for m in upload.members},
+            "validated": {
+                upload.relative(m): {
+                    "generation": m.generation,
+                    **validated[upload.relative(m)].as_dict(),
+                }
+                for m in upload.members
+            },
         }
         try:
             store.write_bytes(
@@ -108,25 +134,35 @@ def _place(
     store: ObjectStore,
     target: str,
     listing: list[ObjectInfo],
-    member_sha256: dict[str, str],
+    validated: Mapping[str, Digests],
     exported_dir: Path | None,
-) -> dict[str, str]:
+) -> dict[str, tuple[str, str]]:
+    """Every file in place under `target`: relative path -> (sha256 hex, crc32c base64)."""
     present = {o.name[len(target) :]: o for o in listing}
 
-    def copy(member: ObjectInfo) -> tuple[str, str]:
-        """Server-side copy, pinned to the validated generation."""
+    def copy(member: ObjectInfo) -> tuple[str, tuple[str, str]]:
+        """Server-side copy, pinned to the validated generation, checked against what was
+        validated (not against the source's metadata alone)."""
         relative = upload.relative(member)
+        seen = validated[relative]
         if relative in present:
-            if present[relative].crc32c != member.crc32c:
+            if _differs(present[relative], seen.crc32c, seen.md5):
                 raise _Polluted(relative)
         else:
             try:
-                store.copy_object(member, target + relative)
+                copied = store.copy_object(member, target + relative)
             except PreconditionFailed:
                 raise _Polluted(relative) from None
-        return relative, member_sha256[relative]
+            if _differs(copied, seen.crc32c, seen.md5) or copied.size != seen.size:
+                raise DigestMismatch(
+                    f"the published copy gs://{copied.bucket}/{copied.name} (CRC32C "
+                    f"{copied.crc32c}, MD5 {copied.md5_hash}, {copied.size:,} bytes) is not the "
+                    f"validated bytes of {member.uri} generation {member.generation} (CRC32C "
+                    f"{seen.crc32c}, MD5 {seen.md5}, {seen.size:,} bytes); nothing is registered."
+                )
+        return relative, (seen.sha256, seen.crc32c)
 
-    def upload_export(path: Path, relative: str) -> tuple[str, str]:
+    def upload_export(path: Path, relative: str) -> tuple[str, tuple[str, str]]:
         """A file of the SavedModel exported from a .keras in the sandbox."""
         sha256, crc = _file_digests(path)
         if relative in present:
@@ -134,17 +170,29 @@ def _place(
                 raise _Polluted(relative)
         else:
             try:
-                store.upload_file(path, upload.bucket, target + relative)
+                placed = store.upload_file(path, upload.bucket, target + relative)
             except PreconditionFailed:
                 raise _Polluted(relative) from None
-        return relative, sha256
+            if placed.crc32c != crc:
+                raise DigestMismatch(
+                    f"the uploaded export file gs://{placed.bucket}/{placed.name} has CRC32C "
+                    f"{placed.crc32c}, the validated file {crc}; nothing is registered."
+                )
+        return relative, (sha256, crc)
 
-    tasks: list[Callable[[], tuple[str, str]]] = [partial(copy, m) for m in upload.members]
+    tasks: list[Callable[[], tuple[str, tuple[str, str]]]] = [
+        partial(copy, m) for m in upload.members
+    ]
     if exported_dir is not None:
         for path in sorted(p for p in exported_dir.rglob("*") if p.is_file()):
             relative = path.relative_to(exported_dir).as_posix()
             tasks.append(partial(upload_export, path, relative))
     return dict(_run_all(tasks))
+
+
+def _differs(obj: ObjectInfo, crc32c: str, md5: str) -> bool:
+    """GCS always has a CRC32C; an MD5 only for non-composite objects."""
+    return obj.crc32c != crc32c or (obj.md5_hash is not None and obj.md5_hash != md5)
 
 
 def _run_all(tasks: list[Callable[[], _T]]) -> list[_T]:
@@ -192,4 +240,4 @@ def _file_digests(path: Path) -> tuple[str, str]:
         while chunk := handle.read(_CHUNK):
             sha.update(chunk)
             crc.update(chunk)
-    return sha.hexdigest(), base64.b64encode(crc.digest()).decode()
+    return sha.hexdigest(), crc32c_b64(crc)

@@ -8,6 +8,8 @@ listed here, so a concurrent overwrite can never mix two uploads into one versio
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -135,7 +137,13 @@ def _check_current(event: ObjectEvent, live: ObjectInfo | None) -> None:
 
 
 def check_size(upload: Upload, settings: Settings) -> None:
-    """Refuse before downloading anything: sizes come from the object metadata."""
+    """Refuse before downloading anything: sizes come from the object metadata.
+
+    The whole upload is held to MAX_ARTIFACT_BYTES; the SavedModel files that the function
+    process itself parses (outside the sandbox) to their own caps (`scan/limits.py`), so that
+    they are refused from metadata instead of after a download."""
+    from handlers.validation.scan.limits import MAX_GRAPH_BYTES, MAX_INDEX_BYTES
+
     size, where = upload.size, upload.uri
     if size > settings.max_artifact_bytes:
         raise Rejected(
@@ -143,6 +151,23 @@ def check_size(upload: Upload, settings: Settings) -> None:
             f"{settings.max_artifact_bytes:,}. Vertex AI accepts at most 10 GB of artifacts.",
             code="too_large",
         )
+    if upload.kind != "saved_model":
+        return
+    caps = {
+        "saved_model.pb": (MAX_GRAPH_BYTES, "savedmodel.graph_too_large", "graph file"),
+        "variables/variables.index": (MAX_INDEX_BYTES, "savedmodel.index_too_large", "index"),
+    }
+    for member in upload.members:
+        relative = upload.relative(member)
+        if relative in caps and member.size > caps[relative][0]:
+            limit, code, what = caps[relative]
+            raise Rejected(
+                f"{where}{relative} is {member.size:,} bytes; the limit for the {what} is "
+                f"{limit:,} (an EfficientNetB7 export's saved_model.pb is 7.5 MB, its index "
+                "123 KB). Keep weights in variables/, not in graph constants. Nothing was "
+                "downloaded.",
+                code=code,
+            )
 
 
 def _check_complete(
@@ -187,19 +212,50 @@ def _check_complete(
 def _check_assets(
     directory: str, listing: list[ObjectInfo], event: ObjectEvent, store: ObjectStore
 ) -> None:
-    """Wait for asset files the graph reads (vocabularies...): they may be uploaded last."""
-    from handlers.validation.scan.savedmodel import parse_meta_graph, referenced_assets
+    """Wait for asset files the graph reads (vocabularies...): they may be uploaded last.
+
+    Runs only for events that find the directory complete by file names. Only the asset names
+    are parsed from `saved_model.pb` (`parse_asset_names`: the graph itself stays unparsed
+    bytes), at most once per instance and generation: they are cached, so the other member
+    events and redeliveries of a finished upload neither read nor parse it again. One over the size cap is not read here: the upload is refused from its
+    metadata after the claim (`check_size`), with a record."""
+    from handlers.validation.scan.limits import MAX_GRAPH_BYTES
 
     names = {o.name[len(directory) :]: o for o in listing}
     graph = names.get("saved_model.pb")
-    if graph is None:
-        return  # a .pbtxt graph: validation inspects it
-    meta = parse_meta_graph(store.read_object(graph))
-    if meta is None:
+    if graph is None or graph.size > MAX_GRAPH_BYTES:
+        return  # a .pbtxt graph, or too large: validation / check_size decide
+    assets = _asset_names(graph, store)
+    if assets is None:
         return  # unparseable: validation rejects it with the specific reason
-    missing = sorted(a for a in referenced_assets(meta) if f"assets/{a}" not in names)
+    missing = sorted(a for a in assets if f"assets/{a}" not in names)
     if missing:
         raise Waiting(
             f"gs://{event.bucket}/{directory}: asset(s) {missing[:3]} the graph reads "
             "are not uploaded yet"
         )
+
+
+_ASSETS_CACHE_SIZE = 64
+_assets_cache: OrderedDict[tuple[str, str, int], frozenset[str] | None] = OrderedDict()
+_assets_lock = threading.Lock()
+
+
+def _asset_names(graph: ObjectInfo, store: ObjectStore) -> frozenset[str] | None:
+    """The asset file names `saved_model.pb` (this generation) names; None if it does not parse.
+
+    An LRU of the last 64 graphs, keyed by (bucket, name, generation): a generation's bytes never
+    change, so the answer never goes stale. It keeps the names only, never the parsed graph."""
+    from handlers.validation.scan.savedmodel import parse_asset_names
+
+    key = (graph.bucket, graph.name, graph.generation)
+    with _assets_lock:
+        if key in _assets_cache:
+            _assets_cache.move_to_end(key)
+            return _assets_cache[key]
+    assets = parse_asset_names(store.read_object(graph))
+    with _assets_lock:
+        _assets_cache[key] = assets
+        while len(_assets_cache) > _ASSETS_CACHE_SIZE:
+            _assets_cache.popitem(last=False)
+    return assets

@@ -16,7 +16,7 @@ import pytest
 
 from handlers.errors import TransientError
 from handlers.gcs import publish
-from handlers.gcs.objects import ObjectInfo, PreconditionFailed
+from handlers.gcs.objects import Digests, ObjectInfo, PreconditionFailed
 from handlers.intake.uploads import Upload
 
 _DELAY = 0.05
@@ -108,7 +108,7 @@ def _publish(store: SlowStore, upload: Upload, export: Path) -> publish.Publishe
         store=store,  # type: ignore[arg-type]
         directory="registered/m/sha256-abc/",
         digest="abc",
-        member_sha256={"model.keras": "k" * 64},
+        validated={"model.keras": Digests("k" * 64, _crc(b"keras bytes"), "md5", 11)},
         exported_dir=export,
     )
 

@@ -16,13 +16,19 @@ from typing import Any
 
 from handlers.errors import Rejected
 from handlers.settings import Settings
+from handlers.validation.scan import zip_framing as framing
 from handlers.validation.scan.h5 import scan_h5_member
 from handlers.validation.scan.keras_config import scan_keras_config
+from handlers.validation.scan.limits import (
+    MAX_CONFIG_JSON_BYTES,
+    MAX_JSON_VALUES,
+    MAX_METADATA_JSON_BYTES,
+)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _WEIGHTS = "model.weights.h5"
 _REQUIRED = ("config.json", "metadata.json", _WEIGHTS)
-_JSON_LIMIT = 64 * 1024**2
+_LOCAL_SIG = b"PK\x03\x04"
 _RATIO_FLOOR = 1024**2  # tiny members compress well legitimately; ratios matter above this
 _FIX = "Save the model again with model.save('model.keras') (Keras 3) and upload that file."
 
@@ -57,6 +63,14 @@ def scan_keras_file(path: Path, settings: Settings) -> KerasScan:
             f"Expected a .keras zip archive (starting with 'PK'), found {head[:4]!r}. {_FIX}",
             code="keras.not_a_zip",
         )
+    if not head.startswith(_LOCAL_SIG):
+        raise Rejected(
+            f"The .keras file starts with {head[:4]!r}, not a zip local file header: something "
+            f"was put in front of the archive. {_FIX}",
+            code="keras.bad_zip_framing",
+        )
+    with path.open("rb") as f:
+        directory = framing.read_directory(f, size, settings.max_archive_members)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
@@ -67,6 +81,8 @@ def scan_keras_file(path: Path, settings: Settings) -> KerasScan:
         ) from None
     with zf:
         total = _check_members(zf, settings)
+        with path.open("rb") as f:
+            framing.check_contiguous(f, zf.infolist(), directory)
         config = _read_json(zf, "config.json")
         metadata = _read_json(zf, "metadata.json")
         if not isinstance(metadata, dict) or not str(metadata.get("keras_version", "")):
@@ -171,14 +187,27 @@ def _check_name(name: str, info: zipfile.ZipInfo) -> None:
 
 
 def _read_json(zf: zipfile.ZipFile, name: str) -> Any:
+    """Parse a JSON member within explicit limits: its declared sizes (uncompressed and
+    compressed, from the central directory) before a byte is read, then the number of JSON
+    values (an upper bound counted in C: every value after the first in a container follows a
+    comma) before `json.loads` allocates anything."""
     info = zf.getinfo(name)
-    if info.file_size > _JSON_LIMIT:
+    limit = MAX_CONFIG_JSON_BYTES if name == "config.json" else MAX_METADATA_JSON_BYTES
+    if max(info.file_size, info.compress_size) > limit:
         raise Rejected(
-            f"{name} is {info.file_size} bytes; the limit is {_JSON_LIMIT}.",
-            code="keras.bad_config",
+            f"{name} is {max(info.file_size, info.compress_size):,} bytes; the limit is "
+            f"{limit:,} (an EfficientNetB7's config.json is 789 KB). It was not parsed.",
+            code="keras.config_too_large",
         )
     try:
         raw = zf.read(info)
+        values = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
+        if values > MAX_JSON_VALUES:
+            raise Rejected(
+                f"{name} holds up to {values:,} JSON values; the limit is {MAX_JSON_VALUES:,} "
+                "(an EfficientNetB7's config.json has 49,000). It was not parsed.",
+                code="keras.config_too_large",
+            )
         return json.loads(raw.decode("utf-8"))
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise Rejected(

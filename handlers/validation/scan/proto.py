@@ -119,3 +119,157 @@ def message(name: str) -> Any:
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
+
+
+# Only what the resolve stage needs from saved_model.pb (the asset files to wait for): the rest
+# of the graph stays unknown bytes (stored as they are, 1x), so no walk and no amplification.
+_MESSAGES.update(
+    {
+        "SavedModelAssets": [
+            ("meta_graphs", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "MetaGraphAssets")
+        ],
+        "MetaGraphAssets": [
+            ("asset_file_def", 6, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "AssetFileDef")
+        ],
+    }
+)
+
+
+class ProtoLimit(ValueError):
+    """Parsing the bytes would take more memory than allowed, or they are not wire format."""
+
+
+# What upb (the protobuf runtime) allocates per parsed element, measured with protobuf 6 on
+# x86-64 and rounded up: a message is a struct of ~8 bytes per declared field plus a header,
+# and a slot in its parent's repeated array (arrays grow by doubling); a repeated string is a
+# 16-byte view plus its slot; a repeated scalar <= 8 bytes plus growth. String contents are
+# copied once: at most the input's size, counted separately.
+_MESSAGE_COST = 32
+_FIELD_COST = 16
+_STRING_COST = 40
+_SCALAR_COST = 16
+_MSG, _REPEATED_STRING, _REPEATED_SCALAR = 0, 1, 2
+_STRINGS = (_F.TYPE_STRING, _F.TYPE_BYTES)
+
+
+def parse_limited(name: str, data: bytes, max_bytes: int) -> Any:
+    """Parse `data` as the declared message `name`, refusing (`ProtoLimit`) before parsing when
+    the parse would allocate more than `max_bytes` for its messages and repeated fields
+    (`estimate_parse_bytes`). Memory: at most `max_bytes` plus `len(data)` (strings)."""
+    estimate_parse_bytes(data, name, max_bytes)
+    parsed = message(name)()
+    parsed.ParseFromString(data)
+    return parsed
+
+
+@cache
+def _layout() -> dict[str, tuple[int, dict[int, tuple[int, str | None, int]]]]:
+    """message -> (its cost, {field number: (kind, message type, cost)}) for the fields that
+    allocate per occurrence: message-typed fields and repeated fields."""
+    cost = {name: _MESSAGE_COST + _FIELD_COST * len(fields) for name, fields in _MESSAGES.items()}
+    layout = {}
+    for name, fields in _MESSAGES.items():
+        allocating: dict[int, tuple[int, str | None, int]] = {}
+        for _, number, ftype, label, type_name in fields:
+            if ftype == _F.TYPE_MESSAGE and type_name:
+                allocating[number] = (_MSG, type_name, cost[type_name])
+            elif label == _F.LABEL_REPEATED and ftype in _STRINGS:
+                allocating[number] = (_REPEATED_STRING, None, _STRING_COST)
+            elif label == _F.LABEL_REPEATED:
+                allocating[number] = (_REPEATED_SCALAR, None, _SCALAR_COST)
+        layout[name] = (cost[name], allocating)
+    return layout
+
+
+def _worst_cost_per_byte() -> float:
+    """The most any input byte can cost: a message field takes at least 2 bytes (tag, length),
+    a repeated string 2, a repeated scalar 1 (packed)."""
+    layout = _layout()
+    worst = _SCALAR_COST
+    for _, fields in layout.values():
+        for kind, _, cost in fields.values():
+            worst = max(worst, cost / (1 if kind == _REPEATED_SCALAR else 2))
+    return worst
+
+
+def estimate_parse_bytes(data: bytes, root: str, limit: int) -> int:
+    """An upper bound on what parsing `data` as `root` allocates (beyond copying its strings),
+    computed without parsing; `ProtoLimit` as soon as it passes `limit`.
+
+    A parsed message costs tens of bytes however small its encoding (an empty repeated
+    `NodeDef` is 2 bytes, ~20-30x), so the number and kind of elements, not the size, bound the
+    parser's memory. When even the worst case (`_worst_cost_per_byte`) fits, nothing is walked;
+    otherwise this walks the wire format (~0.05 s a MB: unknown fields, strings and scalars are
+    skipped by their length, so big constants cost nothing) and also refuses bytes that are not
+    well-formed proto3 wire format (groups included: TensorFlow writes none).
+    """
+    worst = int(len(data) * _worst_cost_per_byte())
+    if worst <= limit:
+        return worst
+    layout = _layout()
+    root_cost, root_fields = layout[root]
+    total = root_cost
+    stack = [(root_fields, 0, len(data))]
+    try:
+        while stack:
+            fields, pos, end = stack.pop()
+            while pos < end:
+                tag = data[pos]
+                pos += 1
+                if tag >= 0x80:
+                    tag, pos = _varint_tail(data, pos, tag)
+                wire = tag & 7
+                spec = fields.get(tag >> 3)
+                if wire == 2:
+                    length = data[pos]
+                    pos += 1
+                    if length >= 0x80:
+                        length, pos = _varint_tail(data, pos, length)
+                    if spec is not None:
+                        kind, child, cost = spec
+                        if kind == _REPEATED_SCALAR:  # packed: at most one element a byte
+                            total += cost * length
+                        else:
+                            total += cost
+                            if kind == _MSG and length:
+                                inner = layout[child][1]  # type: ignore[index]
+                                if inner:  # nothing inside allocates: no need to walk it
+                                    stack.append((inner, pos, pos + length))
+                    pos += length
+                else:
+                    if wire == 0:
+                        while data[pos] >= 0x80:
+                            pos += 1
+                        pos += 1
+                    elif wire == 1:
+                        pos += 8
+                    elif wire == 5:
+                        pos += 4
+                    else:
+                        raise ProtoLimit(f"unsupported wire type {wire}")
+                    if spec is not None and spec[0] == _REPEATED_SCALAR:
+                        total += spec[2]
+                if tag < 8:
+                    raise ProtoLimit("field number 0")
+                if total > limit:
+                    raise ProtoLimit(
+                        f"parsing it would take more than {limit // 1024**2:,} MiB of memory"
+                    )
+            if pos != end:
+                raise ProtoLimit("a field runs past the end of its message")
+    except IndexError:
+        raise ProtoLimit("truncated protobuf") from None
+    return total
+
+
+def _varint_tail(data: bytes, pos: int, first: int) -> tuple[int, int]:
+    result, shift = first & 0x7F, 7
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ProtoLimit("varint longer than 10 bytes")

@@ -8,15 +8,18 @@ checkpoint save/restore functions, and checks the variables index against the sh
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from handlers.errors import Rejected
+from handlers.intake.names import name_problem
 from handlers.settings import Settings
 from handlers.validation.report import TensorInfo
-from handlers.validation.scan.proto import DTYPES, message
-from handlers.validation.scan.tensor_bundle import BundleError, read_bundle_index
+from handlers.validation.scan.limits import MAX_GRAPH_BYTES, MAX_GRAPH_PARSE_BYTES
+from handlers.validation.scan.proto import DTYPES, ProtoLimit, parse_limited
+from handlers.validation.scan.tensor_bundle import BundleError, Entry, open_bundle_index
 
 SIGNATURE = "serving_default"
 _PB_LIMIT = 2 * 1024**3
@@ -73,7 +76,15 @@ def scan_saved_model_dir(root: Path, settings: Settings) -> SavedModelScan:
                 code="savedmodel.symlink",
             )
     meta = _parse(root / "saved_model.pb")
-    missing = sorted(a for a in referenced_assets(meta) if not (root / "assets" / a).is_file())
+    assets = referenced_assets(meta)
+    unsafe = sorted(a for a in assets if name_problem(a))
+    if unsafe:  # TF joins it to assets/: '../..' would read any file at load time
+        raise Rejected(
+            f"the graph names asset file {unsafe[0]!r}, which is not a plain path inside "
+            f"assets/ ({name_problem(unsafe[0])}). {_FIX}",
+            code="savedmodel.bad_asset_name",
+        )
+    missing = sorted(a for a in assets if not (root / "assets" / a).is_file())
     if missing:
         raise Rejected(
             f"the graph reads asset file(s) {missing[:5]} that are not in assets/; upload the "
@@ -96,12 +107,36 @@ def referenced_assets(meta: Any) -> set[str]:
 def parse_meta_graph(data: bytes) -> Any | None:
     """The MetaGraph of `saved_model.pb` bytes, or None when they do not parse (validation will
     reject them with the specific reason later)."""
-    model = message("SavedModel")()
+    if len(data) > MAX_GRAPH_BYTES:
+        return None
     try:
-        model.ParseFromString(data)
-    except Exception:  # noqa: BLE001 protobuf raises DecodeError and others
+        model = parse_limited("SavedModel", data, MAX_GRAPH_PARSE_BYTES)
+    except Exception:  # noqa: BLE001 protobuf raises DecodeError and others; ProtoLimit
         return None
     return model.meta_graphs[0] if len(model.meta_graphs) == 1 else None
+
+
+def graph_too_large(size: int) -> str:
+    return (
+        f"saved_model.pb is {size:,} bytes; the limit for the graph file is "
+        f"{MAX_GRAPH_BYTES:,} (an EfficientNetB7 export's is 7.5 MB). Keep weights in "
+        f"variables/, not in graph constants. {_FIX}"
+    )
+
+
+def parse_asset_names(data: bytes) -> frozenset[str] | None:
+    """The asset file names `saved_model.pb` bytes name, parsing nothing else (the graph stays
+    unknown bytes: no amplification); None when they do not parse or there is not one
+    MetaGraph (validation rejects them with the specific reason)."""
+    if len(data) > MAX_GRAPH_BYTES:
+        return None
+    try:
+        model = parse_limited("SavedModelAssets", data, MAX_GRAPH_PARSE_BYTES)
+    except Exception:  # noqa: BLE001 protobuf raises DecodeError and others; ProtoLimit
+        return None
+    if len(model.meta_graphs) != 1:
+        return None
+    return frozenset(referenced_assets(model.meta_graphs[0]))
 
 
 def _parse(pb: Path) -> Any:
@@ -109,11 +144,18 @@ def _parse(pb: Path) -> Any:
         raise Rejected(
             f"saved_model.pb is missing from the directory. {_FIX}", code="savedmodel.missing_pb"
         )
-    if pb.stat().st_size > _PB_LIMIT:
-        raise Rejected("saved_model.pb is larger than 2 GiB.", code="savedmodel.bad_proto")
-    model = message("SavedModel")()
+    size = pb.stat().st_size
+    if size > MAX_GRAPH_BYTES:
+        raise Rejected(graph_too_large(size), code="savedmodel.graph_too_large")
     try:
-        model.ParseFromString(pb.read_bytes())
+        model = parse_limited("SavedModel", pb.read_bytes(), MAX_GRAPH_PARSE_BYTES)
+    except ProtoLimit as exc:
+        raise Rejected(
+            f"saved_model.pb is too large to inspect: {exc} (the limit is "
+            f"{MAX_GRAPH_PARSE_BYTES // 1024**2} MiB; an EfficientNetB7 export's graph takes "
+            f"24 MB). Keep weights in variables/, not in graph constants. {_FIX}",
+            code="savedmodel.graph_too_large",
+        ) from None
     except Exception as exc:  # noqa: BLE001 protobuf raises DecodeError and others
         raise Rejected(
             f"saved_model.pb is not a valid SavedModel protobuf ({str(exc)[:120]}); the file is "
@@ -216,13 +258,22 @@ def _check_variables(root: Path) -> list[str]:
             )
         return ["no variables"]
     try:
-        num_shards, entries = read_bundle_index(index)
+        with open_bundle_index(index) as (num_shards, entries):
+            count = _check_shards(var_dir, shards, num_shards, entries)
     except (BundleError, OSError, UnicodeDecodeError) as exc:
         raise Rejected(
             f"variables/variables.index is not a readable checkpoint index ({exc}); the file "
             "is corrupt or truncated. Upload the SavedModel again.",
-            code="savedmodel.bad_index",
+            code=getattr(exc, "code", "savedmodel.bad_index"),
         ) from None
+    return [f"variables: {count} tensors in {num_shards} shard(s)"]
+
+
+def _check_shards(
+    var_dir: Path, shards: set[str], num_shards: int, entries: Iterator[Entry]
+) -> int:
+    if not 0 < num_shards <= 99999:  # shard names have five digits: -of-NNNNN
+        raise BundleError(f"the header says {num_shards} shards")
     expected = {f"variables.data-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)}
     missing = sorted(expected - shards)
     if missing:
@@ -241,14 +292,16 @@ def _check_variables(root: Path) -> list[str]:
         )
     sizes = {i: (var_dir / f"variables.data-{i:05d}-of-{num_shards:05d}").stat().st_size
              for i in range(num_shards)}  # fmt: skip
+    count = 0
     for key, shard, offset, size in entries:
+        count += 1
         if shard not in sizes or offset + size > sizes[shard]:
             raise Rejected(
                 f"Variable {key!r} lies beyond the end of shard {shard} ({offset}+{size} > "
                 f"{sizes.get(shard)} bytes); the shard is truncated. Upload it again.",
                 code="savedmodel.truncated_shard",
             )
-    return [f"variables: {len(entries)} tensors in {num_shards} shard(s)"]
+    return count
 
 
 def _tensors(entries: Any) -> tuple[TensorInfo, ...]:

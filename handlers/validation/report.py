@@ -33,7 +33,14 @@ class ValidationReport:
 
     def record(self) -> dict[str, Any]:
         """The `validation` section of the upload's record."""
-        return {"summary": self.summary(), "smoke_test": self.smoke_test, "notes": list(self.notes)}
+        section = {
+            "summary": self.summary(),
+            "smoke_test": self.smoke_test,
+            "notes": list(self.notes),
+        }
+        if self.sandbox_layers:
+            section["sandbox_layers"] = dict(self.sandbox_layers)
+        return section
 
     def summary(self) -> str:
         """One short line for labels and logs, e.g. ``passed; in=x:float32[?,4]; out=y:...``."""

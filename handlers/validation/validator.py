@@ -80,6 +80,12 @@ class Validator:
             "saved_model", root, answer, static.inputs, static.outputs, static.notes
         )
 
+    @property
+    def sandbox_layers(self) -> dict[str, Any]:
+        """The containment layers of the current (or last) worker; the same dict a report carries
+        (`ValidationReport.sandbox_layers`), for records of uploads the sandbox rejected."""
+        return self.sandbox.layers
+
     def close(self) -> None:
         """Stop the worker process (a new one starts on next use)."""
         self.sandbox.stop()
@@ -111,36 +117,15 @@ class Validator:
         outputs: tuple[TensorInfo, ...],
         notes: tuple[str, ...],
     ) -> ValidationReport:
-        layers = self.sandbox.layers
         return ValidationReport(
             kind,
             directory,
             inputs,
             outputs,
             reasons.smoke_text(answer),
-            (*notes, _layers_note(layers)),
-            sandbox_layers=layers,
+            tuple(notes),
+            sandbox_layers=self.sandbox.layers,
         )
-
-
-def _layers_note(layers: dict[str, Any]) -> str:
-    """One line for the record's notes, e.g. "sandbox: seccomp, landlock abi 7, ...; missing: ..."."""
-    names = {
-        "non_dumpable_parent": "non-dumpable parent",
-        "rlimits": "rlimits",
-        "no_new_privs": "no_new_privs",
-        "caps_dropped": "capabilities dropped",
-        "landlock": "landlock",
-        "seccomp": "seccomp",
-    }
-    held = [
-        f"{label} {layers[key]}" if isinstance(layers.get(key), str) else label
-        for key, label in names.items()
-        if layers.get(key)
-    ]
-    missing = [label for key, label in names.items() if not layers.get(key)]
-    note = "sandbox: " + (", ".join(held) or "no layers")
-    return note + (f"; missing: {', '.join(missing)}" if missing else "")
 
 
 _shared: Validator | None = None

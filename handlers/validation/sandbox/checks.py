@@ -284,7 +284,7 @@ def _kind(exc: BaseException) -> str:
 def _first_cause(exc: BaseException) -> str:
     """The line of a TF error that says what went wrong (not "Graph execution error:" or the
     node trace), e.g. "Could not find variable dense/bias. This could mean ..."."""
-    noise = ("Graph execution error", "Detected at node", "File ", "[[", "Debug info")
+    noise = ("Graph execution error", "Detected at node", "File ", "[[", "Debug info", "<stack")
     for line in str(exc).splitlines():
         line = line.strip()
         if line and not line.startswith(noise):

@@ -347,8 +347,8 @@ def _seccomp() -> bool:
 
 # --- what actually holds -------------------------------------------------------------------------
 def thread_status() -> list[dict[str, str]]:
-    """NoNewPrivs, Seccomp, CapEff, CapPrm, CapBnd, CapAmb of every thread of this process."""
-    keys = ("NoNewPrivs", "Seccomp", "CapEff", "CapPrm", "CapBnd", "CapAmb")
+    """NoNewPrivs, Seccomp(_filters) and the capability sets of every thread of this process."""
+    keys = ("NoNewPrivs", "Seccomp", "Seccomp_filters", "CapEff", "CapPrm", "CapBnd", "CapAmb")
     found = []
     for tid in os.listdir("/proc/self/task"):
         entry: dict[str, str] = {}

@@ -47,7 +47,8 @@ _VOCABULARY: dict[str, dict[str, str]] = {
         "serve": "in the 'serve' MetaGraph",
     },
 }
-_NAMES = ("output", "input", "error", "kind")
+_QUOTED_NAMES = ("output", "input")  # of the signature: quoted
+_NAMES = ("error", "kind")  # class names: bare
 _NAME_LISTS = ("outputs", "expected_outputs", "fields")
 _SHAPES = ("shape", "declared", "expected_shape")
 _INTS = ("count",)
@@ -194,13 +195,13 @@ def smoke_text(answer: dict[str, Any]) -> str:
         return "passed"
     skip = answer.get("skip") if isinstance(answer.get("skip"), dict) else {}
     clean = _clean(skip)
-    name = clean.get("input", "an input")
+    name = f"input {clean['input']}" if "input" in clean else "an input"
     why = {
-        "composite": f"input {name} is a {clean.get('kind', 'composite tensor')}",
-        "dtype": f"input {name} has dtype {clean.get('dtype', 'that cannot be synthesised')}",
-        "unknown_rank": f"input {name} has unknown rank",
+        "composite": f"{name} is a {clean.get('kind', 'composite tensor')}",
+        "dtype": f"{name} has dtype {clean.get('dtype', '(not synthesisable)')}",
+        "unknown_rank": f"{name} has unknown rank",
         "string_rejected": (
-            f"input {name} is a string and the model did not accept short ASCII text "
+            f"{name} is a string and the model did not accept short ASCII text "
             "(e.g. it expects encoded images)"
         ),
     }.get(str(skip.get("reason")), "the inputs cannot be synthesised")
@@ -213,8 +214,10 @@ def _clean(facts: Any) -> dict[str, str]:
         return {}
     clean: dict[str, str] = {}
     for key, value in facts.items():
-        if key in _NAMES and _is_name(value):
+        if key in _QUOTED_NAMES and _is_name(value):
             clean[key] = f"'{value}'"
+        elif key in _NAMES and _is_name(value):
+            clean[key] = str(value)
         elif key in _NAME_LISTS and _is_list(value) and all(_is_name(v) for v in value):
             clean[key] = "[" + ", ".join(f"'{v}'" for v in value) + "]"
         elif key in _SHAPES and _is_list(value) and all(_is_dim(d) for d in value):

@@ -136,6 +136,7 @@ def _test_action(action: str, request: dict[str, Any]) -> dict[str, Any]:
     if action == "segfault":
         import ctypes
 
+        print(request.get("say", ""), file=sys.stderr, flush=True)  # what a crash leaves behind
         ctypes.string_at(0)
     elif action == "hang":
         time.sleep(3600)

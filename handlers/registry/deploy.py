@@ -10,7 +10,6 @@ undoes the registration: the note says what happened and what to run instead.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,19 +33,13 @@ _LOG = logging.getLogger(__name__)
 WARN_DAYS = 90  # a serving image this close to its end of availability is deployed with a warning
 CANARY_ENDPOINT_TIMEOUT = 60.0  # creating the endpoint (metadata only) inside a function run
 
-# Fallback until handlers/validation/scan/ provides `serving_image_eol(image)` (another change in
-# flight): end of availability of Vertex's prebuilt TensorFlow serving images, by TF version.
-_SERVING_EOL = {"2-15": date(2027, 1, 14)}
-_PREBUILT_TF = re.compile(
-    r"(?:^|/)(?:vertex-ai|cloud-aiplatform)/prediction/tf2-(?:cpu|gpu)\.(?P<version>\d+-\d+)"
-    r"(?::|@|$)"
-)
-
 
 def serving_image_eol(image: str) -> date | None:
-    """End of availability of a prebuilt Vertex TF serving image; None when not known."""
-    match = _PREBUILT_TF.search(image)
-    return _SERVING_EOL.get(match.group("version")) if match else None
+    """End of availability of a prebuilt Vertex TF serving image; None when not known. The dates
+    live with the serving-op registries (handlers/validation/scan/serving_ops.py)."""
+    from handlers.validation.scan.serving_ops import serving_image_eol as eol_of
+
+    return eol_of(image)
 
 
 @dataclass(frozen=True)

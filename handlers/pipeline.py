@@ -292,7 +292,7 @@ class Pipeline:
         self, upload: artifacts.Upload, claim: Claim, timings: dict[str, float], started: float
     ) -> Outcome:
         """Stages of one claimed upload: name -> validate + publish -> register -> record."""
-        name = layout.display_name_for(upload.source_path, self.settings)
+        name = layout.display_name_for(upload.source_path, self.settings, upload.metadata)
         artifacts.check_size(upload, self.settings)
         aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
         report, published = self._validate_and_publish(upload, name, timings)
@@ -319,6 +319,10 @@ class Pipeline:
                 settings=self.settings,
             )  # fmt: skip
         registration.extra.update(settled)
+        if self.settings.deploy_endpoint:  # start (not wait for) a canary of a new default
+            from handlers.registry import deploy
+
+            registration.extra.update(deploy.after_registration(registration, self.settings))
         with _timed(timings, "record"):
             record = self.records.finish(claim, registration.record())
         self.notifier.publish(record)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -23,10 +24,12 @@ from handlers.registry.endpoints import (
     make_endpoint_registry,
     split_with_new,
 )
+from handlers.registry.vertex_types import DEFAULT_ALIAS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from handlers.outcome import Registration
     from handlers.settings import Settings
 
 _LOG = logging.getLogger(__name__)
@@ -174,8 +177,10 @@ def start_canary(
             accelerator=shape.accelerator,
             max_replicas=shape.max_replicas,
         )
-    except (PermanentError, TransientError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the version is registered; the canary is optional
         _LOG.warning("canary deployment of %s not started: %s", version_name, exc)
+        if not isinstance(exc, (PermanentError, TransientError)):
+            exc = TransientError(f"{type(exc).__name__}: {exc}", code="unexpected")
         return {
             **note,
             "state": "failed",
@@ -192,3 +197,32 @@ def start_canary(
         "started": (clock or now_iso)(),
         "follow_with": f"registrar operation {operation.name} --wait",
     }
+
+
+def after_registration(registration: Registration, settings: Settings) -> dict[str, Any]:
+    """The pipeline's hook, after the gate: `{"deployment": note}` for the upload's record, or {}
+    when `DEPLOY_ENDPOINT` is off. Only a version that became the default is deployed."""
+    if not settings.deploy_endpoint:
+        return {}
+    started = time.monotonic()
+    version = registration.version
+    extra = registration.extra
+    aliases = extra["aliases"] if "aliases" in extra else (version.aliases or registration.aliases)
+    if DEFAULT_ALIAS not in aliases:
+        note: dict[str, Any] | None = {
+            "endpoint": settings.deploy_endpoint,
+            "version": version.version_name,
+            "state": "skipped",
+            "reason": "the version did not become the default (promotion gate, or "
+            "DEFAULT_VERSION_POLICY=keep); only a new default is deployed",
+        }
+    else:
+        note = start_canary(
+            settings,
+            model=version.model,
+            version_id=version.version_id,
+            display_name=registration.name.display_name,
+            serving_image=settings.serving_image,
+        )
+    registration.timings["deploy"] = round(time.monotonic() - started, 4)
+    return {"deployment": note} if note else {}

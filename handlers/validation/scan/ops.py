@@ -47,7 +47,9 @@ def check_ops(index: GraphIndex, saver_functions: frozenset[str]) -> None:
         for node in place.nodes:
             why = _problem(index, place, node, assets)
             if why:
-                found.setdefault((node.op, why), []).append(f"{node.name!r} in {place.describe()}")
+                found.setdefault((node.op, why), []).append(
+                    f"{node.name!r} in {_where(index, place)}"
+                )
     if found:
         raise Rejected(_message(found), code="savedmodel.disallowed_op")
 
@@ -73,6 +75,21 @@ def _problem(index: GraphIndex, place: Place, node: Any, assets: _AssetPaths) ->
     if reason is None:
         return f"not an op of TensorFlow {allow.TF_VERSION}"
     return allow.REASONS[reason]
+
+
+def _where(index: GraphIndex, place: Place) -> str:
+    """'the graph', or the function and how it is reached (first caller), for the message."""
+    if place.is_graph:
+        return place.describe()
+    refs = index.references.get(place.name, [])
+    if not refs:
+        return f"{place.describe()}, which nothing calls"
+    ref = refs[0]
+    if ref.how == "gradient":
+        return f"{place.describe()}, a registered gradient"
+    how = "by op name" if ref.how == "op" else f"through attribute {ref.how!r}"
+    caller = "the graph" if ref.place.is_graph else repr(ref.place.name)
+    return f"{place.describe()}, called {how} from {caller}"
 
 
 def _message(found: dict[tuple[str, str], list[str]]) -> str:

@@ -1,6 +1,6 @@
 """`registrar`: the operator's command line over the same library calls as the function.
 
-    registrar backfill gs://BUCKET/models/ [--dry-run] [--concurrency N]
+    registrar backfill gs://BUCKET/models/ [--dry-run] [--concurrency N] [--uploads-per-minute N]
     registrar versions NAME
     registrar show NAME[@VERSION|@ALIAS]
     registrar promote NAME@VERSION [--alias ALIAS]
@@ -97,6 +97,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env.get("REGISTRAR_CONCURRENCY") or "4",  # a string default goes through type
         help="uploads handled at once (validation itself runs one at a time) "
         "[env REGISTRAR_CONCURRENCY, default 4]",
+    )
+    backfill.add_argument(
+        "--uploads-per-minute",
+        type=_uploads_per_minute,
+        default=env.get("REGISTRAR_UPLOADS_PER_MINUTE") or "50",
+        help="at most N UploadModel calls in any minute, across --concurrency; Vertex allows 60 "
+        "per region, shared with the function (a 429 is waited out and retried) "
+        "[env REGISTRAR_UPLOADS_PER_MINUTE, 1-600, default 50]",
     )
     command("versions", "list the versions of a model").add_argument("name", metavar="NAME")
     command("show", "one version in full, with its registration record").add_argument(
@@ -199,6 +207,13 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is too small: the minimum is 1")
+    return value
+
+
+def _uploads_per_minute(text: str) -> int:
+    value = _positive(text)
+    if value > 600:
+        raise argparse.ArgumentTypeError(f"{value} is too large: the maximum is 600")
     return value
 
 

@@ -3,15 +3,27 @@
 Each upload becomes the `ObjectEvent` its finalize event would have been (for a SavedModel, the
 event of its `saved_model.pb`), handled by `Pipeline.handle_object`: same validation, same records.
 Re-running is safe: uploads with a final record come back as duplicates and register nothing.
+
+Vertex allows 60 UploadModel operations per minute per region ("Job or LRO submission requests",
+cloud.google.com/vertex-ai/docs/quotas) and answers 429 RESOURCE_EXHAUSTED over it. A backfill
+therefore sends its UploadModel calls through one `Pacer` (at most N in any 60 s, across all its
+threads), and an upload that still meets a 429 is handled again after a back-off instead of being
+counted as failed; after `QUOTA_RETRIES` such re-runs it is reported `pending`.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import posixpath
+import random
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from handlers.errors import PermanentError, Superseded, TransientError, Waiting
 from handlers.gcs.objects import ObjectInfo, ObjectStore
@@ -28,9 +40,22 @@ WOULD_REGISTER = "would register"
 ALREADY = "already registered"
 REJECTED = "rejected"
 SKIPPED = "skipped"
+PENDING = "pending"  # still over Vertex's UploadModel quota after the retries: run again later
 FAILED = "failed"
-CATEGORIES = (REGISTERED, WOULD_REGISTER, ALREADY, REJECTED, SKIPPED, FAILED)
+CATEGORIES = (REGISTERED, WOULD_REGISTER, ALREADY, REJECTED, SKIPPED, PENDING, FAILED)
 _SAVED_MODEL_ROOTS = ("saved_model.pb", "saved_model.pbtxt")
+
+# Pacing. Vertex: 60 LRO submissions per minute per project and region, shared with the deployed
+# function's own uploads, so backfill defaults to fewer.
+WINDOW_SECONDS = 60.0
+DEFAULT_UPLOADS_PER_MINUTE = 50
+MAX_UPLOADS_PER_MINUTE = 600
+# An upload that met a 429 is handled again up to this many times, after jittered back-offs of
+# 10-20, 20-40, 30-60, 30-60 s: at least 90 s in all, so the quota's minute has turned over.
+QUOTA_RETRIES = 4
+BACKOFF_INITIAL = 20.0
+BACKOFF_MAX = 60.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,6 +77,125 @@ class Result:
 class Plan:
     events: list[ObjectEvent]  # one per upload, in listing order
     skipped: list[Result]  # objects under the prefix that are not (complete) model uploads
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Where backfill reads the time and waits; tests swap `TIMER` for a fake that never sleeps."""
+
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+TIMER = Timer()
+
+
+class Pacer:
+    """At most `per_minute` submissions in any `WINDOW_SECONDS`, shared by every thread; after a
+    429, no submission at all until the back-off has passed.
+
+    A sliding window, like Vertex's (and the emulator's) quota accounting: a burst of up to
+    `per_minute` goes at once, the next waits until the oldest of them is a minute old. Thread-safe.
+    """
+
+    def __init__(
+        self, per_minute: int, *, timer: Timer | None = None, rng: random.Random | None = None
+    ) -> None:
+        if not 1 <= per_minute <= MAX_UPLOADS_PER_MINUTE:
+            raise ValueError(f"per_minute must be 1..{MAX_UPLOADS_PER_MINUTE}, not {per_minute}")
+        self.per_minute = per_minute
+        self._timer = timer or TIMER
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._sent: deque[float] = deque()  # times of the latest `per_minute` submissions
+        self._resume_at = -math.inf  # end of the latest back-off
+        self.submissions = 0
+        self.quota_retries = 0  # back-offs taken after a 429
+        self.waited = 0.0  # seconds spent waiting, pacing and back-offs together
+
+    def acquire(self) -> float:
+        """Wait for the next free slot and take it; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._timer.clock()
+                slot = max(now, self._resume_at)
+                if len(self._sent) >= self.per_minute:
+                    slot = max(slot, self._sent[0] + WINDOW_SECONDS)
+                if slot <= now:
+                    self._sent.append(now)
+                    if len(self._sent) > self.per_minute:
+                        self._sent.popleft()
+                    self.submissions += 1
+                    self.waited += waited
+                    return waited
+            self._timer.sleep(slot - now)  # re-checked: a back-off may have begun meanwhile
+            waited += slot - now
+
+    def back_off(self, attempt: int) -> float:
+        """After a 429 (the `attempt`-th for this upload, from 0): hold every submission for a
+        jittered 10-20, 20-40, then 30-60 s, and wait that out; returns the seconds waited."""
+        cap = min(BACKOFF_MAX, BACKOFF_INITIAL * 2**attempt)
+        delay = self._rng.uniform(cap / 2, cap)
+        with self._lock:
+            now = self._timer.clock()
+            self._resume_at = max(self._resume_at, now + delay)
+            wait = self._resume_at - now
+            self.quota_retries += 1
+            self.waited += wait
+        self._timer.sleep(wait)
+        return wait
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "uploads_per_minute": self.per_minute,
+                "upload_calls": self.submissions,
+                "quota_retries": self.quota_retries,
+                "waited_s": round(self.waited, 3),
+            }
+
+
+def pace_uploads(registry: T, pacer: Pacer) -> T:
+    """Make every UploadModel call of `registry` wait for a slot of `pacer` first.
+
+    The wrapper sits on the instance's `upload_model`, the one primitive that submits
+    UploadModel, so the registry's own retries are paced too (each is a submission)."""
+    upload = registry.upload_model  # type: ignore[attr-defined]
+
+    @functools.wraps(upload)
+    def paced(*args: Any, **kwargs: Any) -> Any:
+        pacer.acquire()
+        return upload(*args, **kwargs)
+
+    registry.upload_model = paced  # type: ignore[attr-defined]
+    return registry
+
+
+def paced_registry(settings: Settings, pacer: Pacer) -> Callable[[], Any]:
+    """A `Pipeline` registry factory: the Vertex registry, its uploads paced by `pacer`."""
+
+    def make() -> Any:
+        from handlers.registry.vertex import make_registry
+
+        return pace_uploads(make_registry(settings), pacer)
+
+    return make
+
+
+def over_quota(exc: BaseException) -> bool:
+    """Whether an HTTP 429 (TooManyRequests / RESOURCE_EXHAUSTED) is among the failure's causes.
+
+    The registry reports it as a TransientError `vertex_unavailable` like a 503; the SDK's
+    exception is kept as its cause."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "code", None) == 429:  # api_core's TooManyRequests and subclasses
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def listing_prefix(prefix: str, settings: Settings) -> str:
@@ -113,14 +257,22 @@ def run(
     concurrency: int = 4,
     dry_run: bool = False,
     on_result: Callable[[Result], None] | None = None,
+    pacer: Pacer | None = None,
+    quota_retries: int = QUOTA_RETRIES,
 ) -> list[Result]:
     """Handle every event (or, with dry_run, say what handling would do).
 
     Uploads of one model go one after another, oldest generation first, so version numbers
     follow upload order and `default` ends on the newest (as if the events had come in order);
-    different models run `concurrency` at a time.
+    different models run `concurrency` at a time. With a `pacer` (the one the pipeline's registry
+    was paced with, see `paced_registry`), an upload failing on a 429 is handled again after
+    `pacer.back_off`, at most `quota_retries` times.
     """
-    step = (lambda e: preview(pipeline, e)) if dry_run else (lambda e: handle(pipeline, e))
+
+    def step(event: ObjectEvent) -> Result:
+        if dry_run:
+            return preview(pipeline, event)
+        return handle(pipeline, event, pacer=pacer, quota_retries=quota_retries)
 
     def one_model(batch: list[ObjectEvent]) -> list[Result]:
         results = []
@@ -149,15 +301,42 @@ def _by_model(events: Iterable[ObjectEvent], settings: Settings) -> list[list[Ob
     return [sorted(b, key=lambda e: (e.generation, e.name)) for b in batches.values()]
 
 
-def handle(pipeline: Pipeline, event: ObjectEvent) -> Result:
-    try:
-        outcome = pipeline.handle_object(event)
-    except TransientError as exc:
-        return Result(_upload_uri(event), FAILED, str(exc), outcome="failed", reason=exc.code)
-    except Exception as exc:  # noqa: BLE001 - one odd upload must not end a backfill of thousands
-        message = f"unexpected {type(exc).__name__}: {exc}"
-        return Result(_upload_uri(event), FAILED, message, outcome="failed", reason="unexpected")
-    return from_outcome(event, outcome)
+def handle(
+    pipeline: Pipeline,
+    event: ObjectEvent,
+    *,
+    pacer: Pacer | None = None,
+    quota_retries: int = QUOTA_RETRIES,
+) -> Result:
+    """One upload through the pipeline. A 429 (with a `pacer`) is waited out and the upload
+    handled again, `quota_retries` times at most, then reported `pending`; the claim is given
+    back in between, so nothing is held while waiting."""
+    attempt = 0
+    while True:
+        try:
+            outcome = pipeline.handle_object(event)
+        except TransientError as exc:
+            if pacer is None or not over_quota(exc):
+                return Result(
+                    _upload_uri(event), FAILED, str(exc), outcome="failed", reason=exc.code
+                )
+            if attempt >= quota_retries:
+                message = (
+                    f"{exc}; still over Vertex AI's UploadModel quota after {attempt + 1} tries: "
+                    "run the command again later"
+                )
+                return Result(
+                    _upload_uri(event), PENDING, message, outcome="failed", reason="quota_exceeded"
+                )
+            pacer.back_off(attempt)
+            attempt += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - one odd upload must not end a backfill of thousands
+            message = f"unexpected {type(exc).__name__}: {exc}"
+            return Result(
+                _upload_uri(event), FAILED, message, outcome="failed", reason="unexpected"
+            )
+        return from_outcome(event, outcome)
 
 
 def from_outcome(event: ObjectEvent, outcome: Outcome) -> Result:
@@ -214,9 +393,10 @@ def preview(pipeline: Pipeline, event: ObjectEvent) -> Result:
 
 
 def exit_status(results: Iterable[Result]) -> str:
-    """`failed` beats `rejected` beats `ok`: a retry can fix the first, not the second."""
+    """`failed` (or `pending`) beats `rejected` beats `ok`: a retry can fix the first, not the
+    second."""
     categories = {r.category for r in results}
-    if FAILED in categories:
+    if FAILED in categories or PENDING in categories:
         return FAILED
     return REJECTED if REJECTED in categories else "ok"
 

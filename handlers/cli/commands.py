@@ -67,7 +67,10 @@ def backfill(ctx: Context) -> int:
 
     args, out = ctx.args, ctx.out
     bucket, prefix = split_uri(args.uri)
-    pipeline = Pipeline(ctx.settings, store=ctx.store)
+    # One pacer for every thread: UploadModel calls stay under Vertex's per-region quota.
+    pacer = backfill_lib.Pacer(args.uploads_per_minute, timer=backfill_lib.TIMER)
+    registry = backfill_lib.paced_registry(ctx.settings, pacer)
+    pipeline = Pipeline(ctx.settings, store=ctx.store, registry_factory=registry)
     try:
         plan = backfill_lib.discover(ctx.store, ctx.settings, bucket, prefix)
     except ValueError as exc:
@@ -87,6 +90,7 @@ def backfill(ctx: Context) -> int:
             concurrency=args.concurrency,
             dry_run=args.dry_run,
             on_result=lambda _: progress.advance(task),
+            pacer=pacer,
         )
     everything = sorted(
         plan.skipped + results,
@@ -101,6 +105,7 @@ def backfill(ctx: Context) -> int:
                 "uri": args.uri,
                 "dry_run": args.dry_run,
                 "summary": summary,
+                "pacing": pacer.stats(),
                 "results": [r.as_dict() for r in everything],
             }
         )
@@ -115,7 +120,18 @@ def backfill(ctx: Context) -> int:
         )
         first = backfill_lib.WOULD_REGISTER if args.dry_run else backfill_lib.REGISTERED
         out.say(", ".join(f"{n} {c}" for c, n in summary.items() if n or c == first))
-        if status == backfill_lib.FAILED:
+        if pacer.quota_retries:
+            out.say(
+                f"Vertex AI refused uploads over its quota (429) {pacer.quota_retries} time(s); "
+                "each was waited out and handled again."
+            )
+        if summary[backfill_lib.PENDING]:
+            out.say(
+                "Some uploads are still pending: Vertex AI kept refusing them (429, quota "
+                "exceeded). Run the same command again later; a lower --uploads-per-minute "
+                "leaves more of the quota to the function."
+            )
+        if summary[backfill_lib.FAILED]:
             out.say("Some uploads failed transiently: run the same command again to finish them.")
     return {"ok": OK, backfill_lib.REJECTED: FAILED, backfill_lib.FAILED: TRANSIENT}[status]
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import random
+import threading
 import zipfile
 from pathlib import Path
 
-from tests.conftest import Bucket, Models, Vertex
+import pytest
+
+from handlers.cli import backfill as backfill_lib
+from handlers.errors import TransientError
+from handlers.intake.events import ObjectEvent
+from handlers.outcome import Outcome
+from tests.conftest import Bucket, Models, Services, Vertex
 
 
 def _truncated_weights(source: Path, target: Path) -> Path:
@@ -144,3 +152,292 @@ def test_transient_registry_failure_exits_4_and_a_rerun_finishes(
     assert again.code == 0, again.out + again.err
     assert "1 registered" in again.out
     assert len(vertex.all_versions()) == 1
+
+
+# ---- pacing under Vertex's UploadModel quota (issue 12) -------------------------------------
+
+
+class FakeTime:
+    """A clock that moves only when someone sleeps; shared by backfill and the emulator's quota."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        with self._lock:
+            return self._now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self._now += max(0.0, seconds)
+            self.slept.append(seconds)
+
+    def timer(self) -> backfill_lib.Timer:
+        return backfill_lib.Timer(clock=self.clock, sleep=self.sleep)
+
+
+def _taken_at(pacer: backfill_lib.Pacer, fake: FakeTime, count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        pacer.acquire()
+        times.append(fake.clock() - 1000.0)
+    return times
+
+
+def test_pacer_lets_n_per_minute_through_and_the_next_waits_for_a_slot() -> None:
+    fake = FakeTime()
+    pacer = backfill_lib.Pacer(3, timer=fake.timer())
+    # A burst of 3 goes at once; the 4th waits until the first is a minute old.
+    assert _taken_at(pacer, fake, 7) == [0, 0, 0, 60, 60, 60, 120]
+    assert pacer.stats()["upload_calls"] == 7 and pacer.stats()["waited_s"] == 120
+
+    fake = FakeTime()
+    pacer = backfill_lib.Pacer(3, timer=fake.timer())
+    for _ in range(3):  # spread out: 0, 10, 20
+        assert pacer.acquire() == 0
+        fake.sleep(10)
+    assert pacer.acquire() == 30  # the 4th in that minute: at 60, a minute after the first
+    assert fake.clock() - 1000.0 == 60
+    assert pacer.acquire() == 10  # then 70, a minute after the second
+
+
+def test_pacer_holds_across_threads() -> None:
+    fake = FakeTime()
+    seen = threading.local()  # the clock reading a thread's acquire took its slot at
+
+    def clock() -> float:
+        seen.now = fake.clock()
+        return seen.now
+
+    pacer = backfill_lib.Pacer(5, timer=backfill_lib.Timer(clock=clock, sleep=fake.sleep))
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(6):
+            pacer.acquire()
+            with lock:
+                stamps.append(seen.now)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stamps) == 24
+    stamps.sort()
+    assert stamps[-1] - stamps[0] == 240  # bursts of 5 at 0, 60, 120, 180; the last 4 at 240
+    # No 60-second window (half-open, as Vertex's) holds more than 5 submissions.
+    assert max(sum(1 for s in stamps if t - 60 < s <= t) for t in stamps) <= 5
+
+
+def test_back_off_holds_every_submission_and_grows() -> None:
+    fake = FakeTime()
+    pacer = backfill_lib.Pacer(600, timer=fake.timer(), rng=random.Random(7))
+    waits = [pacer.back_off(attempt) for attempt in range(5)]
+    assert 10 <= waits[0] <= 20 and 20 <= waits[1] <= 40
+    assert all(30 <= w <= 60 for w in waits[2:])
+    assert sum(waits[:4]) >= 90  # the retries outlast a quota window
+    # A back-off begun elsewhere makes the next acquire wait for its end.
+    start = fake.clock()
+    pacer._resume_at = start + 25  # as if another thread had just met a 429
+    assert pacer.acquire() == 25
+    assert pacer.stats()["quota_retries"] == 5
+
+
+def _quota_error() -> TransientError:
+    from google.api_core import exceptions as api
+
+    from handlers.registry.vertex_errors import UploadInterrupted, translate
+
+    cause = api.TooManyRequests("Quota exceeded for quota metric 'Job or LRO submission'")
+    try:
+        try:
+            raise translate(cause, "UploadModel", "p") from cause
+        except TransientError as exc:
+            raise UploadInterrupted(str(exc)) from exc
+    except TransientError as exc:
+        return exc
+
+
+def test_over_quota_reads_the_cause_of_the_registry_error() -> None:
+    from google.api_core import exceptions as api
+
+    from handlers.registry.vertex_errors import translate
+
+    quota = _quota_error()
+    assert quota.code == "vertex_unavailable"  # the registry reports a 429 like a 503
+    assert backfill_lib.over_quota(quota)
+    unavailable = api.ServiceUnavailable("down")
+    try:
+        raise translate(unavailable, "UploadModel", "p") from unavailable
+    except TransientError as exc:
+        assert not backfill_lib.over_quota(exc)
+    assert not backfill_lib.over_quota(TransientError("busy", code="in_progress_elsewhere"))
+
+
+class _Pipeline:
+    """handle_object raising the given failures in turn, then registering."""
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.calls = 0
+
+    def handle_object(self, event: ObjectEvent) -> Outcome:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return Outcome("registered", "ok", {"model": "m", "version_id": "1"})
+
+
+_EVENT = ObjectEvent(bucket="b", name="models/x/v1/model.keras", generation=1, event_id="e")
+
+
+def test_handle_waits_out_429s_then_reports_pending() -> None:
+    fake = FakeTime()
+    pacer = backfill_lib.Pacer(50, timer=fake.timer(), rng=random.Random(1))
+    pipeline = _Pipeline(_quota_error(), _quota_error())
+    result = backfill_lib.handle(pipeline, _EVENT, pacer=pacer)
+    assert result.category == backfill_lib.REGISTERED and pipeline.calls == 3
+    assert pacer.quota_retries == 2 and fake.clock() - 1000.0 >= 10 + 20
+
+    pipeline = _Pipeline(*(_quota_error() for _ in range(10)))
+    result = backfill_lib.handle(pipeline, _EVENT, pacer=pacer, quota_retries=2)
+    assert result.category == backfill_lib.PENDING and result.reason == "quota_exceeded"
+    assert pipeline.calls == 3 and "quota" in result.message
+    assert backfill_lib.exit_status([result]) == backfill_lib.FAILED  # exit 4: run again
+
+    # Anything else transient is a failure at once, with no wait.
+    before = fake.clock()
+    pipeline = _Pipeline(TransientError("Vertex AI UploadModel failed: 503"))
+    result = backfill_lib.handle(pipeline, _EVENT, pacer=pacer)
+    assert result.category == backfill_lib.FAILED and fake.clock() == before
+
+
+def test_pace_uploads_gates_the_registrys_own_upload_calls() -> None:
+    fake = FakeTime()
+    pacer = backfill_lib.Pacer(2, timer=fake.timer())
+
+    class Registry:
+        def upload_model(self, request: str) -> str:
+            return f"uploaded {request}"
+
+        def ensure_version(self, request: str) -> str:
+            return self.upload_model(request)  # as VertexRegistry does, retries included
+
+    registry = backfill_lib.pace_uploads(Registry(), pacer)
+    assert [registry.ensure_version(str(i)) for i in range(3)] == [
+        "uploaded 0",
+        "uploaded 1",
+        "uploaded 2",
+    ]
+    assert pacer.submissions == 3 and fake.clock() - 1000.0 == 60
+
+
+@pytest.fixture
+def quota_vertex(services: Services, monkeypatch: pytest.MonkeyPatch):
+    """An in-process Vertex emulator enforcing the LRO quota on a fake clock that backfill shares.
+
+    Returns a function: quota_vertex(per_minute) -> (Vertex, AdminClient, FakeTime); the
+    `registrar` fixture's environment is pointed at it."""
+    from emulators.vertex import AdminClient, start_in_thread
+
+    servers = []
+
+    def start(per_minute: int) -> tuple[Vertex, AdminClient, FakeTime]:
+        fake = FakeTime()
+        server, url = start_in_thread(
+            storage_url=services.storage_url, quota_per_minute=per_minute, quota_clock=fake.clock
+        )
+        servers.append(server)
+        monkeypatch.setenv("VERTEX_AI_EMULATOR_HOST", url)
+        monkeypatch.setattr(backfill_lib, "TIMER", fake.timer())
+        return Vertex(url), AdminClient(url), fake
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _five_uploads(bucket: Bucket, models: Models) -> None:
+    for name in ("alpha", "beta", "gamma"):
+        bucket.upload(models.keras_a, f"models/{name}/v1/model.keras")
+    bucket.upload(models.keras_b, "models/alpha/v2/model.keras")
+    bucket.upload_dir(models.saved_model_b, "models/ranker/v1/")
+
+
+def _registered_exactly_once(vertex: Vertex, bucket: Bucket) -> None:
+    versions = vertex.all_versions()
+    keys = [v["labels"]["registrar-upload-key"] for v in versions]
+    assert len(keys) == len(set(keys)) == 5, keys  # no upload registered twice
+    names = sorted(m["displayName"] for m in vertex.models())
+    assert names == ["alpha", "beta", "gamma", "ranker"]
+    [alpha] = vertex.models("alpha")
+    assert [v["labels"]["source-version"] for v in vertex.versions(alpha["name"])] == ["v1", "v2"]
+    records = [n for n in bucket.names("registrar-state/uploads/") if n.endswith(".json")]
+    states = [bucket.read_json(n)["state"] for n in records]
+    assert states == ["registered"] * 5
+
+
+def test_backfill_paced_above_the_quota_retries_429s_and_registers_each_once(
+    registrar, quota_vertex, bucket: Bucket, models: Models
+) -> None:
+    vertex, admin, fake = quota_vertex(3)
+    _five_uploads(bucket, models)
+
+    run = registrar(
+        "backfill", f"gs://{bucket.name}/models/", "--json",
+        "--concurrency", "2", "--uploads-per-minute", "20",
+    )  # fmt: skip
+    assert run.code == 0, run.err + run.out
+    report = run.json
+    assert report["summary"]["registered"] == 5
+    assert report["summary"]["pending"] == report["summary"]["failed"] == 0
+    assert report["pacing"]["uploads_per_minute"] == 20
+    assert report["pacing"]["quota_retries"] >= 1  # the quota was hit and waited out
+    state = admin.state()
+    assert state["calls"]["UploadModel"] > 5  # the refused (429) submissions, then the 5
+    assert state["quota_per_minute"] == 3
+    _registered_exactly_once(vertex, bucket)
+    assert fake.clock() - 1000.0 >= 60  # 5 uploads at 3 a minute take over a minute
+
+    again = registrar("backfill", f"gs://{bucket.name}/models/", "--json")
+    assert again.code == 0 and again.json["summary"]["already registered"] == 5
+    assert admin.state()["calls"]["UploadModel"] == state["calls"]["UploadModel"]
+
+
+def test_backfill_paced_below_the_quota_never_meets_a_429(
+    registrar, quota_vertex, bucket: Bucket, models: Models, monkeypatch
+) -> None:
+    vertex, admin, fake = quota_vertex(5)
+    _five_uploads(bucket, models)
+    monkeypatch.setenv("REGISTRAR_UPLOADS_PER_MINUTE", "2")
+
+    run = registrar("backfill", f"gs://{bucket.name}/models/", "--json", "--concurrency", "2")
+    assert run.code == 0, run.err + run.out
+    assert run.json["summary"]["registered"] == 5
+    pacing = run.json["pacing"]
+    assert pacing["uploads_per_minute"] == 2 and pacing["quota_retries"] == 0
+    assert pacing["upload_calls"] == 5
+    assert admin.state()["calls"]["UploadModel"] == 5  # each admitted the first time: no 429
+    assert fake.clock() - 1000.0 >= 120  # 2 a minute: the 5th waited two minutes
+    _registered_exactly_once(vertex, bucket)
+
+
+def test_uploads_per_minute_is_checked(
+    registrar, bucket: Bucket, vertex: Vertex, monkeypatch
+) -> None:
+    uri = f"gs://{bucket.name}/models/"
+    for bad in ("0", "601", "fast"):
+        run = registrar("backfill", uri, "--uploads-per-minute", bad)
+        assert run.code == 2 and "--uploads-per-minute" in run.err, run.err
+    monkeypatch.setenv("REGISTRAR_UPLOADS_PER_MINUTE", "700")
+    assert registrar("backfill", uri).code == 2
+    monkeypatch.setenv("REGISTRAR_UPLOADS_PER_MINUTE", "600")
+    ok = registrar("backfill", uri, "--json")
+    assert ok.code == 0 and ok.json["pacing"]["uploads_per_minute"] == 600
+    monkeypatch.delenv("REGISTRAR_UPLOADS_PER_MINUTE")
+    assert registrar("backfill", uri, "--json").json["pacing"]["uploads_per_minute"] == 50

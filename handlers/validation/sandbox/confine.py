@@ -4,14 +4,17 @@ only, no TensorFlow). Each layer is independent; one the platform lacks is repor
 - no_new_privs: `PR_SET_NO_NEW_PRIVS`, so nothing below can be undone through a set-uid binary
   (and Landlock/seccomp may be installed without CAP_SYS_ADMIN).
 - landlock: read-only everywhere; write, create, remove only beneath the worker's private
-  directory (its temp dir, staged exports); no TCP bind/connect (ABI >= 4); no signals to or
-  abstract-socket connections with processes outside the sandbox (ABI >= 6); and, from ABI 1,
-  no ptrace-style access (`/proc/<pid>/environ`, `mem`, `fd/`) to processes outside it.
-- caps_dropped: the worker runs as root on Cloud Functions. Bounding set and ambient set
-  cleared, securebits locked (no capabilities come back with uid 0), effective/permitted/
-  inheritable emptied: without CAP_SYS_PTRACE a non-dumpable parent's /proc entries are closed,
-  without CAP_DAC_OVERRIDE file modes hold, without CAP_KILL only our own uid's processes...
-  which the Landlock signal scope covers.
+  directory (its temp dir, staged exports); no exec (no EXECUTE right); no TCP bind/connect
+  (ABI >= 4); no signals to, or abstract-socket connections with, processes outside the sandbox
+  (ABI >= 6). It does not, measured on 6.18, stop reading the parent's /proc/<pid>/environ:
+  that is the capabilities' (and, for a non-root function, non-dumpable's) job.
+- caps_dropped: the worker runs as root here. Bounding and ambient sets cleared, securebits
+  locked (no capabilities come back with uid 0), effective/permitted/inheritable emptied. The
+  kernel lets a process read another's /proc/<pid>/environ, mem or fd/ only if the target's
+  capabilities are a subset of its own (or it has CAP_SYS_PTRACE): with none, the function
+  process (root, all capabilities) is closed to it. Signals to same-uid processes stay possible
+  without capabilities: the Landlock signal scope and the seccomp filter cover those. (Not root:
+  the bounding set cannot be cleared without CAP_SETPCAP; no_new_privs keeps exec from adding.)
 - seccomp: a BPF filter (all threads: TSYNC) answers EPERM to socket creation, execve/execveat,
   ptrace and cross-process memory access, io_uring (which would bypass the filter), bpf,
   perf_event_open, userfaultfd, setsid/setpgid (leaving the process group the timeout kills),
@@ -255,6 +258,8 @@ def _drop_capabilities() -> bool:
     for cap in range(last + 1):
         if _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != errno.EINVAL:
             err = ctypes.get_errno()
+            if err == errno.EPERM and os.geteuid() != 0:
+                break  # not root: no CAP_SETPCAP to drop it, and no_new_privs stops exec gaining
             raise OSError(err, f"prctl(PR_CAPBSET_DROP, {cap}): {os.strerror(err)}")
     _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)  # EINVAL before 4.3: none
     header = _CapHeader(version=0x20080522, pid=0)  # _LINUX_CAPABILITY_VERSION_3
@@ -370,6 +375,7 @@ def _verify(layers: dict[str, Any], why: dict[str, str]) -> None:
             layers["no_new_privs"], why["no_new_privs"] = False, "a thread kept NoNewPrivs 0"
         if layers.get("seccomp") and status.get("Seccomp") != "2":
             layers["seccomp"], why["seccomp"] = False, "a thread is not in seccomp filter mode"
-        caps = [status.get(k, "") for k in ("CapEff", "CapPrm", "CapBnd", "CapAmb")]
+        sets = ("CapEff", "CapPrm", "CapAmb") + (("CapBnd",) if os.geteuid() == 0 else ())
+        caps = [status.get(k, "") for k in sets]
         if layers.get("caps_dropped") and any(int(c or "1", 16) for c in caps):
             layers["caps_dropped"], why["caps_dropped"] = False, "a thread kept capabilities"

@@ -7,6 +7,7 @@
     registrar rollback NAME [--alias ALIAS]
     registrar status gs://BUCKET/models/x/v3/model.keras
     registrar verify NAME[@VERSION]
+    registrar gate NAME[@VERSION] [--dry-run]
     registrar deploy NAME@VERSION|NAME@ALIAS --endpoint E [--traffic N] [--machine-type T] [--no-wait]
     registrar traffic E [DEPLOYMENT=PERCENT ...]
     registrar undeploy NAME@VERSION|DEPLOYED_MODEL_ID --endpoint E [--force] [--no-wait]
@@ -129,6 +130,18 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     command("verify", "re-hash registered artifacts against their records").add_argument(
         "ref", metavar="NAME[@VERSION|@ALIAS]"
+    )
+    gate = command(
+        "gate",
+        "what the promotion gate decides for a version now (default: the `challenger`), and "
+        "apply it",
+    )
+    gate.add_argument("name", metavar="NAME[@VERSION]")
+    gate.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=env_flag(env, "REGISTRAR_DRY_RUN"),
+        help="only say what the gate would decide; no alias moves [env REGISTRAR_DRY_RUN]",
     )
     cli_deploy.add_commands(command, env, rollback=rollback)
     return parser

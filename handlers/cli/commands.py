@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from handlers.cli import backfill as backfill_lib
+from handlers.cli import gate as gate_lib
 from handlers.cli import render
 from handlers.cli.aliases import promote as promote_alias
 from handlers.cli.aliases import rollback as rollback_alias
@@ -140,15 +141,21 @@ def versions(ctx: Context) -> int:
     model = resolve_model(ctx.registry, ctx.args.name)
     found = sorted_versions(ctx.registry, model)
     summaries = [version_summary(v) for v in found]
+    gates = gate_lib.gate_rows(ctx.store, ctx.settings, model, found, ctx.args.bucket)
+    if gates:  # the promotion gate is on, or has decided for this model before
+        for summary in summaries:
+            summary["gate"] = gates.get(summary["version_id"])
     if ctx.out.json_mode:
         display = summaries[0]["display_name"] if summaries else None
         ctx.out.data({"model": model, "display_name": display, "versions": summaries})
         return OK
     ctx.out.table(
         f"{model} ({found[0].display_name if found else 'no versions'})",
-        ("version", "aliases", "created", "source", "digest"),
+        ("version", "aliases", "created", "source", "digest")
+        + (("gate metric", "gate") if gates else ()),
         (
             (s["version_id"], s["aliases"], s["created"], s["source_uri"], render.short(s))
+            + (gate_lib.cell(s.get("gate")) if gates else ())
             for s in summaries
         ),
     )
@@ -190,11 +197,16 @@ def promote(ctx: Context) -> int:
             USAGE,
         )
     model = resolve_model(ctx.registry, ref.name)
-    result = promote_alias(
-        ctx.registry, ctx.store, ctx.settings, model=model, ref=ref.ref,
-        alias=ctx.args.alias, bucket=ctx.args.bucket,
-    )  # fmt: skip
-    return render.moved(ctx.out, result)
+
+    def move() -> dict:
+        return promote_alias(
+            ctx.registry, ctx.store, ctx.settings, model=model, ref=str(ref.ref),
+            alias=ctx.args.alias, bucket=ctx.args.bucket,
+        )  # fmt: skip
+
+    if ctx.args.alias == "default":  # with PROMOTION_METRIC set: a manual gate decision
+        return render.moved(ctx.out, gate_lib.promote_under_gate(ctx, model, ref.ref, move))
+    return render.moved(ctx.out, move())
 
 
 def rollback(ctx: Context) -> int:
@@ -318,4 +330,5 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "rollback": rollback,
     "status": status,
     "verify": verify,
+    "gate": gate_lib.gate,
 }

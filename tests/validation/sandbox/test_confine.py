@@ -33,6 +33,11 @@ applied = {
     "caps": c._drop_capabilities,
     "seccomp": lambda: (c._no_new_privs(), c._seccomp()),
     "all": lambda: c.confine([home]),
+    # A platform without Landlock (old kernel, gVisor) and without a syscall table for seccomp.
+    "lacking": lambda: (
+        setattr(c, "_LANDLOCK_CREATE_RULESET", 100000), setattr(c, "_ARCH", None),
+        c.confine([home]),
+    )[-1],
 }[layer]()
 
 def attempt(f):
@@ -156,6 +161,16 @@ def test_all_layers(tmp_path, listener):
     allowed = {k for k, v in got.items() if v == "allowed"}
     assert allowed == {"write_inside", "read_etc", "signal_self"}, got
     assert got["outside_exists"] is False
+
+
+def test_a_layer_the_platform_lacks_is_reported_with_why(tmp_path, listener):
+    got = _probe("lacking", tmp_path, listener)
+    layers = got.pop("layers")
+    assert layers["landlock"] is False and layers["seccomp"] is False
+    assert "Landlock" in layers["unavailable"]["landlock"]
+    assert "no syscall table" in layers["unavailable"]["seccomp"]
+    assert layers["caps_dropped"] is True and layers["no_new_privs"] is True
+    assert got["write_outside"] == "allowed"  # nothing pretends to hold
 
 
 def test_seccomp_program_jumps_stay_in_range():

@@ -16,7 +16,7 @@ import pytest
 
 from handlers.errors import TransientError
 from handlers.gcs import publish
-from handlers.gcs.objects import Digests, ObjectInfo, PreconditionFailed
+from handlers.gcs.objects import DigestMismatch, Digests, ObjectInfo, PreconditionFailed
 from handlers.intake.uploads import Upload
 
 _DELAY = 0.05
@@ -131,6 +131,25 @@ def test_files_are_placed_concurrently_and_the_manifest_last(setup):
     assert manifest[0][2] >= max(end for *_, end in placed)  # written after every file landed
     written = json.loads(store.objects["registered/m/sha256-abc/" + publish.MANIFEST_NAME])
     assert written["files"] == published.manifest and written["members"] == {"model.keras": 7}
+    assert written["crc32c"]["model.keras"] == _crc(b"keras bytes")
+    assert written["crc32c"]["saved_model.pb"] == _crc(b"saved_model.pb")
+    assert written["validated"]["model.keras"] == {
+        "generation": 7,
+        "sha256": "k" * 64,
+        "crc32c": _crc(b"keras bytes"),
+        "md5": "md5",
+        "size": 11,
+    }
+
+
+def test_a_copy_that_is_not_the_validated_bytes_stops_publishing(setup):
+    store, upload, export = setup
+    store.objects["models/m/model.keras"] = b"other bytes"  # what the server-side copy reads
+    with pytest.raises(DigestMismatch) as err:
+        _publish(store, upload, export)
+    assert err.value.code == "upload.digest_mismatch"
+    assert "validated bytes" in str(err.value)
+    assert not any(n.endswith(publish.MANIFEST_NAME) for n in store.objects)
 
 
 def test_a_failed_call_stops_publishing_after_the_others_finish(setup):

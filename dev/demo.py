@@ -2,7 +2,11 @@
 
 Starts fake-gcs-server, the Vertex AI emulator, functions-framework serving `register_model` and the
 event bridge; builds two small real TF models; uploads a `.keras` model, a SavedModel directory
-(files in shuffled order, one event each) and a second version of the first; prints the registry.
+(files in shuffled order, one event each) and two more versions of the first, with the promotion
+gate on (PROMOTION_METRIC=auc): version 2 beats version 1 and takes `default`, version 3 is held
+back as `challenger` once its late metrics.json arrives, with the reason; prints the registry;
+ends by deploying the first version and then the default one as a 10% canary to an endpoint with
+`registrar deploy` (on the emulator's Endpoint service) and printing the traffic split.
 """
 
 from __future__ import annotations
@@ -19,14 +23,15 @@ from dev import stack
 from dev.bridge import EventBridge
 
 LOG_DIR = stack.ROOT / ".dev-run" / "demo-logs"
-EXPECTED = {"fraud-detector": 2, "ranker": 1}
+EXPECTED = {"fraud-detector": 3, "ranker": 1}
+GATE = {"PROMOTION_METRIC": "auc"}  # the demo's function runs with the promotion gate on
 
 
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     started = time.monotonic()
     print("starting fake-gcs-server, Vertex AI emulator and functions-framework ...", flush=True)
-    services = stack.start_stack(log_dir=LOG_DIR)
+    services = stack.start_stack(log_dir=LOG_DIR, **GATE)
     assert services.function is not None
     bridge = EventBridge(services.storage.url, stack.BUCKET, services.function.url).start()
     try:
@@ -34,8 +39,11 @@ def main() -> None:
             _upload_models(Path(tmp), services.storage.url)
             registry = _registry(services)
             _wait_for(registry, bridge)
+            _late_metrics(services.storage.url, bridge)
             _print_registry(registry)
             _print_records(services.storage.url)
+            _print_gate(services)
+            _deploy_default(services)
     finally:
         bridge.stop()
         services.stop()
@@ -52,10 +60,11 @@ def _upload_models(tmp: Path, storage_url: str) -> None:
 
     from tests.modelfactory import build_keras_model, build_saved_model
 
-    print("building two small TensorFlow models ...", flush=True)
+    print("building three small TensorFlow models ...", flush=True)
     with _quiet_stderr():  # TF's C++ start-up banner says nothing a demo user needs
         first = build_keras_model(tmp / "v1" / "model.keras", seed=1)
         second = build_keras_model(tmp / "v2" / "model.keras", seed=2)
+        third = build_keras_model(tmp / "v3" / "model.keras", seed=4)
         saved = build_saved_model(tmp / "ranker", seed=3, shards=2)
     bucket = storage.Client(
         project=stack.PROJECT,
@@ -70,6 +79,9 @@ def _upload_models(tmp: Path, storage_url: str) -> None:
         print(f"  uploaded gs://{stack.BUCKET}/{name}", flush=True)
 
     put(first, "models/fraud-detector/2026-11-26/model.keras", description="weekly retrain")
+    scores = tmp / "metrics.json"  # the metrics beside the model: imported as its evaluation
+    scores.write_text('{"auc": 0.91, "accuracy": 0.88}')
+    put(scores, "models/fraud-detector/2026-11-26/metrics.json")
     files = sorted(p for p in saved.rglob("*") if p.is_file())
     random.Random(7).shuffle(files)  # a directory upload arrives in any order
     for path in files:
@@ -83,7 +95,11 @@ def _upload_models(tmp: Path, storage_url: str) -> None:
         "models/fraud-detector/2026-11-27/model.keras",
         description="retrained",
         aliases="candidate",
+        metrics='{"auc": 0.93}',  # metrics in the model object's own metadata
     )
+    time.sleep(1.0)
+    # no metrics yet: registered and held back as `challenger`; its metrics.json comes later
+    put(third, "models/fraud-detector/2026-11-28/model.keras", description="smaller learning rate")
 
 
 @contextlib.contextmanager
@@ -96,6 +112,43 @@ def _quiet_stderr() -> Iterator[None]:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def _late_metrics(storage_url: str, bridge: EventBridge, timeout: float = 120.0) -> None:
+    """Version 3's metrics.json arrives after it was registered: attached then, gate decided."""
+    import json
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    bucket = storage.Client(
+        project=stack.PROJECT,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": storage_url},
+    ).bucket(stack.BUCKET)
+    name = "models/fraud-detector/2026-11-28/metrics.json"
+    blob = bucket.blob(name)
+    blob.upload_from_string('{"auc": 0.89, "accuracy": 0.87}')
+    print(f"  uploaded gs://{stack.BUCKET}/{name} (late: after its model was registered)")
+    record = bucket.blob(f"registrar-state/uploads/{name}/g{blob.generation}.json")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if record.exists() and json.loads(record.download_as_bytes()).get("state") == "attached":
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"demo: {name} was not attached within {timeout:.0f} s; see {LOG_DIR}/")
+
+
+def _print_gate(services: stack.Stack) -> None:
+    """The gate as an operator sees it: `registrar versions` and `registrar gate --dry-run`."""
+    from handlers.cli.app import main as registrar
+
+    os.environ.update(stack.function_env(services.storage.url, services.vertex.url, **GATE))
+    os.environ.setdefault("COLUMNS", "160")
+    for argv in (["versions", "fraud-detector"], ["gate", "fraud-detector", "--dry-run"]):
+        print(f"\n$ registrar {' '.join(argv)}", flush=True)
+        if registrar(argv) != 0:
+            raise SystemExit(f"demo: `registrar {' '.join(argv)}` failed (see above)")
 
 
 def _registry(services: stack.Stack):  # noqa: ANN202 - handlers.registry.vertex loads lazily
@@ -160,6 +213,25 @@ def _print_records(storage_url: str) -> None:
         record = json.loads(blob.download_as_bytes())
         version = record.get("version_name", record.get("reason", {}).get("code", ""))
         print(f"  {record['state']:<10} {record['source']}  ->  {version}")
+
+
+DEMO_ENDPOINT = "fraud-detector-prod"
+
+
+def _deploy_default(services: stack.Stack) -> None:
+    """`registrar deploy` as an operator would type it: version 1 takes the endpoint, then the
+    default version (the newest upload) joins as a 10% canary; the last table is the split."""
+    from handlers.cli.app import main as registrar
+
+    os.environ.update(stack.function_env(services.storage.url, services.vertex.url))
+    os.environ.setdefault("COLUMNS", "120")
+    for argv in (
+        ["deploy", "fraud-detector@1", "--endpoint", DEMO_ENDPOINT],
+        ["deploy", "fraud-detector@default", "--endpoint", DEMO_ENDPOINT, "--traffic", "10"],
+    ):
+        print(f"\n$ registrar {' '.join(argv)}", flush=True)
+        if registrar(argv) != 0:
+            raise SystemExit(f"demo: `registrar {' '.join(argv)}` failed (see above)")
 
 
 if __name__ == "__main__":

@@ -17,17 +17,17 @@ follow them. The library calls are handlers/registry/endpoints.py and deploy.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from handlers.cli import render
 from handlers.cli.models import get_version, parse_ref, read_json, record_uri, resolve_model
 from handlers.cli.output import FAILED, NOT_FOUND, OK, TRANSIENT, USAGE, CliError, Output
 from handlers.cli.verify import verify as verify_artifact
-from handlers.errors import PermanentError
+from handlers.errors import PermanentError, TransientError
 from handlers.registry import deploy as deploy_lib
 from handlers.registry.endpoints import (
     NEW_DEPLOYMENT,
@@ -160,18 +160,18 @@ def deploy(ctx: Any) -> int:
         endpoints = _endpoints(ctx)
         model = resolve_model(endpoints, ref.name)
         version = get_version(endpoints, model, ref.ref)  # an alias is pinned to its version here
-        short = render.version_of(model, version.version_id)
+        short = _version_label(model, version.version_id)
         checks = _preflight(ctx, endpoints, version)
         with _progress(out, f"finding endpoint {args.endpoint}") as progress:
             endpoint, created = endpoints.ensure_endpoint(
                 args.endpoint, timeout=min(args.timeout, 600.0), on_progress=progress
             )
         if created:
-            out.say(f"created endpoint {endpoint.name} ({endpoint.display_name})")
+            out.say(f"created endpoint {endpoint.name}")
         already = endpoint.of_version(model, version.version_id)
         if already:
             out.say(
-                f"{short} is already deployed on {endpoint.name} as {already[0].id} with "
+                f"{short} is already deployed on {_label(endpoint)} as {already[0].id} with "
                 f"{endpoint.share(already[0].id)}% of the traffic; change the split with "
                 f"`registrar traffic {args.endpoint} {already[0].id}=N`."
             )
@@ -180,7 +180,7 @@ def deploy(ctx: Any) -> int:
         split = split_with_new(endpoint.traffic, [d.id for d in endpoint.deployed], args.traffic)
         if split.get(NEW_DEPLOYMENT, 0) != args.traffic:
             out.warn(
-                f"nothing else serves on {endpoint.name}: the new deployment takes "
+                f"nothing else serves on {_label(endpoint)}: the new deployment takes "
                 f"{split[NEW_DEPLOYMENT]}% of the traffic, not {args.traffic}%."
             )
         shape = deploy_lib.shape_for(endpoint, args.machine_type)
@@ -194,7 +194,7 @@ def deploy(ctx: Any) -> int:
             max_replicas=shape.max_replicas,
         )
         out.say(
-            f"deploying {short} to {endpoint.name} on {shape.machine_type}"
+            f"deploying {short} to {_label(endpoint)} on {shape.machine_type}"
             + (f" (the machines of deployment {shape.copied_from})" if shape.copied_from else "")
             + f": {_split_text(split, endpoint)}"
         )
@@ -216,7 +216,10 @@ def traffic(ctx: Any) -> int:
             endpoint.name,
             lambda e: split_with(e.traffic, [d.id for d in e.deployed], assigned),
         )
-    out.say(f"traffic of {updated.name}: {_plain_split(before)} -> {_plain_split(updated.traffic)}")
+    out.say(
+        f"traffic of {_label(updated)}: {_plain_split(before, endpoint)} -> "
+        f"{_plain_split(updated.traffic, updated)}"
+    )
     return _show(out, updated, extra={"traffic_before": before})
 
 
@@ -228,8 +231,8 @@ def undeploy(ctx: Any) -> int:
         target = _deployment(endpoints, endpoint, args.ref)
         if len(endpoint.deployed) == 1 and not args.force:
             raise CliError(
-                f"{target.id} ({render.version_of(target.model, target.version_id)}) is the only "
-                f"deployment on {endpoint.name}: without it the endpoint serves nothing. Deploy "
+                f"{target.id} ({_version_label(target.model, target.version_id)}) is the only "
+                f"deployment on {_label(endpoint)}: without it the endpoint serves nothing. Deploy "
                 "another version first, or add --force.",
                 FAILED,
             )
@@ -263,7 +266,7 @@ def rollback(ctx: Any) -> int:
         newest = endpoint.newest
         if newest is None or len(endpoint.deployed) < 2:
             raise CliError(
-                f"{endpoint.name} has {len(endpoint.deployed)} deployment(s): nothing to roll "
+                f"{_label(endpoint)} has {len(endpoint.deployed)} deployment(s): nothing to roll "
                 "back to.",
                 NOT_FOUND,
             )
@@ -310,7 +313,33 @@ COMMANDS: dict[str, Callable[[Any], int]] = {
 
 # ---- pieces -------------------------------------------------------------------------------
 def _endpoints(ctx: Any) -> EndpointRegistry:
-    return make_endpoint_registry(ctx.settings)
+    global _labels
+    endpoints = make_endpoint_registry(ctx.settings)
+    _labels = _Labels(endpoints)  # one command per call: names are looked up afresh
+    return endpoints
+
+
+class _Labels:
+    """`MyAwesomeModel@2` for people (the model id can be a hash: `myawesomemodel-f4fcdbd8`)."""
+
+    def __init__(self, registry: EndpointRegistry | None) -> None:
+        self._registry = registry
+        self._names: dict[str, str] = {}
+
+    def __call__(self, model: str, version_id: str) -> str:
+        if model not in self._names:
+            self._names[model] = model.rsplit("/", 1)[-1]
+            if self._registry is not None:
+                with contextlib.suppress(PermanentError, TransientError):
+                    self._names[model] = self._registry.get_model(model).display_name
+        return f"{self._names[model]}@{version_id}"
+
+
+_labels = _Labels(None)
+
+
+def _version_label(model: str, version_id: str) -> str:
+    return _labels(model, version_id)
 
 
 def _preflight(ctx: Any, endpoints: EndpointRegistry, version: Any) -> dict[str, Any]:
@@ -355,9 +384,14 @@ def _preflight(ctx: Any, endpoints: EndpointRegistry, version: Any) -> dict[str,
             "artifact prefix.",
             FAILED,
         )
+    serving = (
+        f"serving image supported until {image.eol.isoformat()}"
+        if image.eol
+        else "serving image has no known end of availability"
+    )
     out.say(
-        f"checks passed for {render.version_of(version.model, version.version_id)}: record "
-        f"registered, artifact verified ({verified.files_checked} files), {image.message}"
+        f"checks passed for {_version_label(version.model, version.version_id)}: record "
+        f"registered, artifact verified ({verified.files_checked} files), {serving}"
     )
     return {
         "record": location,
@@ -374,23 +408,24 @@ def _remove(
     out = ctx.out
     before = dict(endpoint.traffic)
     remaining = [d for d in endpoint.deployed if d.id != target.id]
-    short = render.version_of(target.model, target.version_id)
+    short = _version_label(target.model, target.version_id)
     if remaining:
         updated = endpoints.set_traffic(
             endpoint.name,
             lambda e: split_without(e.traffic, [d.id for d in e.deployed], target.id),
         )
         serving = ", ".join(
-            f"{render.version_of(d.model, d.version_id)} ({d.id})"
+            f"{_version_label(d.model, d.version_id)} ({d.id})"
             for d in remaining
             if updated.share(d.id)
         )
         out.say(
-            f"traffic of {endpoint.name}: {_plain_split(before)} -> "
-            f"{_plain_split(updated.traffic)}" + (f"; now serving {serving}" if serving else "")
+            f"traffic of {_label(endpoint)}: {_plain_split(before, endpoint)} -> "
+            f"{_plain_split(updated.traffic, endpoint)}"
+            + (f"; now serving {serving}" if serving else "")
         )
     operation = endpoints.undeploy(endpoint.name, target.id)
-    out.say(f"undeploying {short} ({target.id}) from {endpoint.name}")
+    out.say(f"undeploying {short} ({target.id}) from {_label(endpoint)}")
     extra = {"action": action, "undeployed": target.as_dict(), "traffic_before": before}
     return _finish(ctx, endpoints, operation, endpoint.name, extra)
 
@@ -441,12 +476,12 @@ def _show(
         out.data({**endpoint.as_dict(), **(extra or {})})
         return OK
     out.table(
-        f"traffic of {endpoint.name} ({endpoint.display_name})",
+        f"endpoint {_label(endpoint)}: {endpoint.name}",
         ("deployed model", "version", "traffic", "machines", "deployed"),
         (
             (
                 d.id + (" (new)" if d.id == highlight else ""),
-                render.version_of(d.model, d.version_id),
+                _version_label(d.model, d.version_id),
                 f"{endpoint.share(d.id)}%",
                 d.machine_type
                 + (f" + {d.accelerator}" if d.accelerator else "")
@@ -487,7 +522,7 @@ def _deployment(endpoints: EndpointRegistry, endpoint: EndpointInfo, ref: str) -
     if "@" not in ref:
         ids = ", ".join(d.id for d in endpoint.deployed) or "none"
         raise CliError(
-            f"no deployed model {ref!r} on {endpoint.name} (deployed: {ids}); name one by its id "
+            f"no deployed model {ref!r} on {_label(endpoint)} (deployed: {ids}); name one by its id "
             "or as NAME@VERSION.",
             NOT_FOUND,
         )
@@ -495,9 +530,9 @@ def _deployment(endpoints: EndpointRegistry, endpoint: EndpointInfo, ref: str) -
     model = resolve_model(endpoints, parsed.name)
     version = get_version(endpoints, model, parsed.ref)
     matches = endpoint.of_version(model, version.version_id)
-    short = render.version_of(model, version.version_id)
+    short = _version_label(model, version.version_id)
     if not matches:
-        raise CliError(f"{short} is not deployed on {endpoint.name}.", NOT_FOUND)
+        raise CliError(f"{short} is not deployed on {_label(endpoint)}.", NOT_FOUND)
     if len(matches) > 1:
         ids = ", ".join(d.id for d in matches)
         raise CliError(f"{short} is deployed {len(matches)} times ({ids}); name one by id.", USAGE)
@@ -511,12 +546,25 @@ def _split_text(split: Mapping[str, int], endpoint: EndpointInfo) -> str:
             parts.insert(0, f"{percent}% to the new deployment")
             continue
         d = endpoint.deployment(key)
-        parts.append(f"{percent}% to {render.version_of(d.model, d.version_id) if d else key}")
+        parts.append(f"{percent}% to {_version_label(d.model, d.version_id) if d else key}")
     return ", ".join(parts)
 
 
-def _plain_split(split: Mapping[str, int]) -> str:
-    return ", ".join(f"{k}={v}%" for k, v in split.items()) or "no traffic"
+def _label(endpoint: EndpointInfo) -> str:
+    """`churn-prod`, or `Churn serving (1234567890)` when the id is not the display name."""
+    if endpoint.display_name == endpoint.endpoint_id:
+        return endpoint.endpoint_id
+    return f"{endpoint.display_name} ({endpoint.endpoint_id})"
+
+
+def _plain_split(split: Mapping[str, int], endpoint: EndpointInfo) -> str:
+    """`churn@1 90%, churn@4 10%` (deployed model ids for deployments not on `endpoint`)."""
+    order = {d.id: i for i, d in enumerate(endpoint.deployed)}
+    parts = []
+    for key, percent in sorted(split.items(), key=lambda kv: order.get(kv[0], len(order))):
+        d = endpoint.deployment(key)
+        parts.append(f"{_version_label(d.model, d.version_id) if d else key} {percent}%")
+    return ", ".join(parts) or "no traffic"
 
 
 @contextmanager

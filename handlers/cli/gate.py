@@ -204,9 +204,10 @@ def _report(
     if ctx.out.json_mode:
         ctx.out.data(payload)
         return OK
-    verb = {"promoted": "takes `default`", "held": "held back (`challenger`)"}.get(
-        decision.decision, decision.decision
-    )
+    verb = {
+        "promoted": "takes `default`",
+        "held": "stays out of `default`, as `challenger`",
+    }.get(decision.decision, decision.decision)
     title = f"gate for {model}@{version.version_id}" + (" (dry run: nothing moved)" if dry else "")
     ctx.out.fields(
         title,

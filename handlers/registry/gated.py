@@ -272,8 +272,15 @@ def _late_metrics(
         if isinstance(exc, TransientError):
             raise
         raise TransientError(f"unexpected failure: {type(exc).__name__}: {exc}") from exc
+    versions = [r["version"] for r in results if r["result"] in ("attached", "duplicate")]
     record = records.finish(
-        claim, {"state": "attached", "values": found.values, "uploads": results}
+        claim,
+        {
+            "state": "attached",
+            "values": found.values,
+            "uploads": results,
+            **({"version_name": versions[0]} if len(versions) == 1 else {}),
+        },
     )
     pipeline.notifier.publish(record)
     attached = [r for r in results if r["result"] == "attached"]
@@ -281,6 +288,8 @@ def _late_metrics(
     fields = {**base, "record": identity["record"], "uploads": results}
     if len(attached) == 1 and "gate" in attached[0]:
         fields["gate"] = attached[0]["gate"]
+    if attached:
+        fields["version_name"] = attached[0]["version"]
     message = f"{event.uri}: attached to {len(attached)} of {len(results)} upload(s): {summary}"
     if attached:
         word = "attached"

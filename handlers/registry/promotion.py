@@ -157,12 +157,12 @@ def decide(
             f"{m}={value:g} beats the default version {default_version}'s {default_value:g}"
             + (f" by at least {rule.min_delta:g}" if rule.min_delta else ""),
         )
-    verb = "maximizing" if rule.goal == "maximize" else "minimizing"
-    need = f"by at least PROMOTION_MIN_DELTA={rule.min_delta:g}" if rule.min_delta else "strictly"
+    better = "higher" if rule.goal == "maximize" else "lower"
+    need = f" by at least PROMOTION_MIN_DELTA={rule.min_delta:g}" if rule.min_delta else ""
     return result(
         HELD,
         f"{m}={value:g} does not beat the default version {default_version}'s "
-        f"{default_value:g} {need} ({verb})",
+        f"{default_value:g}{need} ({better} is better)",
     )
 
 

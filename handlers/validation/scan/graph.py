@@ -19,14 +19,60 @@ _PASS_THROUGH = frozenset({"Identity", "Snapshot"})
 _MAX_TRACE = 64
 
 
+class Node:
+    """A NodeDef read once into Python values (protobuf field access costs ~5 us a time):
+    name, op, inputs, attributes by key (the AttrValue messages), the DataType values each
+    attribute sets, and the functions its attributes name, however nested."""
+
+    __slots__ = ("attr", "funcs", "input", "name", "op", "types")
+
+    def __init__(self, node: Any) -> None:
+        self.name: str = node.name
+        self.op: str = node.op
+        self.input: list[str] = list(node.input)
+        self.attr: dict[str, Any] = {}
+        self.types: dict[str, tuple[int, ...]] = {}
+        self.funcs: list[tuple[str, str]] = []
+        for entry in node.attr:
+            key, value = entry.key, entry.value
+            self.attr[key] = value
+            if value.type:
+                self.types[key] = (value.type,)
+            if value.HasField("list"):
+                listed = value.list
+                if listed.type:
+                    self.types[key] = tuple(listed.type)
+                if listed.func:
+                    self.funcs.extend(_funcs(key, listed.func))
+            if value.HasField("func"):
+                self.funcs.extend(_funcs(key, [value.func]))
+
+
+def _funcs(key: str, funcs: Any) -> list[tuple[str, str]]:
+    """(attribute, name) of these NameAttrLists and of every function their attributes name."""
+    found: list[tuple[str, str]] = []
+    stack = list(funcs)
+    while stack:
+        func = stack.pop()
+        if func.name:
+            found.append((key, func.name))
+        for inner in func.attr:
+            value = inner.value
+            if value.HasField("func"):
+                stack.append(value.func)
+            if value.HasField("list"):
+                stack.extend(value.list.func)
+    return found
+
+
 @dataclass
 class Place:
     """The graph (`name == GRAPH`, no args) or one library function."""
 
     name: str
-    nodes: list[Any]
+    nodes: list[Node]
     args: list[str] = field(default_factory=list)
-    by_name: dict[str, Any] = field(default_factory=dict)
+    by_name: dict[str, Node] = field(default_factory=dict)
 
     @property
     def is_graph(self) -> bool:
@@ -64,17 +110,17 @@ class GraphIndex:
         self.meta = meta
         graph_def = meta.graph_def
         self.functions = {f.signature.name: f for f in graph_def.library.function}
-        self.graph = Place(GRAPH, list(graph_def.node))
+        self.graph = Place(GRAPH, [Node(n) for n in graph_def.node])
         self.places = [self.graph]
         for name, fn in self.functions.items():
             args = [a.name for a in fn.signature.input_arg]
-            self.places.append(Place(name, list(fn.node_def), args))
+            self.places.append(Place(name, [Node(n) for n in fn.node_def], args))
         self.references: dict[str, list[Reference]] = defaultdict(list)
         self.consumers: dict[tuple[str, str], list[tuple[Any, int]]] = defaultdict(list)
         for place in self.places:
             for node in place.nodes:
                 place.by_name[node.name] = node
-                for how, name in function_refs(node):
+                for how, name in node.funcs:
                     self.references[name].append(Reference(place, node, how))
                 if node.op in self.functions:
                     self.references[node.op].append(Reference(place, node, "op"))
@@ -118,27 +164,10 @@ def data_inputs(node: Any) -> list[str]:
     return [i for i in node.input if not i.startswith("^")]
 
 
-def function_refs(node: Any) -> list[tuple[str, str]]:
-    """(attribute, function name) for every function a node's attributes name, however nested
-    (a function attribute's own attributes can name functions too)."""
-    found: list[tuple[str, str]] = []
-    stack = [(entry.key, entry.value) for entry in node.attr]
-    while stack:
-        key, value = stack.pop()
-        funcs = [value.func] if value.func.name else []
-        funcs += [f for f in value.list.func if f.name]
-        for func in funcs:
-            found.append((key, func.name))
-            stack.extend((key, inner.value) for inner in func.attr)
-    return found
-
-
 def _producer(text: str) -> str:
     return text.lstrip("^").partition(":")[0]
 
 
-def attr(node: Any, key: str) -> Any | None:
-    for entry in node.attr:
-        if entry.key == key:
-            return entry.value
-    return None
+def attr(node: Node | None, key: str) -> Any | None:
+    """The AttrValue of `node`'s attribute `key`, or None."""
+    return node.attr.get(key) if node is not None else None

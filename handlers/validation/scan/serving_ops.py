@@ -27,7 +27,7 @@ from functools import cache
 from typing import Any
 
 from handlers.errors import Rejected, SettingsError
-from handlers.validation.scan.graph import GraphIndex
+from handlers.validation.scan.graph import GraphIndex, Node
 
 # Vertex "pre-built containers for prediction" page (checked 2026-11): end of availability.
 # Only dates a primary source gives; other versions: unknown (None), not guessed.
@@ -174,21 +174,20 @@ def check_serving_compat(index: GraphIndex, version: str) -> None:
     )
 
 
-def _node_problems(node: Any, reg: Registry) -> list[str]:
+def _node_problems(node: Node, reg: Registry) -> list[str]:
     spec = reg.ops.get(node.op)
     if spec is None:
         return [f"op {node.op} does not exist in TF {reg.version}"]
     problems = []
     present = set()
-    for entry in node.attr:
-        key, value = entry.key, entry.value
+    for key in node.attr:
         if key.startswith("_"):
             continue  # internal attributes: not validated against the OpDef
         present.add(key)
         if key not in spec:
             problems.append(f"{node.op} attribute {key!r} does not exist in TF {reg.version}")
             continue
-        types = [value.type] if value.type else list(value.list.type)
+        types = node.types.get(key, ())
         unknown = [t for t in types if t not in reg.dtypes]
         allowed = spec[key][1]
         refused = [t for t in types if allowed and t not in allowed and t not in unknown]

@@ -10,13 +10,17 @@ registration -> record). Where a module runs: [F] the function, [W] the sandbox 
         events.py            CloudEvent -> ObjectEvent (the only module that knows event shapes)
         layout.py            object name -> kind of upload, display name
         uploads.py           classified object -> pinned Upload (exact generations)
+        metrics.py           the metrics that travel with an upload (metadata / metrics.json)
     validation/          [F+C] the Validator seam and its report
         validator.py report.py
         scan/                static checks without TensorFlow (parent side, bounded)
         sandbox/             process.py [F+C] parent side; protocol.py shared leaf;
                              worker.py tf_ops.py checks.py keras_load.py [W]
-    gcs/                 [F+C] objects (the store), records (claims + outcomes), publish
-    registry/            [F+C] the ModelRegistry interface, lineage, Vertex implementation
+    gcs/                 [F+C] objects (the store), records (claims + outcomes), publish,
+                         ledger (the promotion gate's per-model lease and decisions)
+    registry/            [F+C] the ModelRegistry interface, lineage, Vertex implementation;
+                         evaluation (metrics -> ModelEvaluation), promotion (the gate),
+                         gated (metrics + gate as the pipeline runs them, late metrics.json)
     cli/                 [C] the `registrar` command and its pieces
 
 Package `__init__` modules stay empty so that importing a leaf (the worker imports

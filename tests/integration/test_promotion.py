@@ -40,6 +40,19 @@ def server(services: Any, server_logs: Path) -> Iterator[str]:
     service.stop()
 
 
+@pytest.fixture(scope="module")
+def second_server(services: Any, server_logs: Path) -> Iterator[str]:
+    """Another instance of the same function: two instances race for real (own sandbox each)."""
+    env = {
+        **stack.function_env(services.storage_url, services.vertex_url),
+        **function_env(services),
+        "PROMOTION_METRIC": "auc",
+    }
+    service = stack.start_function(env, log_dir=server_logs / "second")
+    yield service.url
+    service.stop()
+
+
 def deliver(url: str, resource: dict[str, Any], event_id: str | None = None) -> int:
     """Deliver until acknowledged (like Pub/Sub push, shortened backoff); returns the attempts."""
     headers, body = binary_event(
@@ -151,7 +164,7 @@ def test_gated_promotion_late_metrics_and_redelivery(
 
 
 def test_two_racing_uploads_end_with_default_on_the_better_one(
-    server: str, bucket: Bucket, vertex: Vertex, models: Models
+    server: str, second_server: str, bucket: Bucket, vertex: Vertex, models: Models
 ) -> None:
     base = bucket.upload(models.keras_a, "models/racer/v1/model.keras", {"metrics": '{"auc": 0.5}'})
     deliver(server, base)
@@ -159,8 +172,16 @@ def test_two_racing_uploads_end_with_default_on_the_better_one(
     better = bucket.upload(
         models.keras_a, "models/racer/b/model.keras", {"metrics": '{"auc": 0.9}'}
     )
-    with ThreadPoolExecutor(4) as pool:  # each event twice, all at once
-        list(pool.map(lambda r: deliver(server, r), [worse, better, worse, better]))
+    # slow alias moves widen the window in which a decider could act on a stale default
+    slow = {"method": "MergeVersionAliases", "latency_ms": 300}
+    requests.post(f"{vertex.url}/_emulator/faults", json=slow, timeout=5).raise_for_status()
+    try:
+        with ThreadPoolExecutor(4) as pool:  # each event twice, on two instances, all at once
+            jobs = [(server, worse), (second_server, better), (second_server, worse),
+                    (server, better)]  # fmt: skip
+            list(pool.map(lambda job: deliver(*job), jobs))
+    finally:
+        requests.delete(f"{vertex.url}/_emulator/faults", timeout=5).raise_for_status()
     found = aliases(vertex, "racer")
     assert len(found) == 3
     holder = next(v for v, a in found.items() if "default" in a)

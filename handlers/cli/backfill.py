@@ -294,7 +294,7 @@ def _by_model(events: Iterable[ObjectEvent], settings: Settings) -> list[list[Ob
     for event in events:
         source = _upload_uri(event).split("/", 3)[3]
         try:
-            key = layout.display_name_for(source, settings).display_name
+            key = layout.display_name_for(source, settings, event.metadata).display_name
         except PermanentError:
             key = f"\0{source}"  # rejected by name alone: its own batch
         batches.setdefault(key, []).append(event)
@@ -381,7 +381,9 @@ def preview(pipeline: Pipeline, event: ObjectEvent) -> Result:
     if record is not None and record.get("state") in FINAL_STATES:
         return _from_record(upload.uri, record, f"already {record['state']}", {})
     try:
-        display = layout.display_name_for(upload.source_path, settings).display_name
+        display = layout.display_name_for(
+            upload.source_path, settings, upload.metadata
+        ).display_name
     except PermanentError as exc:
         return Result(upload.uri, REJECTED, str(exc), reason=exc.code)
     return Result(

@@ -18,6 +18,7 @@ from handlers.errors import Rejected, Superseded, Waiting
 from handlers.gcs.objects import ObjectInfo, ObjectStore
 from handlers.intake.events import ObjectEvent
 from handlers.intake.layout import KerasFile, SavedModelMember, shard_info
+from handlers.intake.names import name_problem
 from handlers.settings import Settings
 
 _MEMBER_TOP = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb")
@@ -228,7 +229,9 @@ def _check_assets(
     assets = _asset_names(graph, store)
     if assets is None:
         return  # unparseable: validation rejects it with the specific reason
-    missing = sorted(a for a in assets if f"assets/{a}" not in names)
+    # A name that is not canonical ('../x') can never arrive as a member: validation rejects
+    # it (savedmodel.bad_asset_name) instead of the upload waiting for it forever.
+    missing = sorted(a for a in assets if not name_problem(a) and f"assets/{a}" not in names)
     if missing:
         raise Waiting(
             f"gs://{event.bucket}/{directory}: asset(s) {missing[:3]} the graph reads "

@@ -98,3 +98,16 @@ def test_a_graph_over_the_cap_is_not_read_while_resolving() -> None:
     event = ObjectEvent(bucket="b", name=DIR + "saved_model.pb", generation=5)
     uploads._check_assets(DIR, listing, event, store)  # type: ignore[arg-type]
     assert store.reads == 0  # check_size refuses it after the claim, with a record
+
+
+def test_an_asset_name_that_can_never_arrive_is_not_waited_for() -> None:
+    """'../../etc/passwd' can never be a member: the upload goes on to validation, which rejects
+    it (savedmodel.bad_asset_name), instead of waiting forever without a record."""
+    graph = _graph_with_assets("../../canary-secret.txt")
+    listing = [
+        _info("saved_model.pb", len(graph), generation=90),
+        _info("variables/variables.index"),
+        _info("variables/variables.data-00000-of-00001"),
+    ]
+    event = ObjectEvent(bucket="b", name=DIR + "saved_model.pb", generation=90)
+    uploads._check_assets(DIR, listing, event, CountingStore(graph))  # type: ignore[arg-type]

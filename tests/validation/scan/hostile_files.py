@@ -97,11 +97,13 @@ def entry_value(shard: int = 0, offset: int = 0, size: int = 0) -> bytes:
     ).SerializeToString()
 
 
-def prefix_bomb_index(key_bytes: int = 500_000, repeats: int = 100_000) -> bytes:
+def prefix_bomb_index(
+    key_bytes: int = 500_000, repeats: int = 100_000, *, num_shards: int = 1
+) -> bytes:
     """~1 MB that decodes to `repeats` keys of `key_bytes` each (50 GB by default): every entry
     after the first shares the whole previous key and adds nothing."""
     first = (0, b"k" * key_bytes, b"")
-    return bundle_index([first, *[(key_bytes, b"", b"")] * repeats])
+    return bundle_index([first, *[(key_bytes, b"", b"")] * repeats], num_shards=num_shards)
 
 
 # ---- zip (APPNOTE.TXT) ------------------------------------------------------------------------

@@ -66,7 +66,8 @@ def main() -> None:
     try:
         import handlers.validation.sandbox.tf_ops as tf_ops  # TF import happens here, once
     except MemoryError:
-        out.write(_failure(OUT_OF_MEMORY, "MemoryError importing TensorFlow", step="import"))
+        answer = _answer(OUT_OF_MEMORY, "MemoryError importing TensorFlow", {"step": "import"})
+        out.write(json.dumps(answer) + "\n")
         return
     # TF's import leaves ~1M long-lived objects: freezing them makes each full collection (which
     # frees a Keras model's reference cycles, i.e. its weights, right away) ~2 ms instead of ~140.
@@ -82,11 +83,12 @@ def main() -> None:
             request = json.loads(line)
             result: dict[str, Any] = {"ok": True, **_handle(tf_ops, request)}
         except Failure as exc:
-            result = _answer(exc.code, str(exc), **exc.facts)
+            result = _answer(exc.code, str(exc), exc.facts)
         except MemoryError:
             result = _answer(OUT_OF_MEMORY, "MemoryError")
         except Exception as exc:  # noqa: BLE001 anything the model throws is a load failure
-            result = _answer(LOAD_FAILED, f"{type(exc).__name__}: {exc}", error=type(exc).__name__)
+            kind = type(exc).__name__
+            result = _answer(LOAD_FAILED, f"{kind}: {exc}", {"error": kind})
         gc.collect()  # a failed load's traceback kept its model alive until now
         result["rss_mb"] = _rss_mb()
         out.write(json.dumps(result, default=str) + "\n")
@@ -94,14 +96,10 @@ def main() -> None:
             return  # heap state after MemoryError is not trustworthy: let the parent recycle us
 
 
-def _answer(code: str, message: str, **facts: Any) -> dict[str, Any]:
+def _answer(code: str, message: str, facts: dict[str, Any] | None = None) -> dict[str, Any]:
     """A failed request: the code and typed facts (which may reach the record), and our account
     for operators (`message`: logged by the parent, never recorded), bounded."""
-    return {"ok": False, "code": code, "facts": facts, "message": message[:DETAIL_LIMIT]}
-
-
-def _failure(code: str, message: str, **facts: Any) -> str:
-    return json.dumps(_answer(code, message, **facts)) + "\n"
+    return {"ok": False, "code": code, "facts": facts or {}, "message": message[:DETAIL_LIMIT]}
 
 
 def _confine() -> dict[str, Any]:

@@ -4,12 +4,15 @@ Runs in the function process (and the CLI), without TensorFlow: the op registrie
 TensorFlow versions are generated data (`serving_registry/tf_<major>_<minor>.py`, written by
 `tests/validation/scan/gen_op_lists.py registry` from that version's own wheel).
 
-TensorFlow guarantees forward compatibility only within a patch series: a GraphDef written by
-2.21 loads in 2.15 only if every op exists in 2.15, every attribute set on a node exists in 2.15's
-OpDef (saving strips attributes equal to their default, so only non-default ones remain), every
-attribute 2.15 requires is there, every dtype is one 2.15 knows and allows, and the GraphDef's
-`versions` admit 2.15 as a consumer. Otherwise TF Serving fails every load with "Op type not
-registered" or "NodeDef mentions attr … not in Op" (tensorflow#62489, tensorflow/serving#831).
+TensorFlow guarantees forward compatibility only within a patch series. A GraphDef written by 2.21
+is served as validated by 2.15 only if every op exists in 2.15 (else: "Op type not registered",
+the load fails), every attribute 2.15 requires is there, every dtype is one 2.15 knows and allows,
+the GraphDef's `versions` admit 2.15 as a consumer, and every attribute set on a node exists in
+2.15's OpDef (saving strips attributes equal to their default, so only non-default ones remain).
+That last one does not fail the load in 2.15: it logs "NodeDef mentions attribute grad_a which is
+not in the op definition … Unknown attributes will be ignored" and runs the op without it
+(measured with tensorflow-cpu 2.15.1; older TF refused, tensorflow/serving#831), so the served
+computation is not the validated one; it is rejected all the same.
 
 Which version: a Vertex prebuilt image names it (`…/prediction/tf2-cpu.2-15:latest`,
 `gcr.io/cloud-aiplatform/prediction/tf2-gpu.2-12:latest`); a custom image needs
@@ -166,8 +169,8 @@ def check_serving_compat(index: GraphIndex, version: str) -> None:
     if len(problems) > _SHOWN:
         shown.append(f"… {len(problems) - _SHOWN} more")
     raise Rejected(
-        f"The serving container runs TensorFlow {reg.version}, which cannot load this "
-        f"SavedModel: {'; '.join(shown)}. TF Serving would fail every load. Export the model "
+        f"The serving container runs TensorFlow {reg.version}, which cannot serve this "
+        f"SavedModel as validated: {'; '.join(shown)}. Export the model "
         f"with TensorFlow {version} (or without the ops/options named), or serve it with an "
         "image of a newer TensorFlow (SERVING_CONTAINER_IMAGE_URI, SERVING_TF_VERSION).",
         code="savedmodel.serving_incompatible",
@@ -177,7 +180,7 @@ def check_serving_compat(index: GraphIndex, version: str) -> None:
 def _node_problems(node: Node, reg: Registry) -> list[str]:
     spec = reg.ops.get(node.op)
     if spec is None:
-        return [f"op {node.op} does not exist in TF {reg.version}"]
+        return [f"op {node.op} does not exist in TF {reg.version} (the load fails)"]
     problems = []
     present = set()
     for key in node.attr:
@@ -185,7 +188,10 @@ def _node_problems(node: Node, reg: Registry) -> list[str]:
             continue  # internal attributes: not validated against the OpDef
         present.add(key)
         if key not in spec:
-            problems.append(f"{node.op} attribute {key!r} does not exist in TF {reg.version}")
+            problems.append(
+                f"{node.op} attribute {key!r} does not exist in TF {reg.version}, which "
+                "ignores it (it would not run the validated computation)"
+            )
             continue
         types = node.types.get(key, ())
         unknown = [t for t in types if t not in reg.dtypes]

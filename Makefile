@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo up down test lint bench bench-smoke clean install tf-tools
+.PHONY: demo up down test lint bench bench-smoke clean install tf-tools tf215
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-cli.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -31,7 +31,7 @@ down:
 	@test -x $(PY) && $(PY) -m dev.up stop || true
 
 ## test: the whole suite (unit, emulator, integration over HTTP, terraform checks, bench smoke)
-test: $(STAMP) tf-tools
+test: $(STAMP) tf-tools tf215
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -43,4 +43,18 @@ bench: $(STAMP)
 	$(PY) -m bench --json bench/results.json --markdown BENCHMARKS.md
 
 clean:
-	rm -rf $(VENV) .venv-checkov .pytest_cache .ruff_cache .dev-run
+	rm -rf $(VENV) .venv-checkov $(TF215) .pytest_cache .ruff_cache .dev-run
+
+## tf215: TensorFlow 2.15.1 (the serving TF of Vertex's newest prebuilt image) in its own venv,
+## for tests/validation/tf215 (exports load as TF Serving 2.15 loads them) and for regenerating
+## handlers/validation/scan/serving_registry/tf_2_15.py; installed once, kept by its stamp
+TF215       := .venv-tf215
+TF215_STAMP := $(TF215)/.installed
+
+$(TF215_STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(TF215)/bin/python || $(PYTHON) -m venv $(TF215)
+	$(TF215)/bin/python -m pip install -q --disable-pip-version-check "tensorflow-cpu==2.15.1" "numpy<2"
+	touch $(TF215_STAMP)
+
+tf215: $(TF215_STAMP)

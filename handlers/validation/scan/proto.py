@@ -25,7 +25,10 @@ _MESSAGES: dict[str, list[tuple[str, int, int, int, str | None]]] = {
         ("asset_file_def", 6, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "AssetFileDef"),
         ("object_graph_def", 7, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SavedObjectGraph"),
     ],
-    "AssetFileDef": [("filename", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None)],
+    "AssetFileDef": [
+        ("tensor_info", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "TensorInfo"),
+        ("filename", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+    ],
     "SignatureDefEntry": [
         ("key", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
         ("value", 2, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SignatureDef"),
@@ -38,10 +41,17 @@ _MESSAGES: dict[str, list[tuple[str, int, int, int, str | None]]] = {
     "GraphDef": [
         ("node", 1, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "NodeDef"),
         ("library", 2, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "FunctionDefLibrary"),
+        ("versions", 4, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "VersionDef"),
+    ],
+    "VersionDef": [
+        ("producer", 1, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None),
+        ("min_consumer", 2, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None),
+        ("bad_consumers", 3, _F.TYPE_INT32, _F.LABEL_REPEATED, None),
     ],
     "NodeDef": [
         ("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
         ("op", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        ("input", 3, _F.TYPE_STRING, _F.LABEL_REPEATED, None),
         ("attr", 5, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "AttrEntry"),
     ],
     "AttrEntry": [
@@ -51,16 +61,42 @@ _MESSAGES: dict[str, list[tuple[str, int, int, int, str | None]]] = {
     "AttrValue": [
         ("list", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "ListValue"),
         ("s", 2, _F.TYPE_BYTES, _F.LABEL_OPTIONAL, None),
+        ("i", 3, _F.TYPE_INT64, _F.LABEL_OPTIONAL, None),
+        ("type", 6, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None),  # DataType enum
+        ("tensor", 8, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "TensorProto"),
         ("func", 10, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "NameAttrList"),
     ],
-    "ListValue": [("func", 9, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "NameAttrList")],
-    "NameAttrList": [("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None)],
-    "FunctionDefLibrary": [("function", 1, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "FunctionDef")],
+    "ListValue": [
+        ("s", 2, _F.TYPE_BYTES, _F.LABEL_REPEATED, None),
+        ("type", 6, _F.TYPE_INT32, _F.LABEL_REPEATED, None),
+        ("func", 9, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "NameAttrList"),
+    ],
+    "NameAttrList": [
+        ("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        ("attr", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "AttrEntry"),
+    ],
+    # tensor.proto: what graph constants (saver tensor names, file names) hold
+    "TensorProto": [
+        ("dtype", 1, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None),
+        ("string_val", 8, _F.TYPE_BYTES, _F.LABEL_REPEATED, None),
+    ],
+    "FunctionDefLibrary": [
+        ("function", 1, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "FunctionDef"),
+        ("gradient", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "GradientDef"),
+    ],
+    "GradientDef": [
+        ("function_name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        ("gradient_func", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+    ],
     "FunctionDef": [
         ("signature", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "OpDef"),
         ("node_def", 3, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "NodeDef"),
     ],
-    "OpDef": [("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None)],
+    "OpDef": [
+        ("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        ("input_arg", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "ArgDef"),
+    ],
+    "ArgDef": [("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None)],
     "SignatureDef": [
         ("inputs", 1, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "TensorInfoEntry"),
         ("outputs", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "TensorInfoEntry"),
@@ -86,6 +122,37 @@ _MESSAGES: dict[str, list[tuple[str, int, int, int, str | None]]] = {
         ("concrete_functions", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "ConcreteFunctionEntry")
     ],
     "ConcreteFunctionEntry": [("key", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None)],
+    # tensorflow_serving/apis/prediction_log.proto and the requests it holds
+    # (assets.extra/tf_serving_warmup_requests); responses are skipped as unknown fields.
+    "PredictionLog": [
+        ("classify_log", 2, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "RequestLog"),
+        ("regress_log", 3, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "RequestLog"),
+        ("multi_inference_log", 4, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "MultiInferenceLog"),
+        ("session_run_log", 5, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SessionRunLog"),
+        ("predict_log", 6, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "PredictLog"),
+    ],
+    # ClassifyLog / RegressLog: request (Classification/RegressionRequest) = 1, model_spec = 1
+    "RequestLog": [("request", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "ModelSpecRequest")],
+    "ModelSpecRequest": [("model_spec", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "ModelSpec")],
+    "ModelSpec": [
+        ("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        ("signature_name", 3, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+    ],
+    "MultiInferenceLog": [
+        ("request", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "MultiInferenceRequest")
+    ],
+    "MultiInferenceRequest": [("tasks", 1, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "ModelSpecRequest")],
+    "SessionRunLog": [],
+    "PredictLog": [("request", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "PredictRequest")],
+    "PredictRequest": [
+        ("model_spec", 1, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "ModelSpec"),
+        ("inputs", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "TensorProtoEntry"),
+        ("output_filter", 3, _F.TYPE_STRING, _F.LABEL_REPEATED, None),
+    ],
+    "TensorProtoEntry": [
+        ("key", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        ("value", 2, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "TensorProto"),
+    ],
     # tensor_bundle.proto (variables.index values)
     "BundleHeaderProto": [("num_shards", 1, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None)],
     "BundleEntryProto": [

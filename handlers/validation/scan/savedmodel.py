@@ -1,8 +1,9 @@
 """Static checks of a SavedModel directory without importing TensorFlow.
 
-Parses `saved_model.pb` with a local subset of the protobuf schema (`savedmodel_proto`), requires a
-`serving_default` signature, rejects graph ops that touch files, the network or Python outside the
-checkpoint save/restore functions, and checks the variables index against the shard files.
+Parses `saved_model.pb` with a local subset of the protobuf schema (`scan.proto`), requires a
+`serving_default` signature, checks the variables index against the shard files, then the graph
+(`scan.graph_checks`: op allowlist over the graph and every library function, the saver's
+structure, `assets.extra/`, the serving TensorFlow's op registry).
 """
 
 from __future__ import annotations
@@ -17,38 +18,12 @@ from handlers.errors import Rejected
 from handlers.intake.names import name_problem
 from handlers.settings import Settings
 from handlers.validation.report import TensorInfo
+from handlers.validation.scan.graph_checks import check_graph
 from handlers.validation.scan.limits import MAX_GRAPH_BYTES, MAX_GRAPH_PARSE_BYTES
 from handlers.validation.scan.proto import DTYPES, ProtoLimit, parse_limited
 from handlers.validation.scan.tensor_bundle import BundleError, Entry, open_bundle_index
 
 SIGNATURE = "serving_default"
-_PB_LIMIT = 2 * 1024**3
-# Ops that read/write files, reach the network, or call back into Python.
-_DENIED_OPS = frozenset(
-    {
-        *("ReadFile", "WriteFile", "MatchingFiles", "DeleteFile", "ImmutableConst"),
-        *("PyFunc", "PyFuncStateless", "EagerPyFunc"),
-        *("Save", "SaveSlices", "Restore", "RestoreSlice", "LoadAndRemapMatrix"),
-        *("TFRecordReader", "TFRecordReaderV2", "TextLineReader", "TextLineReaderV2"),
-        *("WholeFileReader", "WholeFileReaderV2", "FixedLengthRecordReader"),
-        *("FixedLengthRecordReaderV2", "LMDBReader", "IdentityReader", "IdentityReaderV2"),
-        *("TFRecordDataset", "TFRecordDatasetV2", "TextLineDataset", "FixedLengthRecordDataset"),
-        *("FixedLengthRecordDatasetV2", "LMDBDataset", "ExperimentalLMDBDataset", "SqlDataset"),
-        *("ExperimentalSqlDataset", "CSVDataset", "CSVDatasetV2", "ExperimentalCSVDataset"),
-        *("LoadDataset", "SaveDataset", "SaveDatasetV2", "SnapshotDataset", "SnapshotDatasetV2"),
-        *("DatasetToTFRecord", "ExperimentalDatasetToTFRecord", "DistributedSave"),
-        *("DataServiceDataset", "DataServiceDatasetV2", "DataServiceDatasetV3"),
-        *("DataServiceDatasetV4", "RegisterDataset", "RegisterDatasetV2"),
-        *("CreateSummaryFileWriter", "CreateSummaryDbWriter", "WriteSummary", "ImportEvent"),
-        *("WriteScalarSummary", "WriteHistogramSummary", "WriteImageSummary"),
-        *("WriteAudioSummary", "WriteGraphSummary", "WriteRawProtoSummary"),
-        *("DebugIdentity", "DebugIdentityV2", "DebugIdentityV3", "DebugNanCount"),
-        *("GcsConfigureCredentials", "GcsConfigureBlockCache", "FileSystemSetConfiguration"),
-    }
-)
-_DENIED_PREFIXES = ("Rpc", "_Rpc")
-# Checkpoint ops: legitimate only in the functions the saver_def points at.
-_SAVER_OPS = frozenset({"SaveV2", "RestoreV2", "MergeV2Checkpoints"})
 _SHARD = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
 _FIX = "Export the model with tf.saved_model.save(model, dir, signatures={'serving_default': f})."
 
@@ -92,8 +67,8 @@ def scan_saved_model_dir(root: Path, settings: Settings) -> SavedModelScan:
             code="savedmodel.missing_asset",
         )
     signature = _serving_signature(meta)
-    _check_ops(meta)
     notes = _check_variables(root)
+    notes += check_graph(root, meta, settings)
     inputs = _tensors(signature.inputs)
     outputs = _tensors(signature.outputs)
     return SavedModelScan(inputs, outputs, tuple(notes))
@@ -187,62 +162,6 @@ def _serving_signature(meta: Any) -> Any:
             code="savedmodel.missing_serving_default",
         )
     return signature
-
-
-def _called(node: Any) -> list[str]:
-    names = []
-    for attr in node.attr:
-        if attr.value.func.name:
-            names.append(attr.value.func.name)
-        names.extend(f.name for f in attr.value.list.func if f.name)
-    return names
-
-
-def _check_ops(meta: Any) -> None:
-    functions = {f.signature.name: f for f in meta.graph_def.library.function}
-    saver = meta.saver_def
-    saver_nodes = {saver.save_tensor_name.split(":")[0], saver.restore_op_name.split(":")[0]}
-    saver_roots = [
-        name for n in meta.graph_def.node if n.name in saver_nodes for name in _called(n)
-    ]
-    other_roots = [
-        name for n in meta.graph_def.node if n.name not in saver_nodes for name in _called(n)
-    ]
-    other_roots += [entry.key for entry in meta.object_graph_def.concrete_functions]
-    reachable = _closure(other_roots, functions)
-    saver_only = _closure(saver_roots, functions) - reachable
-    places = [("graph", meta.graph_def.node)]
-    places += [(name, f.node_def) for name, f in functions.items()]
-    for place, nodes in places:
-        for node in nodes:
-            op = node.op
-            bad = op in _DENIED_OPS or op.startswith(_DENIED_PREFIXES)
-            if op in _SAVER_OPS and place not in saver_only:
-                bad = True
-            if op == "PrintV2" and any(
-                a.key == "output_stream" and a.value.s.startswith(b"file://") for a in node.attr
-            ):
-                bad = True
-            if bad:
-                raise Rejected(
-                    f"The SavedModel graph uses the op {op!r} (node {node.name!r} in {place}); "
-                    "ops that read or write files, reach the network or run Python are not "
-                    f"accepted in a served model. {_FIX}",
-                    code="savedmodel.disallowed_op",
-                )
-
-
-def _closure(roots: list[str], functions: dict[str, Any]) -> set[str]:
-    seen: set[str] = set()
-    stack = list(roots)
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in functions:
-            continue
-        seen.add(name)
-        for node in functions[name].node_def:
-            stack.extend(_called(node))
-    return seen
 
 
 def _check_variables(root: Path) -> list[str]:

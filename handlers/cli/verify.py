@@ -121,12 +121,13 @@ def verify(
                     )
                 )
             elif relative in crc32c and crc32c[relative] != seen.crc32c:
+                # The SHA-256 matches what was recorded: the manifest is what is wrong.
                 problems.append(
                     Problem(
-                        MODIFIED,
+                        METADATA,
                         relative,
-                        f"crc32c {seen.crc32c} differs from the validated bytes' "
-                        f"{crc32c[relative]}",
+                        f"the manifest's crc32c {crc32c[relative]} is not the bytes' "
+                        f"{seen.crc32c} (their sha256 matches the record)",
                     )
                 )
     for relative in sorted(set(present) - set(expected) - {MANIFEST_NAME}):

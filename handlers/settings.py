@@ -488,6 +488,12 @@ def _check_together(s: Settings) -> None:
             f"ARTIFACT_PREFIX={s.artifact_prefix!r} and STATE_PREFIX={s.state_prefix!r} overlap; "
             "keep artifacts and records apart."
         )
+    # The serving TensorFlow version every model is checked against: from a prebuilt image's URI,
+    # else SERVING_TF_VERSION; a custom image without it, a contradiction, or a version without
+    # an op registry stops start-up with what to set (imported here: settings import nothing).
+    from handlers.validation.scan.serving_ops import resolve_serving_tf_version
+
+    resolve_serving_tf_version(s.serving_image, s.serving_tf_version)
 
 
 def readme_table() -> str:

@@ -157,3 +157,14 @@ def test_cost_of_the_graph_checks_on_a_typical_graph(tmp_path):
     print(f"graph checks: {per_check * 1000:.2f} ms for {nodes} nodes")
     assert per_check < 0.05
     del tf
+
+
+def test_settings_check_the_serving_version_at_start_up():
+    project = {"GOOGLE_CLOUD_PROJECT": "my-project"}
+    assert Settings.from_env(project).serving_tf_version is None  # the prebuilt default image
+    custom = {**project, "SERVING_CONTAINER_IMAGE_URI": "us-docker.pkg.dev/p/r/serving:1"}
+    with pytest.raises(SettingsError, match="Set SERVING_TF_VERSION"):
+        Settings.from_env(custom)
+    assert Settings.from_env({**custom, "SERVING_TF_VERSION": "2.14"}).serving_tf_version == "2.14"
+    with pytest.raises(SettingsError, match="contradicts"):
+        Settings.from_env({**project, "SERVING_TF_VERSION": "2.13"})

@@ -6,7 +6,8 @@ An op passes when it is in `op_allowlist.ALLOWED`, is a call of a library functi
 function is checked as a place of its own), or is CONDITIONAL and in its one accepted shape:
 
 * `InitializeTableFromTextFile(V2)`: its file name must be the SavedModel's own asset, i.e. come
-  from a `Placeholder` listed in `asset_file_def` (TF Serving feeds it `<dir>/assets/<file>`),
+  from a `Placeholder` listed in `asset_file_def` and in no signature's inputs (TF Serving feeds
+  it `<dir>/assets/<file>` when it runs the init op),
   directly or through the resource variable `tf.saved_model.save` keeps asset paths in (assigned
   only from that placeholder, read only), passed down through function-call arguments.
   A file name from a constant, an input or anything else could name any file (/etc/passwd).
@@ -116,10 +117,17 @@ class _AssetPaths:
         self.index = index
         graph = index.graph
         names = {info.tensor_info.name for info in index.meta.asset_file_def}
+        # A signature input listed as an asset would let a request name the file.
+        fed = {
+            t.value.name.partition(":")[0]
+            for entry in index.meta.signature_def
+            for t in entry.value.inputs
+        }
         self.placeholders = {
             name.partition(":")[0]
             for name in names
             if name.partition(":")[2] in ("", "0")
+            and name.partition(":")[0] not in fed
             and getattr(graph.by_name.get(name.partition(":")[0]), "op", None) == "Placeholder"
         }
         self.variables = self._asset_variables()

@@ -205,3 +205,28 @@ def test_filename_placeholder_with_a_default(validator, tmp_path):
         node = next(n for n in meta.graph_def.node if n.name == "saver_filename")
         node.op = "PlaceholderWithDefault"
     _rejected(validator, model, tmp_path, "savedmodel.bad_saver")
+
+
+def test_text_file_table_named_by_a_request_listed_as_an_asset(validator, tmp_path):
+    """A signature input declared an asset would let each request name the file to read."""
+    module = tf.Module()
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="path")])
+    def serve(path):
+        table = tf.raw_ops.HashTableV2(key_dtype=tf.string, value_dtype=tf.int64)
+        init = tf.raw_ops.InitializeTableFromTextFileV2(
+            table_handle=table, filename=path, key_index=-2, value_index=-1
+        )
+        with tf.control_dependencies([init]):
+            return {"size": tf.raw_ops.LookupTableSizeV2(table_handle=table)}
+
+    module.serve = serve
+    model = tmp_path / "m"
+    tf.saved_model.save(module, str(model), signatures={"serving_default": serve})
+    (model / "assets").mkdir(exist_ok=True)
+    (model / "assets" / "vocab.txt").write_text("a\n")
+    with sm.edit(model) as meta:
+        asset = meta.asset_file_def.add(filename="vocab.txt")
+        asset.tensor_info.name = meta.signature_def["serving_default"].inputs["path"].name
+    message = _rejected(validator, model, tmp_path, "savedmodel.disallowed_op")
+    assert "InitializeTableFromTextFileV2" in message

@@ -118,9 +118,9 @@ def registry(emulator_url: str, admin: AdminClient) -> EndpointRegistry:
     )
 
 
-def _versions(registry: EndpointRegistry, name: str, count: int) -> list[str]:
+def _versions(registry: EndpointRegistry, name: str, count: int, start: int = 0) -> list[str]:
     names = []
-    for i in range(count):
+    for i in range(start, start + count):
         request = VersionRequest(
             display_name=name,
             artifact_uri=f"gs://bkt/registered/{name}/{i}/",
@@ -227,3 +227,45 @@ def test_a_slow_operation_reports_progress_and_can_be_left_running(
 def test_serving_image_of_a_version(registry: EndpointRegistry) -> None:
     [v1] = _versions(registry, "imaged", 1)
     assert registry.serving_image(v1) == IMAGE
+
+
+# ---- the function's canary (handlers/registry/deploy.py) ---------------------------------------
+def test_canary_is_off_skipped_started_or_failed_never_raised(
+    registry: EndpointRegistry, admin: AdminClient
+) -> None:
+    from datetime import date
+
+    from handlers.registry.deploy import start_canary
+
+    [v1, _] = _versions(registry, "canary", 2)
+    model, _ = v1.split("@")
+    off = Settings(project=PROJECT)
+    on = Settings(project=PROJECT, deploy_endpoint="canary-ep", deploy_traffic=25)
+    common = {"model": model, "display_name": "canary", "serving_image": IMAGE,
+              "registry": registry}  # fmt: skip
+    assert start_canary(off, version_id="1", **common) is None
+
+    late = start_canary(on, version_id="1", today=date(2027, 2, 1), **common)
+    assert late is not None and late["state"] == "skipped" and "2027-01-14" in late["reason"]
+
+    first = start_canary(on, version_id="1", clock=lambda: "T", **common)
+    assert first is not None and first["state"] == "started" and first["endpoint_created"]
+    assert first["traffic_split"] == {"new": 100} and first["started"] == "T"
+    assert registry.operation_state(first["operation"]).state == "succeeded"
+    again = start_canary(on, version_id="1", **common)
+    assert (
+        again is not None and again["state"] == "skipped" and "already deployed" in again["reason"]
+    )
+
+    second = start_canary(on, version_id="2", **common)
+    assert second is not None and second["state"] == "started"
+    split = registry.get_endpoint("canary-ep")
+    by_version = {d.version_id: split.share(d.id) for d in split.deployed}
+    assert by_version == {"1": 75, "2": 25}
+
+    admin.fault("DeployModel", 503, count=1)
+    [v3] = _versions(registry, "canary", 1, start=2)
+    failed = start_canary(on, version_id=v3.split("@")[1], **common)
+    assert failed is not None and failed["state"] == "failed"
+    assert failed["error"]["code"] == "vertex_unavailable"
+    assert failed["retry_with"] == "registrar deploy canary@3 --endpoint canary-ep --traffic 25"

@@ -21,6 +21,8 @@ registration -> record). Where a module runs: [F] the function, [W] the sandbox 
     registry/            [F+C] the ModelRegistry interface, lineage, Vertex implementation;
                          evaluation (metrics -> ModelEvaluation), promotion (the gate),
                          gated (metrics + gate as the pipeline runs them, late metrics.json)
+                         endpoints (deploy one exact version, traffic splits, operations),
+                         deploy (serving-image check, the DEPLOY_ENDPOINT canary)
     cli/                 [C] the `registrar` command and its pieces
 
 Package `__init__` modules stay empty so that importing a leaf (the worker imports

@@ -3,8 +3,9 @@ only, no TensorFlow). Each layer is independent; one the platform lacks is repor
 
 - no_new_privs: `PR_SET_NO_NEW_PRIVS`, so nothing below can be undone through a set-uid binary
   (and Landlock/seccomp may be installed without CAP_SYS_ADMIN).
-- landlock: read-only everywhere; write, create, remove only beneath the worker's private
-  directory (its temp dir, staged exports); no exec (no EXECUTE right); no TCP bind/connect
+- landlock: read-only everywhere; write, create, remove files and directories (no symlinks,
+  devices, sockets, fifos) only beneath the worker's private directory (its temp dir, staged
+  exports); no exec (no EXECUTE right); no TCP bind/connect
   (ABI >= 4); no signals to, or abstract-socket connections with, processes outside the sandbox
   (ABI >= 6). It does not, measured on 6.18, stop reading the parent's /proc/<pid>/environ:
   that is the capabilities' (and, for a non-root function, non-dumpable's) job.
@@ -19,7 +20,8 @@ only, no TensorFlow). Each layer is independent; one the platform lacks is repor
   ptrace and cross-process memory access, io_uring (which would bypass the filter), bpf,
   perf_event_open, userfaultfd, setsid/setpgid (leaving the process group the timeout kills),
   namespaces (unshare/setns/clone with CLONE_NEW*; clone3 answers ENOSYS so libc falls back to
-  clone), mounts, key rings, pidfd signals/fd theft, and signals to any process but itself.
+  clone), mounts, key rings, pidfd signals/fd theft, signals to any process but itself, and
+  symbolic or hard links (an export holding one could make the function read a file for it).
 
 Landlock and capabilities belong to one thread: they are applied from the main thread while it is
 the only one (the worker starts with OPENBLAS_NUM_THREADS=1; numpy's BLAS pool would otherwise be
@@ -46,7 +48,7 @@ _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _SECUREBITS = 0b11101111
 
 # --- per-architecture facts ----------------------------------------------------------------------
-_DENIED = {  # name: (x86_64, aarch64) syscall numbers -> EPERM
+_DENIED: dict[str, tuple[int, int | None]] = {  # name: (x86_64, aarch64) numbers -> EPERM
     "socket": (41, 198),
     "socketpair": (53, 199),
     "execve": (59, 221),
@@ -80,6 +82,12 @@ _DENIED = {  # name: (x86_64, aarch64) syscall numbers -> EPERM
     "pidfd_getfd": (438, 438),
     "name_to_handle_at": (303, 264),
     "open_by_handle_at": (304, 265),
+    # No links: an export holding a link could make the function read (and publish) a file the
+    # worker cannot read itself. (aarch64 has only the *at forms.)
+    "symlink": (88, None),
+    "symlinkat": (266, 36),
+    "link": (86, None),
+    "linkat": (265, 37),
 }
 _SELF_ONLY = {  # signals: allowed only when the first argument is our own pid
     "kill": (62, 129),
@@ -104,7 +112,7 @@ def _arch(machine: str) -> dict[str, Any] | None:
         "seccomp": seccomp,
         "clone": clone,
         "clone3": clone3,
-        "deny": {name: numbers[column] for name, numbers in _DENIED.items()},
+        "deny": {name: nrs[column] for name, nrs in _DENIED.items() if nrs[column] is not None},
         "self_only": {name: numbers[column] for name, numbers in _SELF_ONLY.items()},
     }
 
@@ -164,7 +172,8 @@ def _no_new_privs() -> bool:
 
 # --- Landlock ------------------------------------------------------------------------------------
 _FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-_FS_MAKE_CHAR, _FS_MAKE_BLOCK = 1 << 6, 1 << 11
+_FS_MAKE_CHAR, _FS_MAKE_SOCK, _FS_MAKE_FIFO = 1 << 6, 1 << 9, 1 << 10
+_FS_MAKE_BLOCK, _FS_MAKE_SYM = 1 << 11, 1 << 12
 _FS_TRUNCATE = 1 << 14
 _FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
 _NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
@@ -208,7 +217,9 @@ def _landlock(writable: list[str]) -> str:
     )
     try:
         _allow(ruleset, "/", _FS_READ_FILE | _FS_READ_DIR)
-        private = handled & ~(_FS_EXECUTE | _FS_MAKE_CHAR | _FS_MAKE_BLOCK)
+        # Files and directories only: no exec, devices, sockets, fifos or symlinks.
+        special = _FS_MAKE_CHAR | _FS_MAKE_SOCK | _FS_MAKE_FIFO | _FS_MAKE_BLOCK | _FS_MAKE_SYM
+        private = handled & ~(_FS_EXECUTE | special)
         for path in writable:
             _allow(ruleset, path, private)
         # Opening /dev/null for writing (what libraries do to silence output).

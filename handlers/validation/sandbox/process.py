@@ -17,6 +17,7 @@ import os
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -140,7 +141,11 @@ class Sandbox:
             except OSError:
                 self._fail("sandbox.crash", what)
             answer = self._read(deadline=time.monotonic() + self.timeout_seconds, what=what)
-            self._unstage(staged, ok=answer.get("ok") is True)
+            try:
+                self._unstage(staged, ok=answer.get("ok") is True)
+            except Rejected:
+                self.stop()  # only a subverted worker writes links: never reuse it
+                raise
             if answer.get("code") == OUT_OF_MEMORY:
                 self.stop()
             elif self.uses >= self.max_uses or answer.get("rss_mb", 0) > self.memory_mb // 2:
@@ -188,6 +193,7 @@ class Sandbox:
     @staticmethod
     def _unstage(staged: dict[str, Path], *, ok: bool) -> None:
         if ok and "export" in staged and staged["export"].exists():
+            _only_plain_files(staged["export"])
             target = staged["target"]
             if target.exists():
                 shutil.rmtree(target)
@@ -306,6 +312,27 @@ class Sandbox:
             # No artifact has been sent yet: the environment is at fault, not the upload.
             raise TransientError(text, code=f"{code}_at_startup")
         raise Rejected(text, code=code)
+
+
+def _only_plain_files(root: Path) -> None:
+    """An export the function will read and publish: directories and regular files with one
+    link only. A symlink or hard link would make the function read a file on the worker's
+    behalf (its own /proc/self/environ, another upload); the worker cannot create them when
+    its layers hold, so one here means they did not."""
+    paths = [root]
+    for folder, dirs, files in os.walk(root):  # does not follow symlinks
+        paths += [Path(folder, name) for name in (*dirs, *files)]
+    for path in paths:
+        info = path.lstat()
+        if stat.S_ISDIR(info.st_mode) or (stat.S_ISREG(info.st_mode) and info.st_nlink == 1):
+            continue
+        shutil.rmtree(root, ignore_errors=True)
+        raise Rejected(
+            "The sandboxed loader's SavedModel export holds a link or special file, which "
+            "TensorFlow never writes: the loader did not behave as TensorFlow, so this upload "
+            "is refused. Re-save the model with built-in layers only.",
+            code="sandbox.bad_export",
+        )
 
 
 def _exit_code(proc: subprocess.Popen[bytes], tail: str) -> str:

@@ -185,6 +185,13 @@ def _exec(request: dict[str, Any]) -> None:
     os.execv(request.get("path", "/bin/true"), ["true"])  # on success the worker is gone
 
 
+def _link(request: dict[str, Any]) -> None:
+    """A link inside the worker's own temp dir to `path` (what a subverted worker would put in
+    an export, for the function to read)."""
+    target, name = request["path"], os.path.join(os.environ["TMPDIR"], "link")
+    (os.symlink if request.get("kind") == "symbolic" else os.link)(target, name)
+
+
 def _signal_parent(request: dict[str, Any]) -> None:
     os.kill(os.getppid(), 0)  # signal 0: only the permission check
 
@@ -208,6 +215,7 @@ _PROBES = {
     "socket": _socket,
     "exec": _exec,
     "signal_parent": _signal_parent,
+    "link": _link,
     "tf_write": _tf_write,
 }
 

@@ -66,6 +66,7 @@ results = {
     "write_outside": attempt(lambda: open(outside, "w").close()),
     "write_outside_from_thread": in_thread(),
     "write_inside": attempt(lambda: open(os.path.join(home, "f"), "w").close()),
+    "symlink_inside": attempt(lambda: os.symlink("/proc/self/environ", os.path.join(home, "l"))),
     "read_etc": attempt(lambda: open("/etc/hostname").read()),
     "read_parent_environ": attempt(read_environ),
     "signal_parent": attempt(lambda: os.kill(os.getppid(), 0)),
@@ -123,6 +124,7 @@ def test_landlock_alone(tmp_path, listener):
     assert got["write_outside"] == "EACCES" and not got["outside_exists"]
     assert got["write_outside_from_thread"] == "EACCES"
     assert got["write_inside"] == got["read_etc"] == "allowed"
+    assert got["symlink_inside"] == "EACCES"  # files and directories only
     assert got["exec"] == "EACCES"  # no EXECUTE right anywhere
     assert got["connect_tcp"] == ("EACCES" if ABI >= 4 else "allowed")
     assert got["signal_parent"] == ("EPERM" if ABI >= 6 else "allowed")
@@ -146,7 +148,8 @@ def test_dropping_capabilities_alone(tmp_path, listener):
 @pytest.mark.skipif(confine._ARCH is None, reason="no seccomp syscall table for this machine")
 def test_seccomp_alone(tmp_path, listener):
     got = _probe("seccomp", tmp_path, listener)
-    for probe in ("socket", "unix_socket", "connect_tcp", "exec", "setsid", "signal_parent"):
+    blocked = ("socket", "unix_socket", "connect_tcp", "exec", "setsid", "signal_parent")
+    for probe in (*blocked, "symlink_inside"):
         assert got[probe] == "EPERM", (probe, got)
     assert got["signal_self"] == got["write_inside"] == got["write_outside"] == "allowed"
     assert got["write_outside_from_thread"] == "allowed"  # threads work (clone3 -> clone)

@@ -83,6 +83,44 @@ def test_no_exec(validator, worker_pid):
     assert answer["blocked"] is True and "Operation not permitted" in answer["error"], answer
 
 
+@pytest.mark.parametrize("kind", ["symbolic", "hard"])
+def test_no_links_even_in_the_private_dir(validator, worker_pid, tmp_path, kind):
+    """A link in an export would make the function read a file for the worker."""
+    target = tmp_path / "someone-elses-file"
+    target.write_text("not for the worker")
+    answer = _test(validator, "link", kind=kind, path=str(target))
+    assert answer["blocked"] is True and "Operation not permitted" in answer["error"], answer
+
+
+def test_an_export_holding_a_link_is_refused(tmp_path):
+    """If the worker's layers did not hold and it put a link in its export, the function
+    refuses the export before it reads or moves anything through it (and drops the worker)."""
+    from handlers.errors import Rejected
+    from handlers.validation.sandbox.process import Sandbox
+
+    for kind in ("symbolic", "hard"):
+        slot = tmp_path / kind
+        export = slot / "saved_model"
+        (export / "variables").mkdir(parents=True)
+        (export / "saved_model.pb").write_bytes(b"pb")
+        secret = tmp_path / f"secret-{kind}"
+        secret.write_text("function-only")
+        link = export / "variables" / "variables.data-00000-of-00001"
+        make_link = os.symlink if kind == "symbolic" else os.link
+        make_link(secret, link)
+        staged = {"slot": slot, "export": export, "target": tmp_path / f"target-{kind}"}
+        with pytest.raises(Rejected) as info:
+            Sandbox._unstage(staged, ok=True)
+        assert info.value.code == "sandbox.bad_export"
+        assert not (tmp_path / f"target-{kind}").exists() and not export.exists()
+    plain = tmp_path / "plain" / "saved_model"
+    plain.mkdir(parents=True)
+    (plain / "saved_model.pb").write_bytes(b"pb")
+    staged = {"slot": plain.parent, "export": plain, "target": tmp_path / "moved"}
+    Sandbox._unstage(staged, ok=True)
+    assert (tmp_path / "moved" / "saved_model.pb").read_bytes() == b"pb"
+
+
 def test_no_signals_to_the_parent(validator, worker_pid):
     answer = _test(validator, "signal_parent")
     assert answer["blocked"] is True, answer

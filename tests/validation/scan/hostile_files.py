@@ -203,3 +203,16 @@ def huge_config_keras(path: Path, base_config: dict, metadata: dict, weights: by
         zf.writestr("config.json", json.dumps(config))
         zf.writestr("model.weights.h5", weights)
     return path
+
+
+def hard_link_h5(links: int = 60_000) -> bytes:
+    """model.weights.h5 whose one group is linked `links` times (1.8 MB for 60,000): every link
+    is a member to visit, though it adds no object."""
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", libver="latest") as h5:
+        layers, target = h5.create_group("layers"), h5.create_group("target")
+        for i in range(links):
+            layers[f"l{i}"] = target
+    return buffer.getvalue()

@@ -328,3 +328,19 @@ def test_the_real_keras_file_still_passes_the_scan(valid_keras: Path, tmp_path: 
     shutil.copy(valid_keras, copy)
     scan = scan_keras_file(copy, SETTINGS)
     assert scan.members == 3 and os.path.getsize(copy) > 0
+
+
+def test_a_weights_file_with_too_many_links_is_refused_before_walking_them(
+    valid_keras: Path, tmp_path: Path
+) -> None:
+    config, metadata, _ = _parts(valid_keras)
+    path = tmp_path / "links.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", json.dumps(metadata))
+        zf.writestr("config.json", json.dumps(config))
+        zf.writestr("model.weights.h5", hostile.hard_link_h5())
+    began = time.monotonic()
+    with pytest.raises(Rejected) as err:
+        scan_keras_file(path, SETTINGS)
+    assert err.value.code == "keras.hdf5_bomb"
+    assert time.monotonic() - began < 2  # counted per group in C, not walked link by link

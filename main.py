@@ -20,6 +20,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from handlers.errors import TransientError
+from handlers.hardening import harden_function_process
 from handlers.logs import configure
 from handlers.outcome import Outcome
 from handlers.pipeline import Pipeline
@@ -27,6 +28,8 @@ from handlers.settings import Settings
 
 SETTINGS = Settings.from_env()  # fails fast at start-up, naming the bad variable
 configure(SETTINGS.log_level)
+# Non-dumpable: the sandbox worker (same uid) cannot read our /proc/<pid>/environ or memory.
+HARDENING = harden_function_process()
 _pipeline: Pipeline | None = None
 _pipeline_lock = threading.Lock()
 

@@ -261,6 +261,7 @@ class Pipeline:
                 {
                     "state": "rejected",
                     "reason": {"code": exc.code, "message": str(exc)},
+                    **self._sandbox_section(),
                     "timings": timings,
                 },
             )
@@ -359,6 +360,11 @@ class Pipeline:
                     exported_dir=report.saved_model_dir if upload.kind == "keras" else None,
                 )
         return report, published
+
+    def _sandbox_section(self) -> dict[str, Any]:
+        """Which sandbox layers held, for a rejection's record (a registration has it already)."""
+        layers = getattr(self._validator, "sandbox_layers", None) if self._validator else None
+        return {"validation": {"sandbox_layers": dict(layers)}} if layers else {}
 
     @staticmethod
     def _deadline(started: float) -> float:

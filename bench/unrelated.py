@@ -18,7 +18,7 @@ CONNECTIONS = 8  # as many as functions-framework's gunicorn has threads (4 per 
 _KINDS = (
     "logs/app-{i}.log",  # outside MODEL_PREFIX
     "models/team-{i}/README.md",  # under the prefix, not a model
-    "models/team-{i}/eval/metrics.json",
+    "models/team-{i}/eval/results.csv",  # (a metrics.json is the metrics of an upload)
     "models/team-{i}/",  # folder placeholder
 )
 

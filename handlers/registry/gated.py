@@ -319,6 +319,22 @@ def _attach_late(found: intake.Metrics, target: _Target, pipeline: Any) -> dict[
     if prior_generation == found.generation and prior.get("state") != "rejected":
         return {**result, "result": "duplicate"}
     extra = _attach(found, upload, model, version_id, pipeline.registry, pipeline.store, settings)
+    if (
+        settings.deploy_endpoint
+        and "default" in extra.get("aliases", ())
+        and (extra.get("gate", {}).get("decision") == "promoted")
+    ):  # late metrics made it the default: the canary the registration would have started
+        from handlers.registry import deploy
+
+        note = deploy.start_canary(
+            settings,
+            model=model,
+            version_id=version_id,
+            display_name=str(record.get("display_name", "")),
+            serving_image=settings.serving_image,
+        )
+        if note is not None:
+            extra["deployment"] = note
 
     def newest_wins(current: dict[str, Any]) -> dict[str, Any]:
         attached = current.get("metrics") or {}
@@ -335,7 +351,8 @@ def _attach_late(found: intake.Metrics, target: _Target, pipeline: Any) -> dict[
         newest_wins,
         note=f"metrics attached ({found.source} generation {found.generation})",
     )
-    return {**result, "result": "attached", **{k: extra[k] for k in ("gate",) if k in extra}}
+    shown = ("gate", "deployment")
+    return {**result, "result": "attached", **{k: extra[k] for k in shown if k in extra}}
 
 
 def _uploads_in(

@@ -207,3 +207,18 @@ def test_deploy_endpoint_starts_a_canary_of_each_new_default_only(
 
     code, back = registrar("rollback", "--endpoint", "tutorial-canary")
     assert code == 0 and back["undeployed"]["version_id"] == "2"
+
+    # A version held for lack of metrics, promoted later by its metrics.json: that late promotion
+    # starts the canary the registration would have started.
+    held = bucket.upload(models.keras_b, "models/my_model/v4/model.keras")
+    _deliver_until_acked(canary_server, held)
+    assert _record(bucket, held)["deployment"]["state"] == "skipped"
+    metrics = bucket.upload_bytes(b'{"auc": 0.95}', "models/my_model/v4/metrics.json")
+    _deliver_until_acked(canary_server, metrics)
+    late = bucket.read_json(f"{STATE}models/my_model/v4/metrics.json/g{metrics['generation']}.json")
+    (attached,) = late["uploads"]
+    assert attached["gate"]["decision"] == "promoted"
+    assert attached["deployment"]["state"] == "started"
+    endpoint = _endpoint(vertex, "tutorial-canary")
+    versions = {d["id"]: d["modelVersionId"] for d in endpoint["deployedModels"]}
+    assert {versions[k]: v for k, v in endpoint["trafficSplit"].items()} == {"1": 90, "4": 10}

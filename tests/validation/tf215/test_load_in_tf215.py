@@ -155,3 +155,16 @@ def test_registered_models_load_in_tensorflow_2_15(validator: Validator, tmp_pat
     assert "NodeDef mentions attribute grad_a which is not in the op definition" in log
     assert "Unknown attributes will be ignored" in log
     print(f"TF 2.15.1: {len(registered)} registered models load and agree with TF 2.21")
+
+
+def test_committed_2_15_registry_is_what_tensorflow_2_15_registers():
+    """serving_registry/tf_2_15.py is regenerated from TF 2.15.1 itself, unchanged."""
+    if not TF215.exists():
+        pytest.skip("no .venv-tf215: run `make tf215` (make test does)")
+    generator = ROOT / "tests" / "validation" / "scan" / "gen_op_lists.py"
+    done = subprocess.run(
+        [str(TF215), str(generator), "registry"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    committed = ROOT / "handlers" / "validation" / "scan" / "serving_registry" / "tf_2_15.py"
+    assert done.stdout == committed.read_text(encoding="utf-8"), "regenerate tf_2_15.py"

@@ -38,6 +38,7 @@ _logger = get_logger(__name__)
 # RUN_MARGIN_SECONDS earlier, so the run can still write its outcome and answer.
 RUN_LIMIT_SECONDS = 540.0
 RUN_MARGIN_SECONDS = 60.0
+EOL_WARNING_DAYS = 60  # warn this long before the serving image's end of availability
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,7 @@ class Pipeline:
             settings=self.settings,
         )
         prepared = gated.prepare(upload, request, self.store, self.settings)
+        self._warn_if_image_ends_soon(registration_source=upload.uri)
         with _timed(timings, "register"):
             version = self.registry.ensure_version(
                 prepared.request, deadline=self._deadline(started)
@@ -360,6 +362,27 @@ class Pipeline:
                     exported_dir=report.saved_model_dir if upload.kind == "keras" else None,
                 )
         return report, published
+
+    def _warn_if_image_ends_soon(self, *, registration_source: str) -> None:
+        """Vertex retires prebuilt images: warn on every registration in the last 60 days."""
+        from handlers.validation.scan.serving_ops import days_to_eol, serving_image_eol
+
+        days = days_to_eol(self.settings.serving_image)
+        if days is None or days > EOL_WARNING_DAYS:
+            return
+        ends = serving_image_eol(self.settings.serving_image)
+        log(
+            _logger,
+            logging.WARNING,
+            f"the serving image {self.settings.serving_image} reaches its end of availability on "
+            f"{ends} ({days} days): new deployments of this version will fail after that. Move "
+            "to a newer prebuilt image, or a custom TF Serving image declared with "
+            "SERVING_TF_VERSION (README: Serving images).",
+            serving_image=self.settings.serving_image,
+            end_of_availability=str(ends),
+            days_left=days,
+            source_uri=registration_source,
+        )
 
     def _sandbox_section(self) -> dict[str, Any]:
         """Which sandbox layers held, for a rejection's record (a registration has it already)."""

@@ -86,3 +86,42 @@ def test_permission_denied_is_redelivered_and_recovers_once_iam_is_fixed(
         assert outcome.outcome == "registered"
     finally:
         proxy.stop()
+
+
+def test_every_registration_warns_when_the_serving_image_ends_within_60_days(
+    services, bucket: Bucket, vertex: Vertex, models: Models, caplog
+) -> None:
+    import datetime
+    import logging
+
+    from handlers.validation.scan.serving_ops import serving_image_eol
+
+    pipeline = _pipeline(services)
+    ends = serving_image_eol(pipeline.settings.serving_image)
+    assert ends == datetime.date(2027, 1, 14)  # tf2-cpu.2-15, the default image
+    days = (ends - datetime.date.today()).days
+    resource = bucket.upload(models.keras_a, "models/eol-warning/v1/model.keras")
+    with caplog.at_level(logging.WARNING, logger="handlers.pipeline"):
+        assert _handle(pipeline, resource).outcome == "registered"
+    warnings = [r for r in caplog.records if "end of availability" in r.getMessage()]
+    if days > 60:  # the rule, not the calendar: before the window there is no warning
+        assert warnings == []
+    else:
+        (warning,) = warnings
+        assert warning.json_fields["days_left"] == days
+        assert warning.json_fields["end_of_availability"] == "2027-01-14"
+        assert "SERVING_TF_VERSION" in warning.getMessage()
+
+
+def test_no_warning_for_an_image_without_a_known_end(services, bucket, vertex, models, caplog):
+    import logging
+
+    pipeline = _pipeline(
+        services,
+        serving_image="us-docker.pkg.dev/my-project/serving/tf-serving:2.15",
+        serving_tf_version="2.15",
+    )
+    resource = bucket.upload(models.keras_a, "models/custom-image/v1/model.keras")
+    with caplog.at_level(logging.WARNING, logger="handlers.pipeline"):
+        assert _handle(pipeline, resource).outcome == "registered"
+    assert not [r for r in caplog.records if "end of availability" in r.getMessage()]

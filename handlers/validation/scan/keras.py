@@ -140,13 +140,15 @@ def _check_members(zf: zipfile.ZipFile, settings: Settings) -> int:
             raise Rejected(
                 f"Archive member {name!r} expands {ratio:.0f}x ({info.compress_size} -> "
                 f"{info.file_size} bytes); the limit is {settings.max_compression_ratio}x "
-                "(MAX_COMPRESSION_RATIO). This looks like a zip bomb.",
+                "(MAX_COMPRESSION_RATIO). This looks like a zip bomb: re-save the model with "
+                "model.save(), or raise MAX_COMPRESSION_RATIO if the data really compresses so well.",
                 code="keras.zip_bomb",
             )
         if total > settings.max_uncompressed_bytes:
             raise Rejected(
                 f"The archive expands to more than {settings.max_uncompressed_bytes} bytes "
-                "(MAX_UNCOMPRESSED_BYTES). This looks like a zip bomb, or the model is too big.",
+                "(MAX_UNCOMPRESSED_BYTES). This looks like a zip bomb, or the model is too big: "
+                "re-save it with model.save(), or raise MAX_UNCOMPRESSED_BYTES.",
                 code="keras.zip_bomb",
             )
     missing = [m for m in _REQUIRED if m not in seen]

@@ -21,7 +21,6 @@ STATUS_NAMES: dict[int, str] = {
 }
 
 
-
 class ApiError(Exception):
     """An error the emulator answers with; `status` defaults to the canonical name for `code`."""
 

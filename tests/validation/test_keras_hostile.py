@@ -22,7 +22,9 @@ def base_config(valid_keras: Path) -> dict[str, Any]:
     return json.loads(corpus.read_member(valid_keras, "config.json"))
 
 
-_WHAT_TO_DO = r"\b([Rr]e-?save|[Ss]ave|[Rr]emove|[Uu]se|[Uu]pload|[Aa]dd|[Rr]eplace|[Rr]ebuild|[Ee]xport)\b"
+_WHAT_TO_DO = (
+    r"\b([Rr]e-?save|[Ss]ave|[Rr]emove|[Uu]se|[Uu]pload|[Aa]dd|[Rr]eplace|[Rr]ebuild|[Ee]xport)\b"
+)
 
 
 def _rejected(validator: Validator, path: Path, tmp_path: Path, code: str) -> Rejected:

@@ -10,7 +10,7 @@ import json
 import logging
 from typing import Any
 
-from handlers.logs import get_logger, log
+from .logs import get_logger, log
 
 _logger = get_logger(__name__)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.gcs.publish import Published
-from handlers.intake.layout import ModelName
-from handlers.intake.uploads import Upload
-from handlers.registry.interface import RegisteredVersion
-from handlers.validation.report import ValidationReport
+from .gcs.publish import Published
+from .intake.layout import ModelName
+from .intake.uploads import Upload
+from .registry.interface import RegisteredVersion
+from .validation.report import ValidationReport
 
 
 @dataclass

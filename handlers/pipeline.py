@@ -17,21 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from handlers.errors import PermanentError, PermissionDenied, Superseded, TransientError, Waiting
-from handlers.gcs import publish
-from handlers.gcs.objects import Digests, ObjectStore
-from handlers.gcs.records import AlreadyFinal, Claim, Records, record_name
-from handlers.intake import layout, names
-from handlers.intake import uploads as artifacts
-from handlers.intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
-from handlers.logs import get_logger, log
-from handlers.notify import Notifier
-from handlers.outcome import Outcome, Registration
-from handlers.registry import gated, lineage
-from handlers.registry.interface import ModelRegistry
-from handlers.registry.vertex_errors import OperationPending
-from handlers.settings import Settings
-from handlers.validation.report import ValidationReport
+from .errors import PermanentError, PermissionDenied, Superseded, TransientError, Waiting
+from .gcs import publish
+from .gcs.objects import Digests, ObjectStore
+from .gcs.records import AlreadyFinal, Claim, Records, record_name
+from .intake import layout, names
+from .intake import uploads as artifacts
+from .intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
+from .logs import get_logger, log
+from .notify import Notifier
+from .outcome import Outcome, Registration
+from .registry import gated, lineage
+from .registry.interface import ModelRegistry
+from .registry.vertex_errors import OperationPending
+from .settings import Settings
+from .validation.report import ValidationReport
 
 _logger = get_logger(__name__)
 # Cloud Functions (2nd gen) stops an event-driven run after 540 s; whatever waits on Vertex stops
@@ -323,7 +323,7 @@ class Pipeline:
             )  # fmt: skip
         registration.extra.update(settled)
         if self.settings.deploy_endpoint:  # start (not wait for) a canary of a new default
-            from handlers.registry import deploy
+            from .registry import deploy
 
             registration.extra.update(deploy.after_registration(registration, self.settings))
         with _timed(timings, "record"):
@@ -365,7 +365,7 @@ class Pipeline:
 
     def _warn_if_image_ends_soon(self, *, registration_source: str) -> None:
         """Vertex retires prebuilt images: warn on every registration in the last 60 days."""
-        from handlers.validation.scan.serving_ops import days_to_eol, serving_image_eol
+        from .validation.scan.serving_ops import days_to_eol, serving_image_eol
 
         days = days_to_eol(self.settings.serving_image)
         if days is None or days > EOL_WARNING_DAYS:
@@ -455,7 +455,7 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
 
 def _default_registry(settings: Settings) -> Callable[[], ModelRegistry]:
     def make() -> ModelRegistry:
-        from handlers.registry.vertex import make_registry
+        from .registry.vertex import make_registry
 
         return make_registry(settings)
 
@@ -464,7 +464,7 @@ def _default_registry(settings: Settings) -> Callable[[], ModelRegistry]:
 
 def _default_validator(settings: Settings) -> Callable[[], Any]:
     def make() -> Any:
-        from handlers.validation.validator import get_validator
+        from .validation.validator import get_validator
 
         return get_validator(settings)
 

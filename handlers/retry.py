@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from handlers.errors import TransientError
+from .errors import TransientError
 
 T = TypeVar("T")
 

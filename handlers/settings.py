@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from handlers.errors import SettingsError
+from .errors import SettingsError
 
 DEFAULT_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 GB = 1000**3  # Vertex's artifact limit is 10 GB: decimal gigabytes, not GiB
@@ -491,7 +491,7 @@ def _check_together(s: Settings) -> None:
     # The serving TensorFlow version every model is checked against: from a prebuilt image's URI,
     # else SERVING_TF_VERSION; a custom image without it, a contradiction, or a version without
     # an op registry stops start-up with what to set (imported here: settings import nothing).
-    from handlers.validation.scan.serving_ops import resolve_serving_tf_version
+    from .validation.scan.serving_ops import resolve_serving_tf_version
 
     resolve_serving_tf_version(s.serving_image, s.serving_tf_version)
 

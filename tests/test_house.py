@@ -28,37 +28,50 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _graph() -> dict[str, set[str]]:
-    modules = {_module(p): p for p in HANDLERS.rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                if node.module.startswith("handlers"):
-                    for alias in node.names:
-                        full = f"{node.module}.{alias.name}"
-                        targets.add(full if full in modules else node.module)
-            elif isinstance(node, ast.Import):
-                targets |= {a.name for a in node.names if a.name.startswith("handlers")}
-        graph[name] = {t for t in targets if t in modules and t != name}
-    return graph
+def _package(path: Path) -> list[str]:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return parts[:-1]
+
+
+def _imports(path: Path, *, top_level_only: bool) -> set[str]:
+    """Every handlers module `path` imports (relative imports resolved), as dotted names."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = _package(path)[: len(_package(path)) - (node.level - 1)]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            found.add(module)
+            found |= {f"{module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {name for name in found if name.split(".")[0] == "handlers"}
+
+
+def _modules() -> dict[str, Path]:
+    return {_module(p): p for p in HANDLERS.rglob("*.py")}
+
+
+def _graph(*, top_level_only: bool = False) -> dict[str, set[str]]:
+    """Module -> the handlers modules it imports. Packages' `__init__` files are left out as
+    targets: importing a leaf runs them, and they are all docstrings only."""
+    modules = _modules()
+    packages = {name for name, path in modules.items() if path.name == "__init__.py"}
+    return {
+        name: {t for t in _imports(path, top_level_only=top_level_only) if t in modules}
+        - packages
+        - {name}
+        for name, path in modules.items()
+    }
 
 
 def _top_level_graph() -> dict[str, set[str]]:
     """Only imports that run when the module is imported (not those inside functions)."""
-    graph: dict[str, set[str]] = {}
-    for path in HANDLERS.rglob("*.py"):
-        name = _module(path)
-        targets: set[str] = set()
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("handlers"):
-                targets |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
-            elif isinstance(node, ast.Import):
-                targets |= {a.name for a in node.names if a.name.startswith("handlers")}
-        graph[name] = targets
-    known = set(graph)
-    return {k: {t for t in v if t in known and t != k} for k, v in graph.items()}
+    return _graph(top_level_only=True)
 
 
 def test_no_import_cycles() -> None:
@@ -105,6 +118,23 @@ def test_nothing_outside_the_worker_imports_worker_modules_at_import_time() -> N
             assert not targets & WORKER, f"{src} imports {sorted(targets & WORKER)} (TensorFlow)"
 
 
+def test_the_graph_is_read_at_all() -> None:
+    """Guards the other tests against passing vacuously (e.g. if import syntax changes)."""
+    graph = _graph()
+    assert "handlers.errors" in graph["handlers.pipeline"]
+    assert "handlers.validation.sandbox.protocol" in graph["handlers.validation.sandbox.worker"]
+    assert (
+        "handlers.validation.sandbox.tf_ops"
+        not in _top_level_graph()["handlers.validation.sandbox.worker"]
+    )  # imported inside main(), after the resource limits
+
+
+def test_package_inits_are_docstrings_only() -> None:
+    for path in HANDLERS.rglob("__init__.py"):
+        body = ast.parse(path.read_text()).body
+        assert len(body) <= 1 and all(isinstance(n, ast.Expr) for n in body), path
+
+
 def test_every_module_is_on_the_map() -> None:
     import handlers
 
@@ -117,3 +147,35 @@ def test_every_module_is_on_the_map() -> None:
         and path.stem not in house_map
     ]
     assert missing == [], "add them to the map in handlers/__init__.py"
+
+
+def test_the_distribution_ships_every_package_under_its_own_name() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert config["package-dir"] == {"gcs_model_registrar": "handlers"}
+    packages = {
+        _module(p.parent / "__init__.py").replace("handlers", "gcs_model_registrar", 1)
+        for p in HANDLERS.rglob("__init__.py")
+    }
+    assert set(config["packages"]) == packages
+
+
+def test_handlers_imports_itself_only_relatively() -> None:
+    """So the same files work as `handlers` (the function's source) and as the installed
+    `gcs_model_registrar` (pip install .)."""
+    absolute = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in HANDLERS.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and (node.module or "").split(".")[0] == "handlers"
+        )
+        or (
+            isinstance(node, ast.Import)
+            and any(a.name.split(".")[0] == "handlers" for a in node.names)
+        )
+    ]
+    assert absolute == []

@@ -17,15 +17,15 @@ import json
 import socket
 from typing import TYPE_CHECKING, Any
 
-from handlers.cli.models import get_version, sorted_versions, split_uri
-from handlers.cli.output import NOT_FOUND, USAGE, CliError
-from handlers.errors import TransientError
-from handlers.gcs.objects import ObjectStore, PreconditionFailed
-from handlers.gcs.records import now_iso
-from handlers.settings import Settings
+from ..errors import TransientError
+from ..gcs.objects import ObjectStore, PreconditionFailed
+from ..gcs.records import now_iso
+from ..settings import Settings
+from .models import get_version, sorted_versions, split_uri
+from .output import NOT_FOUND, USAGE, CliError
 
 if TYPE_CHECKING:
-    from handlers.registry.vertex import ModelVersionInfo, VertexRegistry
+    from ..registry.vertex import ModelVersionInfo, VertexRegistry
 
 _MAX_HISTORY = 500
 
@@ -193,7 +193,7 @@ def _load(store: ObjectStore, uri: str) -> tuple[dict[str, Any], int]:
 
 
 def _holder(registry: VertexRegistry, model: str, alias: str) -> ModelVersionInfo | None:
-    from handlers.registry.vertex import ModelNotFound
+    from ..registry.vertex import ModelNotFound
 
     try:
         return registry.get_model(model, alias)
@@ -215,7 +215,7 @@ def _bucket(target: ModelVersionInfo, current: ModelVersionInfo | None, option: 
 
 
 def _check_alias(alias: str) -> None:
-    from handlers.registry.vertex import ALIAS_PATTERN
+    from ..registry.vertex import ALIAS_PATTERN
 
     if not ALIAS_PATTERN.fullmatch(alias):
         raise CliError(

@@ -29,12 +29,12 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from handlers.cli import commands as cli_commands
-from handlers.cli import deploy as cli_deploy
-from handlers.cli.output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
-from handlers.errors import PermanentError, SettingsError, TransientError
-from handlers.logs import LOGGER_NAME, JsonFormatter
-from handlers.settings import Settings, env_flag
+from ..errors import PermanentError, SettingsError, TransientError
+from ..logs import LOGGER_NAME, JsonFormatter
+from ..settings import Settings, env_flag
+from . import commands as cli_commands
+from . import deploy as cli_deploy
+from .output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
 
 
 def main(argv: Sequence[str] | None = None) -> int:

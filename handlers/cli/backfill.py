@@ -25,14 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from handlers.errors import PermanentError, Superseded, TransientError, Waiting
-from handlers.gcs.objects import ObjectInfo, ObjectStore
-from handlers.gcs.records import FINAL_STATES, record_name
-from handlers.intake import layout
-from handlers.intake import uploads as artifacts
-from handlers.intake.events import ObjectEvent
-from handlers.pipeline import Outcome, Pipeline
-from handlers.settings import Settings
+from ..errors import PermanentError, Superseded, TransientError, Waiting
+from ..gcs.objects import ObjectInfo, ObjectStore
+from ..gcs.records import FINAL_STATES, record_name
+from ..intake import layout
+from ..intake import uploads as artifacts
+from ..intake.events import ObjectEvent
+from ..pipeline import Outcome, Pipeline
+from ..settings import Settings
 
 # Result categories, in the order the summary lists them.
 REGISTERED = "registered"
@@ -176,7 +176,7 @@ def paced_registry(settings: Settings, pacer: Pacer) -> Callable[[], Any]:
     """A `Pipeline` registry factory: the Vertex registry, its uploads paced by `pacer`."""
 
     def make() -> Any:
-        from handlers.registry.vertex import make_registry
+        from ..registry.vertex import make_registry
 
         return pace_uploads(make_registry(settings), pacer)
 

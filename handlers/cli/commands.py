@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from handlers.cli import backfill as backfill_lib
-from handlers.cli import gate as gate_lib
-from handlers.cli import render
-from handlers.cli.aliases import promote as promote_alias
-from handlers.cli.aliases import rollback as rollback_alias
-from handlers.cli.models import (
+from ..gcs.objects import ObjectStore
+from ..settings import Settings
+from . import backfill as backfill_lib
+from . import gate as gate_lib
+from . import render
+from .aliases import promote as promote_alias
+from .aliases import rollback as rollback_alias
+from .models import (
     get_version,
     parse_ref,
     read_json,
@@ -28,14 +30,12 @@ from handlers.cli.models import (
     split_uri,
     version_summary,
 )
-from handlers.cli.output import FAILED, NOT_FOUND, OK, TRANSIENT, USAGE, CliError, Output
-from handlers.cli.status import summary_row, upload_status
-from handlers.cli.verify import verify as verify_artifact
-from handlers.gcs.objects import ObjectStore
-from handlers.settings import Settings
+from .output import FAILED, NOT_FOUND, OK, TRANSIENT, USAGE, CliError, Output
+from .status import summary_row, upload_status
+from .verify import verify as verify_artifact
 
 if TYPE_CHECKING:
-    from handlers.registry.vertex import VertexRegistry
+    from ..registry.vertex import VertexRegistry
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Context:
     @property
     def registry(self) -> VertexRegistry:
         if self._registry is None:
-            from handlers.registry.vertex import make_registry
+            from ..registry.vertex import make_registry
 
             self._registry = make_registry(self.settings)
         return self._registry
@@ -64,7 +64,7 @@ class Context:
 def backfill(ctx: Context) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from handlers.pipeline import Pipeline
+    from ..pipeline import Pipeline
 
     args, out = ctx.args, ctx.out
     bucket, prefix = split_uri(args.uri)

@@ -24,12 +24,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from handlers.cli.models import get_version, parse_ref, read_json, record_uri, resolve_model
-from handlers.cli.output import FAILED, NOT_FOUND, OK, TRANSIENT, USAGE, CliError, Output
-from handlers.cli.verify import verify as verify_artifact
-from handlers.errors import PermanentError, TransientError
-from handlers.registry import deploy as deploy_lib
-from handlers.registry.endpoints import (
+from ..errors import PermanentError, TransientError
+from ..registry import deploy as deploy_lib
+from ..registry.endpoints import (
     NEW_DEPLOYMENT,
     EndpointInfo,
     EndpointRegistry,
@@ -39,7 +36,10 @@ from handlers.registry.endpoints import (
     split_with_new,
     split_without,
 )
-from handlers.settings import env_flag
+from ..settings import env_flag
+from .models import get_version, parse_ref, read_json, record_uri, resolve_model
+from .output import FAILED, NOT_FOUND, OK, TRANSIENT, USAGE, CliError, Output
+from .verify import verify as verify_artifact
 
 # PermanentError codes of the endpoint library that are the operator's input being wrong.
 _USAGE_CODES = ("bad_traffic", "ambiguous_endpoint", "bad_endpoint", "bad_operation", "bad_version")
@@ -242,7 +242,7 @@ def undeploy(ctx: Any) -> int:
 def rollback(ctx: Any) -> int:
     """`rollback --endpoint E`: traffic back to what served before the newest deployment, which is
     then undeployed. `rollback NAME` (no --endpoint) moves an alias (handlers/cli/aliases.py)."""
-    from handlers.cli import commands
+    from . import commands
 
     args = ctx.args
     if not args.endpoint:

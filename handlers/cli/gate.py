@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from handlers.cli.models import get_version, record_uri, sorted_versions, split_uri
-from handlers.cli.output import NOT_FOUND, OK, USAGE, CliError
-from handlers.gcs.ledger import Ledger
-from handlers.gcs.objects import ObjectStore
-from handlers.gcs.records import Records
-from handlers.registry.promotion import (
+from ..gcs.ledger import Ledger
+from ..gcs.objects import ObjectStore
+from ..gcs.records import Records
+from ..registry.promotion import (
     CHALLENGER_ALIAS,
     METRIC_LABEL,
     VALUE_LABEL,
@@ -28,11 +26,13 @@ from handlers.registry.promotion import (
     Rule,
     decode_value,
 )
-from handlers.settings import Settings
+from ..settings import Settings
+from .models import get_version, record_uri, sorted_versions, split_uri
+from .output import NOT_FOUND, OK, USAGE, CliError
 
 if TYPE_CHECKING:
-    from handlers.cli.commands import Context
-    from handlers.registry.vertex import ModelVersionInfo, VertexRegistry
+    from ..registry.vertex import ModelVersionInfo, VertexRegistry
+    from .commands import Context
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ def cell(row: dict[str, Any] | None) -> tuple[str, str]:
 
 def promote_under_gate(ctx: Context, model: str, ref: str, move: Callable[[], T]) -> T:
     """`move` (the alias move to `default`) as a manual decision, when the gate is on."""
-    from handlers.cli.aliases import _actor
+    from .aliases import _actor
 
     rule = Rule.from_settings(ctx.settings)
     target = get_version(ctx.registry, model, ref)
@@ -114,8 +114,8 @@ def promote_under_gate(ctx: Context, model: str, ref: str, move: Callable[[], T]
 
 def gate(ctx: Context) -> int:
     """`registrar gate NAME[@VERSION] [--dry-run]`: what the gate decides for a version now."""
-    from handlers.cli.aliases import _actor
-    from handlers.cli.models import parse_ref, resolve_model
+    from .aliases import _actor
+    from .models import parse_ref, resolve_model
 
     rule = Rule.from_settings(ctx.settings)
     if rule is None:
@@ -164,7 +164,7 @@ def _candidate_version(
     registry: VertexRegistry, model: str, ref: str | None, versions: list[ModelVersionInfo]
 ) -> ModelVersionInfo:
     """The version named, else the challenger, else the newest version without `default`."""
-    from handlers.registry.vertex import ModelNotFound
+    from ..registry.vertex import ModelNotFound
 
     if ref:
         return get_version(registry, model, ref)

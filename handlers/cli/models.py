@@ -13,15 +13,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from handlers.cli.output import USAGE, CliError
-from handlers.errors import PermanentError
-from handlers.gcs.objects import ObjectStore
-from handlers.gcs.records import record_name
-from handlers.registry.interface import UPLOAD_KEY_LABEL
-from handlers.settings import Settings
+from ..errors import PermanentError
+from ..gcs.objects import ObjectStore
+from ..gcs.records import record_name
+from ..registry.interface import UPLOAD_KEY_LABEL
+from ..settings import Settings
+from .output import USAGE, CliError
 
 if TYPE_CHECKING:
-    from handlers.registry.vertex import ModelVersionInfo, VertexRegistry
+    from ..registry.vertex import ModelVersionInfo, VertexRegistry
 
 _SOURCE = re.compile(r"\bfrom (gs://.+?) \(generation (\d+), \d+ file")
 _REF = re.compile(r"^(?P<name>.+?)@(?P<ref>[A-Za-z0-9][A-Za-z0-9-]*)$")
@@ -49,7 +49,7 @@ def parse_ref(text: str) -> ModelRef:
 
 def resolve_model(registry: VertexRegistry, name: str) -> str:
     """The model's resource name; raises CliError(3) when no model has that name."""
-    from handlers.registry.vertex import ModelNotFound, model_id_for
+    from ..registry.vertex import ModelNotFound, model_id_for
 
     if name.startswith("projects/"):
         return registry.get_model(name).model
@@ -81,7 +81,7 @@ def resolve_model(registry: VertexRegistry, name: str) -> str:
 
 
 def get_version(registry: VertexRegistry, model: str, ref: str | None) -> ModelVersionInfo:
-    from handlers.registry.vertex import ModelNotFound
+    from ..registry.vertex import ModelNotFound
 
     try:
         return registry.get_model(model, ref)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.cli import backfill as backfill_lib
-from handlers.cli.output import OK, Output
+from . import backfill as backfill_lib
+from .output import OK, Output
 
 
 def moved(out: Output, result: dict[str, Any]) -> int:

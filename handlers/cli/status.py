@@ -10,9 +10,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.gcs.objects import ObjectStore
-from handlers.gcs.records import FINAL_STATES
-from handlers.settings import Settings
+from ..gcs.objects import ObjectStore
+from ..gcs.records import FINAL_STATES
+from ..settings import Settings
 
 
 @dataclass(frozen=True)

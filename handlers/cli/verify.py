@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handlers.gcs.objects import DigestMismatch, Digests, ObjectInfo, ObjectStore
-from handlers.gcs.publish import MANIFEST_NAME, manifest_digest, read_manifest
-from handlers.settings import Settings
+from ..gcs.objects import DigestMismatch, Digests, ObjectInfo, ObjectStore
+from ..gcs.publish import MANIFEST_NAME, manifest_digest, read_manifest
+from ..settings import Settings
 
 MODIFIED, MISSING, EXTRA, DIGEST, METADATA = "modified", "missing", "extra", "digest", "metadata"
 

@@ -24,10 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.errors import TransientError
-from handlers.gcs.objects import ObjectStore, PreconditionFailed
-from handlers.gcs.records import now_iso
-from handlers.logs import get_logger
+from ..errors import TransientError
+from ..logs import get_logger
+from .objects import ObjectStore, PreconditionFailed
+from .records import now_iso
 
 LEASE_SECONDS = 120.0
 MARGIN_SECONDS = 20.0

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from handlers.errors import (
+from ..errors import (
     PermanentError,
     PermissionDenied,
     Rejected,
     Superseded,
     TransientError,
 )
-from handlers.settings import Settings
+from ..settings import Settings
 
 _RETRY_DEADLINE_SECONDS = 30.0
 

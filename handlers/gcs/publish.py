@@ -31,7 +31,8 @@ from typing import Any, TypeVar
 
 import google_crc32c
 
-from handlers.gcs.objects import (
+from ..intake.uploads import Upload
+from .objects import (
     DigestMismatch,
     Digests,
     ObjectInfo,
@@ -39,7 +40,6 @@ from handlers.gcs.objects import (
     PreconditionFailed,
     crc32c_b64,
 )
-from handlers.intake.uploads import Upload
 
 MANIFEST_NAME = "registrar-manifest.json"
 _CHUNK = 1 << 20

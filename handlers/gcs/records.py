@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from handlers.errors import TransientError
-from handlers.gcs.objects import ObjectStore, PreconditionFailed
+from ..errors import TransientError
+from .objects import ObjectStore, PreconditionFailed
 
 # `attached`: the final state of a late metrics.json's own record (handlers/registry/gated.py).
 FINAL_STATES = ("registered", "rejected", "superseded", "attached")

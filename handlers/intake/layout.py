@@ -9,8 +9,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from handlers.errors import PermanentError
-from handlers.settings import Settings
+from ..errors import PermanentError
+from ..settings import Settings
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb")
 _MEMBER_DIRS = ("variables", "assets", "assets.extra")

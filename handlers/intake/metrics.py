@@ -25,9 +25,9 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from handlers.errors import Rejected, Superseded
-from handlers.gcs.objects import ObjectInfo, ObjectStore
-from handlers.settings import Settings
+from ..errors import Rejected, Superseded
+from ..gcs.objects import ObjectInfo, ObjectStore
+from ..settings import Settings
 
 METRICS_FILE = "metrics.json"
 METADATA_KEY = "metrics"

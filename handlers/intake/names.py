@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from handlers.errors import Rejected
+from ..errors import Rejected
 
 BAD_NAME = "upload.bad_member_name"
 COLLISION = "upload.member_collision"

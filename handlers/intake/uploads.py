@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-from handlers.errors import Rejected, Superseded, Waiting
-from handlers.gcs.objects import ObjectInfo, ObjectStore
-from handlers.intake.events import ObjectEvent
-from handlers.intake.layout import KerasFile, SavedModelMember, shard_info
-from handlers.intake.names import name_problem
-from handlers.settings import Settings
+from ..errors import Rejected, Superseded, Waiting
+from ..gcs.objects import ObjectInfo, ObjectStore
+from ..settings import Settings
+from .events import ObjectEvent
+from .layout import KerasFile, SavedModelMember, shard_info
+from .names import name_problem
 
 _MEMBER_TOP = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb")
 _MEMBER_DIRS = ("variables/", "assets/", "assets.extra/")
@@ -143,7 +143,7 @@ def check_size(upload: Upload, settings: Settings) -> None:
     The whole upload is held to MAX_ARTIFACT_BYTES; the SavedModel files that the function
     process itself parses (outside the sandbox) to their own caps (`scan/limits.py`), so that
     they are refused from metadata instead of after a download."""
-    from handlers.validation.scan.limits import MAX_GRAPH_BYTES, MAX_INDEX_BYTES
+    from ..validation.scan.limits import MAX_GRAPH_BYTES, MAX_INDEX_BYTES
 
     size, where = upload.size, upload.uri
     if size > settings.max_artifact_bytes:
@@ -220,7 +220,7 @@ def _check_assets(
     bytes), at most once per instance and generation: they are cached, so the other member
     events and redeliveries of a finished upload neither read nor parse it again. One over the size cap is not read here: the upload is refused from its
     metadata after the claim (`check_size`), with a record."""
-    from handlers.validation.scan.limits import MAX_GRAPH_BYTES
+    from ..validation.scan.limits import MAX_GRAPH_BYTES
 
     names = {o.name[len(directory) :]: o for o in listing}
     graph = names.get("saved_model.pb")
@@ -249,7 +249,7 @@ def _asset_names(graph: ObjectInfo, store: ObjectStore) -> frozenset[str] | None
 
     An LRU of the last 64 graphs, keyed by (bucket, name, generation): a generation's bytes never
     change, so the answer never goes stale. It keeps the names only, never the parsed graph."""
-    from handlers.validation.scan.savedmodel import parse_asset_names
+    from ..validation.scan.savedmodel import parse_asset_names
 
     key = (graph.bucket, graph.name, graph.generation)
     with _assets_lock:

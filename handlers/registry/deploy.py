@@ -16,21 +16,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from handlers.errors import PermanentError, TransientError
-from handlers.registry.endpoints import (
+from ..errors import PermanentError, TransientError
+from .endpoints import (
     DEFAULT_MACHINE_TYPE,
     EndpointInfo,
     EndpointRegistry,
     make_endpoint_registry,
     split_with_new,
 )
-from handlers.registry.vertex_types import DEFAULT_ALIAS
+from .vertex_types import DEFAULT_ALIAS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from handlers.outcome import Registration
-    from handlers.settings import Settings
+    from ..outcome import Registration
+    from ..settings import Settings
 
 _LOG = logging.getLogger(__name__)
 WARN_DAYS = 90  # a serving image this close to its end of availability is deployed with a warning
@@ -40,7 +40,7 @@ CANARY_ENDPOINT_TIMEOUT = 60.0  # creating the endpoint (metadata only) inside a
 def serving_image_eol(image: str) -> date | None:
     """End of availability of a prebuilt Vertex TF serving image; None when not known. The dates
     live with the serving-op registries (handlers/validation/scan/serving_ops.py)."""
-    from handlers.validation.scan.serving_ops import serving_image_eol as eol_of
+    from ..validation.scan.serving_ops import serving_image_eol as eol_of
 
     return eol_of(image)
 
@@ -145,7 +145,7 @@ def start_canary(
     when the setting is off. Call it only for a version that just became the default."""
     if not settings.deploy_endpoint:
         return None
-    from handlers.gcs.records import now_iso
+    from ..gcs.records import now_iso
 
     version_name = f"{model}@{version_id}"
     note: dict[str, Any] = {

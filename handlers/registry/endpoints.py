@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from handlers.errors import PermanentError, TransientError
-from handlers.registry.vertex import VertexRegistry, gapic_client
-from handlers.registry.vertex_errors import AlreadyExists, ModelNotFound
+from ..errors import PermanentError, TransientError
+from .vertex import VertexRegistry, gapic_client
+from .vertex_errors import AlreadyExists, ModelNotFound
 
 if TYPE_CHECKING:
-    from handlers.settings import Settings
+    from ..settings import Settings
 
 _LOG = logging.getLogger(__name__)
 DEFAULT_MACHINE_TYPE = "n1-standard-2"  # DeployedModel's documented default machine type
@@ -171,7 +171,7 @@ class EndpointRegistry(VertexRegistry):
         return endpoint_info(found)
 
     def list_endpoints(self, display_name: str | None = None) -> list[EndpointInfo]:
-        from handlers.registry.vertex_types import quote
+        from .vertex_types import quote
 
         query = {"filter": f"display_name={quote(display_name)}"} if display_name else {}
         found = self._call(

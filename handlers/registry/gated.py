@@ -26,20 +26,20 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from handlers.errors import PermanentError, Rejected, Superseded, TransientError, Waiting
-from handlers.gcs.ledger import Ledger
-from handlers.gcs.objects import ObjectInfo, ObjectStore
-from handlers.gcs.records import FINAL_STATES, AlreadyFinal, Records, record_name
-from handlers.intake import metrics as intake
-from handlers.intake import uploads as artifacts
-from handlers.intake.events import ObjectEvent
-from handlers.intake.layout import SavedModelMember
-from handlers.logs import get_logger, log
-from handlers.outcome import Outcome
-from handlers.registry.evaluation import spec_for
-from handlers.registry.interface import ModelRegistry, RegisteredVersion, VersionRequest
-from handlers.registry.promotion import NO_METRICS, Candidate, Gate, Rule, gate_labels
-from handlers.settings import Settings
+from ..errors import PermanentError, Rejected, Superseded, TransientError, Waiting
+from ..gcs.ledger import Ledger
+from ..gcs.objects import ObjectInfo, ObjectStore
+from ..gcs.records import FINAL_STATES, AlreadyFinal, Records, record_name
+from ..intake import metrics as intake
+from ..intake import uploads as artifacts
+from ..intake.events import ObjectEvent
+from ..intake.layout import SavedModelMember
+from ..logs import get_logger, log
+from ..outcome import Outcome
+from ..settings import Settings
+from .evaluation import spec_for
+from .interface import ModelRegistry, RegisteredVersion, VersionRequest
+from .promotion import NO_METRICS, Candidate, Gate, Rule, gate_labels
 
 _LOG = get_logger(__name__)
 _SAVED_MODEL_ROOTS = ("saved_model.pb", "saved_model.pbtxt")
@@ -324,7 +324,7 @@ def _attach_late(found: intake.Metrics, target: _Target, pipeline: Any) -> dict[
         and "default" in extra.get("aliases", ())
         and (extra.get("gate", {}).get("decision") == "promoted")
     ):  # late metrics made it the default: the canary the registration would have started
-        from handlers.registry import deploy
+        from . import deploy
 
         note = deploy.start_canary(
             settings,

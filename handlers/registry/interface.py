@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from handlers.registry.evaluation import EvaluationInfo, EvaluationSpec
-    from handlers.registry.vertex_types import ModelVersionInfo
+    from .evaluation import EvaluationInfo, EvaluationSpec
+    from .vertex_types import ModelVersionInfo
 
 # Label that carries an upload's identity; the dedupe lookup filters on it.
 UPLOAD_KEY_LABEL = "registrar-upload-key"

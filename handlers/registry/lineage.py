@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from handlers.errors import PermanentError
-from handlers.gcs.publish import Published
-from handlers.intake.uploads import Upload
-from handlers.registry.interface import UPLOAD_KEY_LABEL, VersionRequest
-from handlers.settings import Settings
+from ..errors import PermanentError
+from ..gcs.publish import Published
+from ..intake.uploads import Upload
+from ..settings import Settings
+from .interface import UPLOAD_KEY_LABEL, VersionRequest
 
 MANAGED_BY = "gcs-model-registrar"
 _ALIAS = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]$")

@@ -34,13 +34,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from handlers.gcs.ledger import Held, Ledger
-from handlers.gcs.records import now_iso
-from handlers.registry.evaluation import value_of
-from handlers.registry.interface import ModelRegistry
-from handlers.registry.vertex_errors import ModelNotFound
-from handlers.registry.vertex_types import DEFAULT_ALIAS, ModelVersionInfo
-from handlers.settings import Settings
+from ..gcs.ledger import Held, Ledger
+from ..gcs.records import now_iso
+from ..settings import Settings
+from .evaluation import value_of
+from .interface import ModelRegistry
+from .vertex_errors import ModelNotFound
+from .vertex_types import DEFAULT_ALIAS, ModelVersionInfo
 
 T = TypeVar("T")
 CHALLENGER_ALIAS = "challenger"
@@ -185,7 +185,7 @@ def decode_value(text: str | None) -> float | None:
 def gate_labels(rule: Rule, value: float | None) -> dict[str, str]:
     """Labels every version registered under the gate carries (its own, so none is inherited from
     the model's labels, which Vertex merges into every version)."""
-    from handlers.registry.lineage import label_value
+    from .lineage import label_value
 
     return {METRIC_LABEL: label_value(rule.metric), VALUE_LABEL: encode_value(value)}
 

@@ -16,16 +16,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from handlers.errors import PermanentError, TransientError
-from handlers.logs import get_logger
-from handlers.registry.evaluation import (
+from ..errors import PermanentError, TransientError
+from ..logs import get_logger
+from ..retry import RetryPolicy, call_with_retry
+from .evaluation import (
     EvaluationInfo,
     EvaluationSpec,
     evaluation_info,
     same_source,
 )
-from handlers.registry.interface import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
-from handlers.registry.vertex_errors import (
+from .interface import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
+from .vertex_errors import (
     AlreadyExists,
     ModelNotFound,
     OperationPending,
@@ -33,7 +34,7 @@ from handlers.registry.vertex_errors import (
     is_transient,
     translate,
 )
-from handlers.registry.vertex_types import (
+from .vertex_types import (
     ALIAS_PATTERN,
     DEFAULT_ALIAS,
     ModelVersionInfo,
@@ -44,10 +45,9 @@ from handlers.registry.vertex_types import (
     quote,
     version_info,
 )
-from handlers.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
-    from handlers.settings import Settings
+    from ..settings import Settings
 
 # The public API; names defined in vertex_types / vertex_errors stay importable from here.
 __all__ = [

@@ -7,7 +7,7 @@ to do. The SDK's exception modules are imported only when a failure is translate
 
 from __future__ import annotations
 
-from handlers.errors import PermanentError, PermissionDenied, RegistrarError, TransientError
+from ..errors import PermanentError, PermissionDenied, RegistrarError, TransientError
 
 # The IAM permission each RPC needs (cloud.google.com/vertex-ai/docs/general/access-control).
 _PERMISSIONS = {

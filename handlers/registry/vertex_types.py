@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from handlers.errors import PermanentError
-from handlers.registry.interface import UPLOAD_KEY_LABEL, VersionRequest
+from ..errors import PermanentError
+from .interface import UPLOAD_KEY_LABEL, VersionRequest
 
 ALIAS_PATTERN = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
 DEFAULT_ALIAS = "default"

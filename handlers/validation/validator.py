@@ -14,15 +14,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from handlers.errors import Rejected
-from handlers.logs import get_logger, log
-from handlers.settings import Settings
-from handlers.validation.report import TensorInfo, ValidationReport
-from handlers.validation.sandbox import reasons
-from handlers.validation.sandbox.process import Sandbox, default_memory_mb
-from handlers.validation.sandbox.protocol import DETAIL_LIMIT
-from handlers.validation.scan.keras import scan_keras_file
-from handlers.validation.scan.savedmodel import scan_saved_model_dir
+from ..errors import Rejected
+from ..logs import get_logger, log
+from ..settings import Settings
+from .report import TensorInfo, ValidationReport
+from .sandbox import reasons
+from .sandbox.process import Sandbox, default_memory_mb
+from .sandbox.protocol import DETAIL_LIMIT
+from .scan.keras import scan_keras_file
+from .scan.savedmodel import scan_saved_model_dir
 
 __all__ = ["TensorInfo", "ValidationReport", "Validator", "get_validator"]
 

@@ -52,12 +52,16 @@ def test_registrar_help_works_in_a_fresh_venv_from_the_cli_extra(tmp_path: Path)
     )
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert "usage: registrar" in shown.stdout and "backfill" in shown.stdout
-    # The installed copy is what ran, not the checkout (cwd is elsewhere, -I not needed).
+    # The installed package is what ran, under its own name: no top-level `handlers` is installed.
     where = subprocess.run(
-        [str(python), "-c", "import handlers, sys; print(handlers.__file__)"],
+        [str(python), "-c", "import gcs_model_registrar as p; print(p.__file__)"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         check=True,
     )
     assert str(env_dir) in where.stdout
+    generic = subprocess.run(
+        [str(python), "-c", "import handlers"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert "No module named 'handlers'" in generic.stderr

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from handlers.validation.sandbox import feeds
-from handlers.validation.sandbox.protocol import LOAD_FAILED, Failure
+from . import feeds
+from .protocol import LOAD_FAILED, Failure
 
 
 @dataclass

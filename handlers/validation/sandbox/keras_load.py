@@ -24,8 +24,8 @@ from keras.src.backend.common import global_state
 from keras.src.backend.tensorflow.core import Variable as _TFVariable
 from keras.src.saving import saving_lib
 
-from handlers.validation.sandbox.protocol import Failure
-from handlers.validation.scan.h5 import MemberWindow, member_data_offset
+from ..scan.h5 import MemberWindow, member_data_offset
+from .protocol import Failure
 
 _WEIGHTS = "model.weights.h5"
 _ZERO_COPY_MIN_BYTES = 1 << 20  # smaller arrays take Keras' ordinary path (no difference)

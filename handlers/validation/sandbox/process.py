@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from handlers.errors import Rejected, TransientError
-from handlers.hardening import harden_function_process, is_dumpable
-from handlers.logs import get_logger
-from handlers.validation.sandbox.protocol import (
+from ...errors import Rejected, TransientError
+from ...hardening import harden_function_process, is_dumpable
+from ...logs import get_logger
+from .protocol import (
     DETAIL_LIMIT,
     MEMORY_ENV,
     OUT_OF_MEMORY,
@@ -359,7 +359,10 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 # `-I` (isolated mode) ignores PYTHON* variables and user site-packages, so the project root is
 # put on sys.path explicitly before running the worker module.
+# The worker's module path follows this package's name: `handlers` in the function's source
+# layout, the distribution's name when installed with pip.
+_WORKER_MODULE = f"{__package__}.worker"
 _BOOT = (
-    "import os, sys; sys.path.insert(0, os.environ['PYTHONPATH']); "
-    "import handlers.validation.sandbox.worker as w; w.main()"
+    "import importlib, os, sys; sys.path.insert(0, os.environ['PYTHONPATH']); "
+    f"importlib.import_module({_WORKER_MODULE!r}).main()"
 )

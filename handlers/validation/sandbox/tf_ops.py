@@ -21,10 +21,10 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.saved_model.experimental import TrackableResource
 
-from handlers.validation.sandbox import feeds
-from handlers.validation.sandbox.checks import Reference, check_export, check_upload, skip_reason
-from handlers.validation.sandbox.keras_load import load_keras_model
-from handlers.validation.sandbox.protocol import LOAD_FAILED, Failure
+from . import feeds
+from .checks import Reference, check_export, check_upload, skip_reason
+from .keras_load import load_keras_model
+from .protocol import LOAD_FAILED, Failure
 
 
 def load_keras(path: str, export_dir: str, *, release_source: bool = False) -> dict[str, Any]:

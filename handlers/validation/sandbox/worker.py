@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from handlers.validation.sandbox.protocol import (
+from .protocol import (
     BAD_REQUEST,
     DETAIL_LIMIT,
     FSIZE_ENV,
@@ -64,7 +64,7 @@ def main() -> None:
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     _apply_limits(int(os.environ[MEMORY_ENV]))
     try:
-        import handlers.validation.sandbox.tf_ops as tf_ops  # TF import happens here, once
+        from . import tf_ops as tf_ops  # TF import happens here, once
     except MemoryError:
         answer = _answer(OUT_OF_MEMORY, "MemoryError importing TensorFlow", {"step": "import"})
         out.write(json.dumps(answer) + "\n")
@@ -106,7 +106,7 @@ def _confine() -> dict[str, Any]:
     """The layers, once per worker; what failed to set up is reported, never fatal."""
     layers: dict[str, Any] = {"rlimits": _LIMITS_SET}
     try:
-        from handlers.validation.sandbox.confine import confine
+        from .confine import confine
 
         writable = os.environ.get(WRITABLE_ENV) or os.environ["HOME"]
         layers.update(confine([writable]))
@@ -147,7 +147,7 @@ def _test_action(action: str, request: dict[str, Any]) -> dict[str, Any]:
     elif action in _PROBES:
         return {"action": action, **_attempt(_PROBES[action], request)}
     elif action == "threads":
-        from handlers.validation.sandbox.confine import thread_status
+        from .confine import thread_status
 
         return {"action": action, "threads": thread_status()}
     return {"action": action}

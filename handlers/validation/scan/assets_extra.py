@@ -19,8 +19,8 @@ from typing import Any, BinaryIO, NoReturn
 
 import google_crc32c
 
-from handlers.errors import Rejected
-from handlers.validation.scan.proto import parse_limited
+from ...errors import Rejected
+from .proto import parse_limited
 
 WARMUP = "tf_serving_warmup_requests"
 MAX_RECORDS = 1000  # TF Serving's own cap on warmup records

@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from handlers.errors import PermanentError, SettingsError
-from handlers.settings import Settings
-from handlers.validation.scan.assets_extra import check_assets_extra
-from handlers.validation.scan.graph import GraphIndex
-from handlers.validation.scan.ops import check_ops
-from handlers.validation.scan.saver import check_saver, restore_names, saver_functions
-from handlers.validation.scan.serving_ops import check_serving_compat, resolve_serving_tf_version
-from handlers.validation.scan.tensor_bundle import BundleError, open_bundle_index
+from ...errors import PermanentError, SettingsError
+from ...settings import Settings
+from .assets_extra import check_assets_extra
+from .graph import GraphIndex
+from .ops import check_ops
+from .saver import check_saver, restore_names, saver_functions
+from .serving_ops import check_serving_compat, resolve_serving_tf_version
+from .tensor_bundle import BundleError, open_bundle_index
 
 
 def check_graph(root: Path, meta: Any, settings: Settings) -> list[str]:

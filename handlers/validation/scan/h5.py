@@ -13,8 +13,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from handlers.errors import Rejected
-from handlers.settings import Settings
+from ...errors import Rejected
+from ...settings import Settings
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 # Links walked in the function process (every group member, hard links to one object included):

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from handlers.errors import Rejected
-from handlers.settings import Settings
-from handlers.validation.scan import zip_framing as framing
-from handlers.validation.scan.h5 import scan_h5_member
-from handlers.validation.scan.keras_config import scan_keras_config
-from handlers.validation.scan.limits import (
+from ...errors import Rejected
+from ...settings import Settings
+from . import zip_framing as framing
+from .h5 import scan_h5_member
+from .keras_config import scan_keras_config
+from .limits import (
     MAX_CONFIG_JSON_BYTES,
     MAX_JSON_VALUES,
     MAX_METADATA_JSON_BYTES,

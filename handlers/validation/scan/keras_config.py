@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from handlers.errors import Rejected
-from handlers.validation.scan.keras_allowlist import ALLOWED_OBJECTS, BUILTIN_FUNCTIONS
+from ...errors import Rejected
+from .keras_allowlist import ALLOWED_OBJECTS, BUILTIN_FUNCTIONS
 
 _DATA_CLASSES = frozenset(
     {

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.errors import Rejected
-from handlers.validation.scan import op_allowlist as allow
-from handlers.validation.scan.graph import (
+from ...errors import Rejected
+from . import op_allowlist as allow
+from .graph import (
     CALL_OPS,
     GraphIndex,
     Place,

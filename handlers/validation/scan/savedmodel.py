@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from handlers.errors import Rejected
-from handlers.intake.names import name_problem
-from handlers.settings import Settings
-from handlers.validation.report import TensorInfo
-from handlers.validation.scan.graph_checks import check_graph
-from handlers.validation.scan.limits import MAX_GRAPH_BYTES, MAX_GRAPH_PARSE_BYTES
-from handlers.validation.scan.proto import DTYPES, ProtoLimit, parse_limited
-from handlers.validation.scan.tensor_bundle import BundleError, Entry, open_bundle_index
+from ...errors import Rejected
+from ...intake.names import name_problem
+from ...settings import Settings
+from ..report import TensorInfo
+from .graph_checks import check_graph
+from .limits import MAX_GRAPH_BYTES, MAX_GRAPH_PARSE_BYTES
+from .proto import DTYPES, ProtoLimit, parse_limited
+from .tensor_bundle import BundleError, Entry, open_bundle_index
 
 SIGNATURE = "serving_default"
 _SHARD = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")

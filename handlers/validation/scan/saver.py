@@ -28,8 +28,8 @@ from __future__ import annotations
 import re
 from typing import Any, NoReturn
 
-from handlers.errors import Rejected
-from handlers.validation.scan.graph import CALL_OPS, GraphIndex, Place, attr, data_inputs
+from ...errors import Rejected
+from .graph import CALL_OPS, GraphIndex, Place, attr, data_inputs
 
 _RESTORE_OPS = frozenset(
     {"Const", "RestoreV2", "Identity", "AssignVariableOp", "LookupTableImportV2", "NoOp"}

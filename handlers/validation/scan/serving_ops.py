@@ -29,8 +29,8 @@ from datetime import date
 from functools import cache
 from typing import Any
 
-from handlers.errors import Rejected, SettingsError
-from handlers.validation.scan.graph import GraphIndex, Node
+from ...errors import Rejected, SettingsError
+from .graph import GraphIndex, Node
 
 # Vertex "pre-built containers for prediction" page (checked 2026-11): end of availability.
 # Only dates a primary source gives; other versions: unknown (None), not guessed.
@@ -54,7 +54,7 @@ def available_versions() -> list[str]:
     """Serving TensorFlow versions with a registry in `serving_registry/`."""
     from importlib import resources
 
-    names = resources.files("handlers.validation.scan.serving_registry").iterdir()
+    names = resources.files(f"{__package__}.serving_registry").iterdir()
     found = [
         m.group(1).replace("_", ".") for p in names if (m := re.match(r"tf_(\d+_\d+)\.py$", p.name))
     ]
@@ -117,7 +117,7 @@ class Registry:
 def registry(version: str) -> Registry:
     """The generated registry of serving TensorFlow `version` ('2.15'), parsed once (~5 ms)."""
     module: Any = importlib.import_module(
-        f"handlers.validation.scan.serving_registry.tf_{version.replace('.', '_')}"
+        f".serving_registry.tf_{version.replace('.', '_')}", __package__
     )
     ops: dict[str, dict[str, tuple[bool, frozenset[int]]]] = {}
     for line in module.OPS.split("\n"):

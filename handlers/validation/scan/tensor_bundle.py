@@ -18,14 +18,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from handlers.validation.scan.limits import (
+from .limits import (
     MAX_INDEX_BYTES,
     MAX_INDEX_ENTRIES,
     MAX_INDEX_KEY_BYTES,
     MAX_INDEX_KEY_EXPANSION,
     MiB,
 )
-from handlers.validation.scan.proto import message
+from .proto import message
 
 _MAGIC = 0xDB4775248B80FB57
 _FOOTER = 48

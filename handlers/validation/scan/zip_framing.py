@@ -25,8 +25,8 @@ import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from handlers.errors import Rejected
-from handlers.validation.scan.limits import CD_BYTES_PER_MEMBER
+from ...errors import Rejected
+from .limits import CD_BYTES_PER_MEMBER
 
 CODE = "keras.bad_zip_framing"
 _EOCD = struct.Struct(

@@ -13,7 +13,6 @@ deployed version can never be one that was deleted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from emulators.vertex.errors import (
     not_found,
 )
 from emulators.vertex.paging import page
+from emulators.vertex.persist import with_etag, write_state
 from emulators.vertex.resources import camel, camel_keys, now, parse_model_name
 from emulators.vertex.store import Store
 
@@ -439,9 +439,7 @@ class EndpointStore:
             out["deployedModels"] = [dict(d) for d in endpoint.deployed.values()]
         if endpoint.traffic:
             out["trafficSplit"] = dict(endpoint.traffic)
-        digest = hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()
-        out["etag"] = "AMEw9y" + digest[:40]
-        return out
+        return with_etag(out)
 
     def _save(self) -> None:
         if not self._state_file:
@@ -451,10 +449,7 @@ class EndpointStore:
             "endpoints": [asdict(e) for e in self._endpoints.values()],
             "operations": {n: asdict(o) for n, o in self._operations.items()},
         }
-        tmp = f"{self._state_file}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, self._state_file)
+        write_state(self._state_file, data)
 
     def _load(self, path: str) -> None:
         with open(path, encoding="utf-8") as fh:

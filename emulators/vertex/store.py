@@ -16,7 +16,6 @@ through `set_deployment_lookup`; DeleteModelVersion / DeleteModel refuse deploye
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -33,6 +32,7 @@ from emulators.vertex.errors import (
     not_found,
 )
 from emulators.vertex.paging import page
+from emulators.vertex.persist import with_etag, write_state
 from emulators.vertex.resources import (
     DELETE_METADATA,
     EMPTY,
@@ -441,9 +441,7 @@ class Store:
             out["labels"] = labels
         if "containerSpec" in out:
             out["supportedDeploymentResourcesTypes"] = ["DEDICATED_RESOURCES"]
-        digest = hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()
-        out["etag"] = "AMEw9y" + digest[:40]
-        return out
+        return with_etag(out)
 
     def _save(self) -> None:
         if not self._state_file:
@@ -453,10 +451,7 @@ class Store:
             "models": [asdict(m) for m in self._models.values()],
             "operations": {n: asdict(o) for n, o in self._operations.items()},
         }
-        tmp = f"{self._state_file}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, self._state_file)
+        write_state(self._state_file, data)
 
     def _load(self, path: str) -> None:
         with open(path, encoding="utf-8") as fh:

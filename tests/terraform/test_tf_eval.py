@@ -8,16 +8,17 @@ Skipped only when no terraform binary is on PATH.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from handlers.settings import Settings
+from tests.terraform.tfconsole import evaluate as _evaluate
+from tests.terraform.tfconsole import run as _run
+from tests.terraform.tfconsole import value as _value
 from tests.terraform.tfparse import TF_DIR
 
 TERRAFORM = shutil.which("terraform")
@@ -25,7 +26,6 @@ pytestmark = pytest.mark.skipif(
     TERRAFORM is None, reason="terraform binary not on PATH: variable validation not evaluated"
 )
 
-BASE_VARS = {"project_id": "my-project", "bucket_name": "my-project-models"}
 
 
 def _top_level_block(text: str, header: str) -> str:
@@ -46,43 +46,6 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = _run(directory, ["init", "-backend=false", "-input=false", "-no-color"])
     assert result.returncode == 0, result.stdout + result.stderr
     return directory
-
-
-def _run(directory: Path, args: list[str], stdin: str = "") -> subprocess.CompletedProcess:
-    assert TERRAFORM is not None
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(directory),
-        "TF_DATA_DIR": str(directory / ".tf-data"),
-        "TF_CLI_CONFIG_FILE": str(directory / "cli.tfrc"),
-        "CHECKPOINT_DISABLE": "1",
-        "TF_IN_AUTOMATION": "1",
-    }
-    return subprocess.run(
-        [TERRAFORM, *args],
-        cwd=directory,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-
-
-def _evaluate(probe: Path, expression: str, **variables: Any) -> subprocess.CompletedProcess:
-    args = ["console", "-no-color"]
-    for name, value in {**BASE_VARS, **variables}.items():
-        rendered = value if isinstance(value, str) else json.dumps(value)
-        args += ["-var", f"{name}={rendered}"]
-    return _run(probe, args, stdin=f"jsonencode({expression})\n")
-
-
-def _value(probe: Path, expression: str, **variables: Any) -> Any:
-    result = _evaluate(probe, expression, **variables)
-    # `terraform console` exits 0 even when a variable fails validation: read what it says.
-    assert result.returncode == 0 and "Error:" not in result.stderr, result.stdout + result.stderr
-    return json.loads(json.loads(result.stdout.strip()))
 
 
 def test_default_environment_starts_the_function(probe: Path) -> None:

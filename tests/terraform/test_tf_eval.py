@@ -27,7 +27,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-
 def _top_level_block(text: str, header: str) -> str:
     match = re.search(rf"^{re.escape(header)} \{{\n.*?^\}}\n", text, flags=re.M | re.S)
     assert match, f"no top-level `{header} {{` block"

@@ -7,13 +7,14 @@ Shared by design: the function and the CLI's backfill both run the pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .gcs.publish import Published
-from .intake.layout import ModelName
-from .intake.uploads import Upload
-from .registry.interface import RegisteredVersion
-from .validation.report import ValidationReport
+if TYPE_CHECKING:  # annotations only: nothing heavy at `import main`
+    from .gcs.publish import Published
+    from .intake.layout import ModelName
+    from .intake.uploads import Upload
+    from .registry.interface import RegisteredVersion
+    from .validation.report import ValidationReport
 
 
 @dataclass

@@ -27,7 +27,7 @@ from .intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse
 from .logs import get_logger, log
 from .notify import Notifier
 from .outcome import Outcome, Registration
-from .registry import gated, lineage
+from .registry import lineage
 from .registry.interface import ModelRegistry
 from .registry.vertex_errors import OperationPending
 from .settings import Settings
@@ -149,6 +149,8 @@ class Pipeline:
     def handle_model(self, model_event: ModelEvent) -> Outcome:
         """The I/O part: resolve, claim, validate, register, record."""
         if isinstance(model_event.artifact, layout.MetricsFile):  # late metrics: their own stage
+            from .registry import gated  # only metrics events need the gate's modules
+
             return gated.on_metrics_file(self, model_event)
         event, artifact, started = model_event.event, model_event.artifact, model_event.started
         base = _base(event)
@@ -307,6 +309,8 @@ class Pipeline:
             validation=report,
             settings=self.settings,
         )
+        from .registry import gated  # imported on the first model event, not at start-up
+
         prepared = gated.prepare(upload, request, self.store, self.settings)
         self._warn_if_image_ends_soon(registration_source=upload.uri)
         with _timed(timings, "register"):

@@ -31,6 +31,7 @@ from ..gcs.records import FINAL_STATES, record_name
 from ..intake import layout
 from ..intake import uploads as artifacts
 from ..intake.events import ObjectEvent
+from ..intake.layout import SAVED_MODEL_GRAPHS
 from ..pipeline import Outcome, Pipeline
 from ..settings import Settings
 
@@ -43,7 +44,7 @@ SKIPPED = "skipped"
 PENDING = "pending"  # still over Vertex's UploadModel quota after the retries: run again later
 FAILED = "failed"
 CATEGORIES = (REGISTERED, WOULD_REGISTER, ALREADY, REJECTED, SKIPPED, PENDING, FAILED)
-_SAVED_MODEL_ROOTS = ("saved_model.pb", "saved_model.pbtxt")
+_SAVED_MODEL_ROOTS = SAVED_MODEL_GRAPHS
 
 # Pacing. Vertex: 60 LRO submissions per minute per project and region, shared with the deployed
 # function's own uploads, so backfill defaults to fewer.

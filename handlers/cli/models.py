@@ -50,11 +50,12 @@ def parse_ref(text: str) -> ModelRef:
 def resolve_model(registry: VertexRegistry, name: str) -> str:
     """The model's resource name; raises CliError(3) when no model has that name."""
     from ..registry.vertex import ModelNotFound, model_id_for
+    from ..registry.vertex_types import MODEL_ID_PATTERN
 
     if name.startswith("projects/"):
         return registry.get_model(name).model
     for model_id in dict.fromkeys((name, model_id_for(name))):
-        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", model_id):
+        if not MODEL_ID_PATTERN.fullmatch(model_id):
             continue
         try:
             info = registry.get_model(model_id)

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from ..errors import PermanentError
 from ..settings import Settings
 
-SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb")
+# The one home of the SavedModel file names: the graph (either form) and the optional fingerprint.
+SAVED_MODEL_GRAPHS = ("saved_model.pb", "saved_model.pbtxt")  # preferred first
+SAVED_MODEL_FILES = (*SAVED_MODEL_GRAPHS, "fingerprint.pb")
 _MEMBER_DIRS = ("variables", "assets", "assets.extra")
 _SHARD = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
 # Temporary objects of parallel composite uploads (gcloud storage and gsutil); they fire events too.

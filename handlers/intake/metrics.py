@@ -28,6 +28,7 @@ from typing import Any, Literal
 from ..errors import Rejected, Superseded
 from ..gcs.objects import ObjectInfo, ObjectStore
 from ..settings import Settings
+from .layout import SAVED_MODEL_GRAPHS
 
 METRICS_FILE = "metrics.json"
 METADATA_KEY = "metrics"
@@ -244,7 +245,7 @@ def _model_object(upload: Any) -> ObjectInfo:
     if upload.kind == "keras":
         return upload.members[0]
     for member in upload.members:
-        if upload.relative(member) in ("saved_model.pb", "saved_model.pbtxt"):
+        if upload.relative(member) in SAVED_MODEL_GRAPHS:
             return member
     return upload.members[0]
 

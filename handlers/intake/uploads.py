@@ -18,10 +18,10 @@ from ..errors import Rejected, Superseded, Waiting
 from ..gcs.objects import ObjectInfo, ObjectStore
 from ..settings import Settings
 from .events import ObjectEvent
-from .layout import KerasFile, SavedModelMember, shard_info
+from .layout import SAVED_MODEL_FILES, SAVED_MODEL_GRAPHS, KerasFile, SavedModelMember, shard_info
 from .names import name_problem
 
-_MEMBER_TOP = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb")
+_MEMBER_TOP = SAVED_MODEL_FILES
 _MEMBER_DIRS = ("variables/", "assets/", "assets.extra/")
 # Members that are not part of a SavedModel's completeness (TF writes them, nothing needs them).
 OPTIONAL_MEMBERS = frozenset({"fingerprint.pb"})
@@ -85,7 +85,7 @@ class Upload:
         if self.kind == "keras":
             return self.members[0].metadata
         for member in self.members:
-            if self.relative(member) in _MEMBER_TOP[:2]:
+            if self.relative(member) in SAVED_MODEL_GRAPHS:
                 return member.metadata
         return {}
 
@@ -108,7 +108,7 @@ def resolve_saved_model(
             for o in store.list_objects(event.bucket, directory)
             if _is_member(o.name[len(directory) :])
         ]
-        if any(o.name[len(directory) :] in _MEMBER_TOP[:2] for o in listing):
+        if any(o.name[len(directory) :] in SAVED_MODEL_GRAPHS for o in listing):
             break
     else:
         raise Waiting(f"no saved_model.pb yet beside {event.uri}; the upload is not complete")
@@ -197,7 +197,7 @@ def _check_complete(
     if missing:
         raise Waiting(f"{where}: {len(missing)} of {total} variables data shards not uploaded yet")
     required = [
-        o for rel, o in names.items() if rel in _MEMBER_TOP[:2] or rel.startswith("variables/")
+        o for rel, o in names.items() if rel in SAVED_MODEL_GRAPHS or rel.startswith("variables/")
     ]
     spread = max(o.generation for o in required) - min(o.generation for o in required)
     # Generations are microsecond timestamps: files written far apart are not one upload (e.g. an

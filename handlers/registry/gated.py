@@ -33,7 +33,7 @@ from ..gcs.records import FINAL_STATES, AlreadyFinal, Records, record_name
 from ..intake import metrics as intake
 from ..intake import uploads as artifacts
 from ..intake.events import ObjectEvent
-from ..intake.layout import SavedModelMember
+from ..intake.layout import SAVED_MODEL_GRAPHS, SavedModelMember
 from ..logs import get_logger, log
 from ..outcome import Outcome
 from ..settings import Settings
@@ -42,7 +42,7 @@ from .interface import ModelRegistry, RegisteredVersion, VersionRequest
 from .promotion import NO_METRICS, Candidate, Gate, Rule, gate_labels
 
 _LOG = get_logger(__name__)
-_SAVED_MODEL_ROOTS = ("saved_model.pb", "saved_model.pbtxt")
+_SAVED_MODEL_ROOTS = SAVED_MODEL_GRAPHS
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from ..gcs.publish import Published
 from ..intake.uploads import Upload
 from ..settings import Settings
 from .interface import UPLOAD_KEY_LABEL, VersionRequest
+from .vertex_types import ALIAS_PATTERN
 
 MANAGED_BY = "gcs-model-registrar"
-_ALIAS = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]$")
 _MAX_DESCRIPTION = 4000
 
 
@@ -28,7 +28,7 @@ def label_value(text: str) -> str:
 
 def parse_aliases(raw: str | None, where: str) -> tuple[str, ...]:
     aliases = tuple(dict.fromkeys(a.strip() for a in (raw or "").split(",") if a.strip()))
-    bad = [a for a in aliases if not _ALIAS.match(a) or a.isdigit()]
+    bad = [a for a in aliases if not ALIAS_PATTERN.fullmatch(a) or a.isdigit()]
     if bad:
         raise PermanentError(
             f"{where}: custom metadata `aliases` has invalid Vertex alias(es) {bad}: an alias is "

@@ -17,7 +17,7 @@ from .interface import UPLOAD_KEY_LABEL, VersionRequest
 
 ALIAS_PATTERN = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
 DEFAULT_ALIAS = "default"
-_VALID_MODEL_ID = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+MODEL_ID_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # Vertex: <= 63, not a digit first
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def model_id_for(display_name: str) -> str:
     base = re.sub(r"[^a-z0-9_-]+", "-", display_name.lower()).strip("-_") or "model"
     if not base[0].isalpha():
         base = f"m-{base}"
-    if base == display_name and _VALID_MODEL_ID.fullmatch(base):
+    if base == display_name and MODEL_ID_PATTERN.fullmatch(base):
         return base
     digest = hashlib.sha256(display_name.encode()).hexdigest()[:8]
     return f"{base[: 63 - 9].rstrip('-_')}-{digest}"

@@ -236,6 +236,10 @@ class Pipeline:
         if isinstance(claim, AlreadyFinal):
             fields = {**base, **_summary(claim.record), "timings": timings}
             late = _late_member(upload, claim.record)
+            if late == "fingerprint.pb" and claim.record.get("state") == "registered":
+                mixed = self._late_fingerprint_mismatch(upload, claim.record, timings)
+                if mixed is not None:
+                    return self._done(mixed, logging.ERROR, started)
             if late:  # e.g. fingerprint.pb written after the directory was registered
                 return self._done(
                     Outcome(
@@ -387,6 +391,60 @@ class Pipeline:
             days_left=days,
             source_uri=registration_source,
         )
+
+    def _late_fingerprint_mismatch(
+        self, upload: artifacts.Upload, registered: dict[str, Any], timings: dict[str, float]
+    ) -> Outcome | None:
+        """Check a late fingerprint.pb against the registered save's graph and index (in the
+        sandbox: the hash is TensorFlow's). Of another save, the directory now mixes two saves:
+        that new, mixed upload gets its own rejection record. None when it matches."""
+        members = registered.get("members", {})
+        wanted = {"fingerprint.pb": upload.trigger.generation}
+        wanted |= {r: int(members[r]) for r in ("saved_model.pb", "variables/variables.index")
+                   if r in members}  # fmt: skip
+        record_object = record_name(
+            self.settings.state_prefix,
+            upload.source_path,
+            f"late-fingerprint-g{upload.trigger.generation}",
+        )
+        with tempfile.TemporaryDirectory(prefix="registrar-", dir=self.settings.temp_dir) as tmp:
+            root = Path(tmp) / "late"
+            names.check_names(list(wanted), upload.uri)
+            root.mkdir(mode=0o700)
+            with _timed(timings, "download"):
+                for relative, generation in wanted.items():
+                    obj = self.store.get_object(
+                        upload.bucket, upload.source_path + relative, generation
+                    )
+                    if obj is None:  # that generation is gone: nothing to compare with
+                        return None
+                    with names.create_file(root, relative) as handle:
+                        self.store.download_to(obj, handle)
+            try:
+                with _timed(timings, "validate"), self._validation_lock:
+                    self.validator.check_late_fingerprint(root)
+            except PermanentError as exc:
+                identity = {
+                    "source": upload.uri,
+                    "bucket": upload.bucket,
+                    "kind": "saved_model",
+                    "record": f"gs://{upload.bucket}/{record_object}",
+                    "members": {k: v for k, v in wanted.items()},
+                    "registered_version": registered.get("version_name"),
+                }
+                claim = self.records.claim(upload.bucket, record_object, identity)
+                if isinstance(claim, Claim):
+                    reason = {"code": exc.code, "message": str(exc)}
+                    record = self.records.finish(claim, {"state": "rejected", "reason": reason})
+                    self.notifier.publish(record)
+                return Outcome(
+                    "rejected",
+                    f"{upload.uri}: fingerprint.pb arrived after the directory was registered "
+                    f"as {registered.get('version_name')} and belongs to another save: {exc}",
+                    {"source_uri": upload.uri, "reason": exc.code,
+                     "record": identity["record"], "timings": timings},
+                )  # fmt: skip
+        return None
 
     def _sandbox_section(self) -> dict[str, Any]:
         """Which sandbox layers held, for a rejection's record (a registration has it already)."""

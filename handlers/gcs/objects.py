@@ -69,10 +69,12 @@ class ObjectStore:
                 self._client = storage.Client(project=self._settings.project)
         return self._client
 
-    def get_object(self, bucket: str, name: str) -> ObjectInfo | None:
-        """The live generation's metadata, or None when the object does not exist."""
+    def get_object(
+        self, bucket: str, name: str, generation: int | None = None
+    ) -> ObjectInfo | None:
+        """The live generation's metadata (or that `generation`'s), None when it does not exist."""
         with _errors(f"gs://{bucket}/{name}"):
-            blob = self.client.bucket(bucket).get_blob(name, retry=_retry())
+            blob = self.client.bucket(bucket).get_blob(name, generation=generation, retry=_retry())
             return _info(blob) if blob is not None else None
 
     def list_objects(self, bucket: str, prefix: str) -> list[ObjectInfo]:

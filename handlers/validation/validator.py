@@ -80,6 +80,15 @@ class Validator:
             "saved_model", root, answer, static.inputs, static.outputs, static.notes
         )
 
+    def check_late_fingerprint(self, directory: Path) -> None:
+        """A `fingerprint.pb` that arrived after its directory was registered, beside the
+        registered `saved_model.pb` and `variables/variables.index`: Rejected when it is of
+        another save (`savedmodel.fingerprint_mismatch`, `savedmodel.bad_fingerprint`)."""
+        self._run(
+            {"op": "fingerprint", "dir": str(Path(directory).resolve())},
+            what="the late fingerprint.pb",
+        )
+
     @property
     def sandbox_layers(self) -> dict[str, Any]:
         """The containment layers of the current (or last) worker; the same dict a report carries

@@ -249,3 +249,39 @@ def test_a_late_fingerprint_is_recorded_as_late_not_registered_again(
     assert handle(late) == "late"  # redelivered: still nothing new
     [model] = vertex.models("late-fp")
     assert len(vertex.versions(model["name"])) == 1
+
+
+def test_a_late_fingerprint_of_another_save_is_a_rejected_mixed_upload(
+    services, bucket: Bucket, vertex: Vertex, models: Models, tmp_path: Path
+) -> None:
+    """A fingerprint.pb from a different save arriving after registration means the directory
+    now mixes two saves: rejected as such (own record), and the registered version stays."""
+    import shutil
+
+    pipeline = Pipeline(Settings.from_env(function_env(services)))
+    local = tmp_path / "sm"
+    shutil.copytree(models.saved_model, local)
+    (local / "fingerprint.pb").unlink()
+    other = (models.saved_model_b / "fingerprint.pb").read_bytes()
+
+    def handle(resource: dict[str, Any]) -> Any:
+        headers, body = binary_event(resource)
+        return pipeline.handle({"type": headers["ce-type"], "id": headers["ce-id"]}, body)
+
+    outcomes = [handle(r).outcome for r in bucket.upload_dir(local, "models/mixed-fp/v1/", seed=4)]
+    assert outcomes.count("registered") == 1
+    late = bucket.upload_bytes(other, "models/mixed-fp/v1/fingerprint.pb")
+    outcome = handle(late)
+    assert (outcome.outcome, outcome.fields["reason"]) == (
+        "rejected",
+        "savedmodel.fingerprint_mismatch",
+    )
+    record = bucket.read_json(
+        f"registrar-state/uploads/models/mixed-fp/v1/late-fingerprint-g{late['generation']}.json"
+    )
+    assert record["state"] == "rejected"
+    assert record["reason"]["code"] == "savedmodel.fingerprint_mismatch"
+    assert record["registered_version"].endswith("@1")
+    assert handle(late).outcome == "rejected"  # redelivered: the same answer, one record
+    [model] = vertex.models("mixed-fp")
+    assert len(vertex.versions(model["name"])) == 1

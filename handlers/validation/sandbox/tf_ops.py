@@ -53,6 +53,14 @@ def load_keras(path: str, export_dir: str, *, release_source: bool = False) -> d
     return check_export(export_dir, check)
 
 
+def check_fingerprint(directory: str) -> dict[str, Any]:
+    """Does `directory/fingerprint.pb` belong to the save of its `saved_model.pb` and index?"""
+    from .checks import _check_fingerprint
+
+    _check_fingerprint(directory)
+    return {"fingerprint": "matches"}
+
+
 def load_saved_model(directory: str) -> dict[str, Any]:
     """Smoke-test an uploaded SavedModel, with `tf.saved_model.load` and as TF Serving loads it."""
     return check_upload(directory)

@@ -124,6 +124,8 @@ def _handle(tf_ops: Any, request: dict[str, Any]) -> dict[str, Any]:
         return tf_ops.load_keras(request["path"], request["export_dir"], release_source=release)
     if op == "saved_model":
         return tf_ops.load_saved_model(request["dir"])
+    if op == "fingerprint":
+        return tf_ops.check_fingerprint(request["dir"])
     if op == "test" and os.environ.get(TEST_HOOKS_ENV) == "1":
         return _test_action(str(request.get("action", "")), request)
     raise Failure(BAD_REQUEST, f"unknown request {op!r}")

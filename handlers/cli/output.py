@@ -40,7 +40,7 @@ class Output:
             sys.stderr.write(
                 "registrar needs the 'cli' extra: pip install 'gcs-model-registrar[cli]'\n"
             )
-            raise SystemExit(2) from None
+            raise SystemExit(USAGE) from None
 
         self.json_mode = json_mode
         self.out = Console(file=stdout or sys.stdout, highlight=False, soft_wrap=False)

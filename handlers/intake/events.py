@@ -1,6 +1,6 @@
 """CloudEvent -> `ObjectEvent`: the only module that knows the event shapes.
 
-Accepted (see shared reference gcp-events.md):
+Accepted (recorded payloads of each shape are in tests/data/):
 * `google.cloud.storage.object.v1.finalized`, binary or structured mode; the 1st-gen background
   shape arrives already converted by functions-framework.
 * `google.cloud.pubsub.topic.v1.messagePublished` from a GCS Pub/Sub notification (trigger mode

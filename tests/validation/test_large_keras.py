@@ -103,7 +103,13 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_in_place_load_equals_load_model(zoo, capfd):
-    assert loader._in_place_plan(str(zoo)) is not None
+    plan = loader._in_place_plan(str(zoo))
+    assert plan is not None, "the zoo model must take the in-place path for this test to mean it"
+    config, offset, size = plan
+    assert json.loads(config)["class_name"] in ("Functional", "Sequential")
+    with zipfile.ZipFile(zoo) as archive:  # the plan points exactly at the stored weights
+        info = archive.getinfo("model.weights.h5")
+    assert size == info.file_size and offset > info.header_offset
     ours = loader.load_keras_model(str(zoo))
     assert "fell back" not in capfd.readouterr().err
     _assert_same_model(ours, zoo)

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from .errors import PermanentError, PermissionDenied, Superseded, TransientError, Waiting
 from .gcs import publish
-from .gcs.objects import Digests, ObjectStore
+from .gcs.objects import Digests, ObjectInfo, ObjectStore
 from .gcs.records import AlreadyFinal, Claim, Records, record_name
 from .intake import layout, names
 from .intake import uploads as artifacts
@@ -407,19 +407,17 @@ class Pipeline:
             upload.source_path,
             f"late-fingerprint-g{upload.trigger.generation}",
         )
+        pinned = {
+            relative: self.store.get_object(upload.bucket, upload.source_path + relative, gen)
+            for relative, gen in wanted.items()
+        }
+        files = {relative: obj for relative, obj in pinned.items() if obj is not None}
+        if len(files) < len(pinned):  # a generation is gone: nothing to compare with
+            return None
         with tempfile.TemporaryDirectory(prefix="registrar-", dir=self.settings.temp_dir) as tmp:
             root = Path(tmp) / "late"
-            names.check_names(list(wanted), upload.uri)
-            root.mkdir(mode=0o700)
             with _timed(timings, "download"):
-                for relative, generation in wanted.items():
-                    obj = self.store.get_object(
-                        upload.bucket, upload.source_path + relative, generation
-                    )
-                    if obj is None:  # that generation is gone: nothing to compare with
-                        return None
-                    with names.create_file(root, relative) as handle:
-                        self.store.download_to(obj, handle)
+                self._fetch(files, root, upload.uri)
             try:
                 with _timed(timings, "validate"), self._validation_lock:
                     self.validator.check_late_fingerprint(root)
@@ -429,7 +427,7 @@ class Pipeline:
                     "bucket": upload.bucket,
                     "kind": "saved_model",
                     "record": f"gs://{upload.bucket}/{record_object}",
-                    "members": {k: v for k, v in wanted.items()},
+                    "members": dict(wanted),
                     "registered_version": registered.get("version_name"),
                 }
                 claim = self.records.claim(upload.bucket, record_object, identity)
@@ -463,17 +461,23 @@ class Pipeline:
         a bad name is a rejection before a byte is read; each file is created inside `root`
         with O_EXCL | O_NOFOLLOW; each download is hashed and held to the object's metadata
         (`upload.digest_mismatch`). Returns the local path and the validated digests."""
-        names.check_names([upload.relative(m) for m in upload.members], upload.uri)
-        root.mkdir(mode=0o700)
-        digests: dict[str, Digests] = {}
-        for member in upload.members:
-            relative = upload.relative(member)
-            with names.create_file(root, relative) as handle:
-                digests[relative] = self.store.download_to(member, handle)
+        files = {upload.relative(m): m for m in upload.members}
+        digests = self._fetch(files, root, upload.uri)
         return (
             root / upload.relative(upload.members[0]) if upload.kind == "keras" else root,
             digests,
         )
+
+    def _fetch(self, files: dict[str, ObjectInfo], root: Path, where: str) -> dict[str, Digests]:
+        """`files` (relative name -> pinned object) into a new directory `root`; names checked
+        before any byte is read, each file created inside `root`, each download digest-checked."""
+        names.check_names(list(files), where)
+        root.mkdir(mode=0o700)
+        digests: dict[str, Digests] = {}
+        for relative, obj in files.items():
+            with names.create_file(root, relative) as handle:
+                digests[relative] = self.store.download_to(obj, handle)
+        return digests
 
     def _done(self, outcome: Outcome, level: int, started: float) -> Outcome:
         log(

@@ -7,9 +7,8 @@ listed here, so a concurrent overwrite can never mix two uploads into one versio
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -218,8 +217,9 @@ def _check_assets(
     Runs only for events that find the directory complete by file names. Only the asset names
     are parsed from `saved_model.pb` (`parse_asset_names`: the graph itself stays unparsed
     bytes), at most once per instance and generation: they are cached, so the other member
-    events and redeliveries of a finished upload neither read nor parse it again. One over the size cap is not read here: the upload is refused from its
-    metadata after the claim (`check_size`), with a record."""
+    events and redeliveries of a finished upload neither read nor parse it again. One over the
+    size cap is not read here: the upload is refused from its metadata after the claim
+    (`check_size`), with a record."""
     from ..validation.scan.limits import MAX_GRAPH_BYTES
 
     names = {o.name[len(directory) :]: o for o in listing}
@@ -239,26 +239,17 @@ def _check_assets(
         )
 
 
-_ASSETS_CACHE_SIZE = 64
-_assets_cache: OrderedDict[tuple[str, str, int], frozenset[str] | None] = OrderedDict()
-_assets_lock = threading.Lock()
-
-
 def _asset_names(graph: ObjectInfo, store: ObjectStore) -> frozenset[str] | None:
-    """The asset file names `saved_model.pb` (this generation) names; None if it does not parse.
+    """The asset file names `saved_model.pb` (this generation) names; None if it does not parse."""
+    return _asset_names_at(graph.bucket, graph.name, graph.generation, store)
 
-    An LRU of the last 64 graphs, keyed by (bucket, name, generation): a generation's bytes never
-    change, so the answer never goes stale. It keeps the names only, never the parsed graph."""
+
+# Keyed by (bucket, name, generation): a generation's bytes never change, so an answer never goes
+# stale. Only the names are kept, never the parsed graph.
+@functools.lru_cache(maxsize=64)
+def _asset_names_at(
+    bucket: str, name: str, generation: int, store: ObjectStore
+) -> frozenset[str] | None:
     from ..validation.scan.savedmodel import parse_asset_names
 
-    key = (graph.bucket, graph.name, graph.generation)
-    with _assets_lock:
-        if key in _assets_cache:
-            _assets_cache.move_to_end(key)
-            return _assets_cache[key]
-    assets = parse_asset_names(store.read_object(graph))
-    with _assets_lock:
-        _assets_cache[key] = assets
-        while len(_assets_cache) > _ASSETS_CACHE_SIZE:
-            _assets_cache.popitem(last=False)
-    return assets
+    return parse_asset_names(store.read_object(ObjectInfo(bucket, name, generation)))

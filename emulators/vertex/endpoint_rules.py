@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from emulators.vertex.errors import invalid
+from emulators.vertex.rules import no_unknown
 
 # Endpoint id (CreateEndpointRequest.endpoint_id): a letter then up to 62 of [a-z0-9-], not ending
 # with '-'; or up to 9 digits without a leading zero (server-generated ids are longer).
 ENDPOINT_ID = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?|[1-9][0-9]{0,8}")
 DEPLOYED_MODEL_ID = re.compile(r"[0-9]{1,10}")  # DeployedModel.id: "1-10 characters ... /[0-9]/"
-MAX_DISPLAY_NAME = 128
 DEFAULT_MACHINE_TYPE = "n1-standard-2"  # MachineSpec.machine_type: the DeployedModel default
 NEW_MODEL_KEY = "0"  # DeployModelRequest.traffic_split: "0" is the model being deployed
 
@@ -97,29 +97,11 @@ MUTABLE_DEPLOYED_PATHS = frozenset(
 )
 
 
-def no_unknown(data: Mapping[str, Any], known: frozenset[str], where: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise invalid(
-            f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where}': "
-            "Cannot find field."
-        )
-
-
 def check_endpoint_id(endpoint_id: str) -> None:
     if not ENDPOINT_ID.fullmatch(endpoint_id):
         raise invalid(
             f"Invalid endpoint_id {endpoint_id!r}: either a lowercase letter followed by up to 62 "
             "of [a-z0-9-] (not ending with '-'), or up to 9 digits without a leading zero."
-        )
-
-
-def check_display_name(display_name: Any, what: str = "Endpoint.display_name") -> None:
-    if not isinstance(display_name, str) or not display_name:
-        raise invalid(f"{what} is required.")
-    if len(display_name) > MAX_DISPLAY_NAME:
-        raise invalid(
-            f"{what} is {len(display_name)} characters; the maximum is {MAX_DISPLAY_NAME}."
         )
 
 

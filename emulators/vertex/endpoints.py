@@ -31,7 +31,14 @@ from emulators.vertex.errors import (
     not_found,
 )
 from emulators.vertex.paging import page
-from emulators.vertex.persist import with_etag, write_state
+from emulators.vertex.persist import (
+    Operation,
+    load_operations,
+    poll_operation,
+    start_operation,
+    with_etag,
+    write_state,
+)
 from emulators.vertex.resources import camel, camel_keys, now, parse_model_name
 from emulators.vertex.store import Store
 
@@ -64,19 +71,13 @@ class Endpoint:
     traffic: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class _Operation:
-    done: dict[str, Any]
-    polls_left: int
-
-
 class EndpointStore:
     def __init__(self, models: Store, state_file: str | None = None) -> None:
         self._models = models
         self._lock = threading.RLock()
         self._state_file = state_file
         self._endpoints: dict[str, Endpoint] = {}
-        self._operations: dict[str, _Operation] = {}
+        self._operations: dict[str, Operation] = {}
         self._counter = 0
         if state_file and os.path.exists(state_file):
             self._load(state_file)
@@ -121,9 +122,9 @@ class EndpointStore:
     ) -> dict[str, Any]:
         parent = f"projects/{project}/locations/{location}"
         spec = camel_keys(body)
-        er.no_unknown(spec, er.ENDPOINT_FIELDS, "endpoint")
-        er.check_display_name(spec.get("displayName"))
-        labels = _labels(spec.get("labels"))
+        rules.no_unknown(spec, er.ENDPOINT_FIELDS, "endpoint")
+        rules.check_display_name(spec.get("displayName"), "Endpoint.display_name")
+        labels = rules.check_labels(spec.get("labels"), "Endpoint.labels")
         er.check_private_networking(spec)
         split = er.traffic_split(spec.get("trafficSplit"), "Endpoint.traffic_split")
         er.check_split_keys(split, set())
@@ -169,7 +170,7 @@ class EndpointStore:
         self, name: str, body: dict[str, Any], query: Mapping[str, str]
     ) -> dict[str, Any]:
         spec = camel_keys(body)
-        er.no_unknown(spec, er.ENDPOINT_FIELDS, "endpoint")
+        rules.no_unknown(spec, er.ENDPOINT_FIELDS, "endpoint")
         if spec.get("name") not in (None, "", name):
             raise invalid(f"endpoint.name {spec['name']!r} does not match the URL's {name!r}.")
         paths = _mask(query.get("updateMask") or query.get("update_mask"))
@@ -184,9 +185,9 @@ class EndpointStore:
                 raise invalid(f"Invalid update_mask path {path!r} for Endpoint.")
         changes: dict[str, Any] = {p: spec.get(p) for p in paths}
         if "displayName" in changes:
-            er.check_display_name(changes["displayName"])
+            rules.check_display_name(changes["displayName"], "Endpoint.display_name")
         if "labels" in changes:
-            changes["labels"] = _labels(changes["labels"])
+            changes["labels"] = rules.check_labels(changes["labels"], "Endpoint.labels")
         split = None
         if "trafficSplit" in changes:
             split = er.traffic_split(changes.pop("trafficSplit"), "Endpoint.traffic_split")
@@ -226,7 +227,7 @@ class EndpointStore:
 
     def deploy_model(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         request = camel_keys(body)
-        er.no_unknown(
+        rules.no_unknown(
             request, frozenset({"endpoint", "deployedModel", "trafficSplit"}), "DeployModelRequest"
         )
         if request.get("endpoint") not in (None, "", name):
@@ -235,7 +236,7 @@ class EndpointStore:
         if not isinstance(raw, dict):
             raise invalid("DeployModelRequest.deployed_model is required.")
         spec = camel_keys(raw)
-        er.no_unknown(spec, er.DEPLOYED_MODEL_FIELDS, "deployed_model")
+        rules.no_unknown(spec, er.DEPLOYED_MODEL_FIELDS, "deployed_model")
         split = er.traffic_split(request.get("trafficSplit"), "DeployModelRequest.traffic_split")
         if not spec.get("model"):
             raise invalid("DeployedModel.model is required.")
@@ -244,7 +245,7 @@ class EndpointStore:
         model = self._models.get_model(spec["model"])  # 404 for an unknown model/version/alias
         resources = er.prediction_resources(spec, model)
         if spec.get("displayName") is not None:
-            er.check_display_name(spec["displayName"], "DeployedModel.display_name")
+            rules.check_display_name(spec["displayName"], "DeployedModel.display_name")
         if spec.get("id"):
             er.check_deployed_model_id(spec["id"])
         deployed = {
@@ -286,7 +287,7 @@ class EndpointStore:
     def undeploy_model(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         request = camel_keys(body)
         known = frozenset({"endpoint", "deployedModelId", "trafficSplit"})
-        er.no_unknown(request, known, "UndeployModelRequest")
+        rules.no_unknown(request, known, "UndeployModelRequest")
         deployed_id = request.get("deployedModelId")
         if not deployed_id:
             raise invalid("UndeployModelRequest.deployed_model_id is required.")
@@ -324,7 +325,7 @@ class EndpointStore:
     def mutate_deployed_model(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         request = camel_keys(body)
         known = frozenset({"endpoint", "deployedModel", "updateMask"})
-        er.no_unknown(request, known, "MutateDeployedModelRequest")
+        rules.no_unknown(request, known, "MutateDeployedModelRequest")
         spec = camel_keys(request.get("deployedModel") or {})
         paths = _mask(request.get("updateMask"))
         if not spec.get("id"):
@@ -376,13 +377,7 @@ class EndpointStore:
 
     def get_operation(self, name: str) -> dict[str, Any]:
         with self._lock:
-            op = self._operations.get(name)
-            if op is None:
-                raise not_found(f"Operation {name} not found.")
-            if op.polls_left > 0:
-                op.polls_left -= 1
-                return _pending(op.done)
-            return op.done
+            return poll_operation(self._operations, name)
 
     # ---- internals -----------------------------------------------------------------------
     def _endpoint(self, name: str) -> Endpoint:
@@ -417,19 +412,11 @@ class EndpointStore:
     ) -> dict[str, Any]:
         self._counter += 1
         name = f"{resource}/operations/{self._counter}"
-        done = {
-            "name": name,
-            "metadata": {
-                "@type": metadata_type,
-                "genericMetadata": {"createTime": stamp, "updateTime": now()},
-            },
-            "done": True,
-            "response": response,
-        }
-        polls = self._models.operation_polls
-        self._operations[name] = _Operation(done, polls)
+        answer = start_operation(
+            self._operations, name, metadata_type, response, stamp, self._models.operation_polls
+        )
         self._save()
-        return done if polls == 0 else _pending(done)
+        return answer
 
     def _render(self, endpoint: Endpoint) -> dict[str, Any]:
         out = dict(endpoint.fields)
@@ -457,21 +444,12 @@ class EndpointStore:
         self._counter = data.get("counter", 0)
         for raw in data.get("endpoints", []):
             self._endpoints[raw["name"]] = Endpoint(**raw)
-        for name, raw in data.get("operations", {}).items():
-            self._operations[name] = _Operation(**raw)
+        self._operations.update(load_operations(data.get("operations", {})))
 
 
 def state_file_for(model_state_file: str | None) -> str | None:
     """Endpoints persist next to the model store's file: `F` -> `F.endpoints`."""
     return f"{model_state_file}.endpoints" if model_state_file else None
-
-
-def _labels(raw: Any) -> dict[str, str]:
-    """Vertex's label rules are the same for every resource; reuse the model's."""
-    try:
-        return rules.check_labels(raw)
-    except ApiError as exc:
-        raise invalid(exc.message.replace("Model.labels", "Endpoint.labels")) from None
 
 
 def _mask(raw: Any) -> list[str]:
@@ -506,7 +484,3 @@ def _record(endpoint: Endpoint) -> dict[str, Any]:
         "displayName": endpoint.fields.get("displayName"),
         "labels": endpoint.fields.get("labels") or {},
     }
-
-
-def _pending(done: dict[str, Any]) -> dict[str, Any]:
-    return {"name": done["name"], "metadata": done["metadata"]}

@@ -67,23 +67,33 @@ def check_model_id(model_id: str) -> None:
         )
 
 
-def check_display_name(display_name: Any) -> None:
-    if not isinstance(display_name, str) or not display_name:
-        raise invalid("Model.display_name is required.")
-    if len(display_name) > MAX_DISPLAY_NAME:
+def no_unknown(data: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    """Google's front end refuses unknown JSON field names with 400."""
+    unknown = sorted(set(data) - known)
+    if unknown:
         raise invalid(
-            f"Model.display_name is {len(display_name)} characters; the maximum is "
-            f"{MAX_DISPLAY_NAME}."
+            f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where}': "
+            "Cannot find field."
         )
 
 
-def check_labels(labels: Any) -> dict[str, str]:
+def check_display_name(display_name: Any, what: str = "Model.display_name") -> None:
+    if not isinstance(display_name, str) or not display_name:
+        raise invalid(f"{what} is required.")
+    if len(display_name) > MAX_DISPLAY_NAME:
+        raise invalid(
+            f"{what} is {len(display_name)} characters; the maximum is {MAX_DISPLAY_NAME}."
+        )
+
+
+def check_labels(labels: Any, what: str = "Model.labels") -> dict[str, str]:
+    """Vertex's label rules, the same for every resource; `what` names the field in messages."""
     if labels is None:
         return {}
     if not isinstance(labels, Mapping):
-        raise invalid("Model.labels must be a map of strings.")
+        raise invalid(f"{what} must be a map of strings.")
     if len(labels) > MAX_LABELS:
-        raise invalid(f"Model.labels has {len(labels)} entries; at most {MAX_LABELS} are allowed.")
+        raise invalid(f"{what} has {len(labels)} entries; at most {MAX_LABELS} are allowed.")
     for key, value in labels.items():
         if not LABEL_KEY.fullmatch(key):
             raise invalid(

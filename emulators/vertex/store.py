@@ -32,7 +32,14 @@ from emulators.vertex.errors import (
     not_found,
 )
 from emulators.vertex.paging import page
-from emulators.vertex.persist import with_etag, write_state
+from emulators.vertex.persist import (
+    Operation,
+    load_operations,
+    poll_operation,
+    start_operation,
+    with_etag,
+    write_state,
+)
 from emulators.vertex.resources import (
     DELETE_METADATA,
     EMPTY,
@@ -75,12 +82,6 @@ class Model:
     labels: dict[str, str] = field(default_factory=dict)  # model-level: the first upload's
 
 
-@dataclass
-class _Operation:
-    done: dict[str, Any]
-    polls_left: int
-
-
 class Store:
     def __init__(
         self,
@@ -93,7 +94,7 @@ class Store:
         self.operation_polls = operation_polls
         self.artifacts = artifacts  # None: artifact directories are not looked into
         self._models: dict[str, Model] = {}
-        self._operations: dict[str, _Operation] = {}
+        self._operations: dict[str, Operation] = {}
         self._counter = 0
         self._deployment_lookup: DeploymentLookup | None = None
         if state_file and os.path.exists(state_file):
@@ -149,14 +150,14 @@ class Store:
         rules.check_parent(project, location)
         parent = f"projects/{project}/locations/{location}"
         body = camel_keys(body)
-        _no_unknown(body, UPLOAD_FIELDS, "UploadModelRequest")
+        rules.no_unknown(body, UPLOAD_FIELDS, "UploadModelRequest")
         if body.get("parent") not in (None, parent):
             raise invalid(f"parent {body['parent']!r} does not match the URL's {parent!r}.")
         spec = body.get("model")
         if not isinstance(spec, dict):
             raise invalid("UploadModelRequest.model is required.")
         spec = camel_keys(spec, nested=("containerSpec", "predictSchemata"))
-        _no_unknown(spec, MODEL_FIELDS, "model")
+        rules.no_unknown(spec, MODEL_FIELDS, "model")
         rules.check_display_name(spec.get("displayName"))
         labels = rules.check_labels(spec.get("labels"))
         requested = spec.get("versionAliases") or []
@@ -340,13 +341,7 @@ class Store:
 
     def get_operation(self, name: str) -> dict[str, Any]:
         with self._lock:
-            op = self._operations.get(name)
-            if op is None:
-                raise not_found(f"Operation {name} not found.")
-            if op.polls_left > 0:
-                op.polls_left -= 1
-                return _pending(op.done)
-            return op.done
+            return poll_operation(self._operations, name)
 
     # ---- internals -----------------------------------------------------------------------
     def _create_model(
@@ -402,18 +397,11 @@ class Store:
     ) -> dict[str, Any]:
         self._counter += 1
         name = f"{model_name}/operations/{self._counter}"
-        done = {
-            "name": name,
-            "metadata": {
-                "@type": metadata_type,
-                "genericMetadata": {"createTime": stamp, "updateTime": now()},
-            },
-            "done": True,
-            "response": response,
-        }
-        self._operations[name] = _Operation(done, self.operation_polls)
+        answer = start_operation(
+            self._operations, name, metadata_type, response, stamp, self.operation_polls
+        )
         self._save()
-        return done if self.operation_polls == 0 else _pending(done)
+        return answer
 
     def _record(self, model: Model, version: Version) -> dict[str, Any]:
         return {
@@ -462,23 +450,9 @@ class Store:
             if "labels" not in raw and "1" in versions:  # a state file from before model labels
                 raw["labels"] = dict(versions["1"].labels)
             self._models[raw["name"]] = Model(**raw, versions=versions)
-        for name, raw in data.get("operations", {}).items():
-            self._operations[name] = _Operation(**raw)
-
-
-def _no_unknown(data: dict[str, Any], known: frozenset[str], where: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise invalid(
-            f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where}': "
-            "Cannot find field."
-        )
+        self._operations.update(load_operations(data.get("operations", {})))
 
 
 def _merged_labels(model: Model, version: Version) -> dict[str, str]:
     """Model labels merged with the version's own; the version's win on a conflict."""
     return {**model.labels, **version.labels}
-
-
-def _pending(done: dict[str, Any]) -> dict[str, Any]:
-    return {"name": done["name"], "metadata": done["metadata"]}

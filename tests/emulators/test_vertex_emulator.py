@@ -19,33 +19,11 @@ import requests
 from google.api_core import exceptions as api
 
 from emulators.vertex import AdminClient, start_in_thread
+from tests.emulators.helpers import IMAGE, LOCATION, PARENT, PROJECT
+from tests.emulators.helpers import name as _name
+from tests.emulators.helpers import upload as _upload
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = "emu-project"  # as in conftest.py
-LOCATION = "us-central1"
-PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
-IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
-
-
-def _upload(gapic: Any, *, model_id: str = "", parent_model: str = "", **fields: Any) -> Any:
-    """GAPIC UploadModel with a valid model unless `fields` override parts of it."""
-    from google.cloud.aiplatform_v1 import types
-
-    model: dict[str, Any] = {
-        "display_name": "churn",
-        "artifact_uri": "gs://models-bkt/churn/1/",
-        "container_spec": {"image_uri": IMAGE},
-    }
-    model.update(fields)
-    model = {k: v for k, v in model.items() if v is not None}
-    request = types.UploadModelRequest(
-        parent=PARENT, model=types.Model(model), model_id=model_id, parent_model=parent_model
-    )
-    return gapic.upload_model(request=request, timeout=10).result(timeout=10)
-
-
-def _name(model_id: str) -> str:
-    return f"{PARENT}/models/{model_id}"
 
 
 # ---- the high-level SDK ------------------------------------------------------------------------

@@ -18,6 +18,10 @@ _PACKAGE = "registrar_tf_subset"
 # name -> [(field, number, type, label, message type)]
 _MESSAGES: dict[str, list[tuple[str, int, int, int, str | None]]] = {
     "SavedModel": [("meta_graphs", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "MetaGraphDef")],
+    # Only what the resolve stage needs from saved_model.pb (the asset files to wait for): the
+    # rest of the graph stays unknown bytes (stored as they are, 1x): no walk, no amplification.
+    "SavedModelAssets": [("meta_graphs", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "MetaGraphAssets")],
+    "MetaGraphAssets": [("asset_file_def", 6, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "AssetFileDef")],
     "MetaGraphDef": [
         ("graph_def", 2, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "GraphDef"),
         ("saver_def", 3, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SaverDef"),
@@ -175,6 +179,12 @@ DTYPES = {
 @cache
 def message(name: str) -> Any:
     """The generated message class for a declared message, e.g. ``message("SavedModel")``."""
+    return message_factory.GetMessageClass(_pool().FindMessageTypeByName(f"{_PACKAGE}.{name}"))
+
+
+@cache
+def _pool() -> descriptor_pool.DescriptorPool:
+    """One pool holding every declared message, built once per process."""
     file = descriptor_pb2.FileDescriptorProto(name="registrar_tf_subset.proto", package=_PACKAGE)
     file.syntax = "proto3"
     for msg_name, fields in _MESSAGES.items():
@@ -185,21 +195,7 @@ def message(name: str) -> Any:
                 f.type_name = f".{_PACKAGE}.{type_name}"
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
-
-
-# Only what the resolve stage needs from saved_model.pb (the asset files to wait for): the rest
-# of the graph stays unknown bytes (stored as they are, 1x), so no walk and no amplification.
-_MESSAGES.update(
-    {
-        "SavedModelAssets": [
-            ("meta_graphs", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "MetaGraphAssets")
-        ],
-        "MetaGraphAssets": [
-            ("asset_file_def", 6, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "AssetFileDef")
-        ],
-    }
-)
+    return pool
 
 
 class ProtoLimit(ValueError):

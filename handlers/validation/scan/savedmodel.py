@@ -8,7 +8,6 @@ structure, `assets.extra/`, the serving TensorFlow's op registry).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from .proto import DTYPES, ProtoLimit, parse_limited
 from .tensor_bundle import BundleError, Entry, open_bundle_index
 
 SIGNATURE = "serving_default"
-_SHARD = re.compile(r"^variables\.data-(\d{5})-of-(\d{5})$")
 _FIX = "Export the model with tf.saved_model.save(model, dir, signatures={'serving_default': f})."
 
 
@@ -77,18 +75,6 @@ def scan_saved_model_dir(root: Path, settings: Settings) -> SavedModelScan:
 def referenced_assets(meta: Any) -> set[str]:
     """Asset files the graph reads (paths relative to assets/), e.g. vocabularies."""
     return {a.filename for a in meta.asset_file_def if a.filename}
-
-
-def parse_meta_graph(data: bytes) -> Any | None:
-    """The MetaGraph of `saved_model.pb` bytes, or None when they do not parse (validation will
-    reject them with the specific reason later)."""
-    if len(data) > MAX_GRAPH_BYTES:
-        return None
-    try:
-        model = parse_limited("SavedModel", data, MAX_GRAPH_PARSE_BYTES)
-    except Exception:  # noqa: BLE001 protobuf raises DecodeError and others; ProtoLimit
-        return None
-    return model.meta_graphs[0] if len(model.meta_graphs) == 1 else None
 
 
 def graph_too_large(size: int) -> str:

@@ -3,12 +3,11 @@ and the traffic arithmetic it uses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
-from emulators.vertex import AdminClient, start_in_thread
+from emulators.vertex import AdminClient
 from handlers.errors import PermanentError
 from handlers.registry.endpoints import (
     NEW_DEPLOYMENT,
@@ -89,21 +88,6 @@ def test_setting_some_shares_spreads_the_rest_over_the_others() -> None:
 
 
 # ---- against the emulator ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def emulator_url() -> Iterator[str]:
-    server, url = start_in_thread(port=0)
-    yield url
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def admin(emulator_url: str) -> AdminClient:
-    handle = AdminClient(emulator_url)
-    handle.reset()
-    return handle
-
-
 @pytest.fixture
 def registry(emulator_url: str, admin: AdminClient) -> EndpointRegistry:
     made = make_endpoint_registry(Settings(project=PROJECT, vertex_emulator_host=emulator_url))

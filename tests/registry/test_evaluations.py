@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from emulators.vertex import AdminClient, start_in_thread
+from emulators.vertex import AdminClient
 from handlers.registry.evaluation import (
     SCHEMAS,
     EvaluationInfo,
@@ -79,18 +78,9 @@ def test_values_are_read_back_from_our_evaluation_first() -> None:
     assert value_of([], "auc") is None
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[str]:
-    server, url = start_in_thread(port=0)
-    yield url
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.fixture
-def registry(emulator: str) -> VertexRegistry:
-    AdminClient(emulator).reset()
-    client = make_registry(Settings(project=PROJECT, vertex_emulator_host=emulator))._client
+def registry(emulator_url: str, admin: AdminClient) -> VertexRegistry:
+    client = make_registry(Settings(project=PROJECT, vertex_emulator_host=emulator_url))._client
     return VertexRegistry(
         client, project=PROJECT, location="us-central1",
         retry=replace(DEFAULT_RETRY, sleep=lambda _: None), rpc_timeout=10, poll_initial=0.01,
@@ -110,7 +100,7 @@ def _version(registry: VertexRegistry, key: str) -> Any:
 
 
 def test_an_evaluation_is_imported_once_per_source_and_listed_per_version(
-    registry: VertexRegistry, emulator: str
+    registry: VertexRegistry, admin: AdminClient
 ) -> None:
     first, second = _version(registry, "k1"), _version(registry, "k2")
     spec = spec_for({"auc": 0.8}, source="gs://b/m/metrics.json", generation=5, origin="file")
@@ -123,13 +113,15 @@ def test_an_evaluation_is_imported_once_per_source_and_listed_per_version(
     assert not reused
     assert len(registry.list_model_evaluations(first.version_name)) == 2
     assert registry.list_model_evaluations(second.version_name) == []
-    calls = AdminClient(emulator).state()["calls"]
+    calls = admin.state()["calls"]
     assert calls["ImportModelEvaluation"] == 2
 
 
-def test_a_lost_import_reply_is_found_not_repeated(registry: VertexRegistry, emulator: str) -> None:
+def test_a_lost_import_reply_is_found_not_repeated(
+    registry: VertexRegistry, admin: AdminClient
+) -> None:
     version = _version(registry, "k1")
-    AdminClient(emulator).fault("ImportModelEvaluation", status=503, count=1, when="after")
+    admin.fault("ImportModelEvaluation", status=503, count=1, when="after")
     spec = spec_for({"rmse": 1.5}, source="gs://b/m/metrics.json", generation=7, origin="file")
     found, _ = registry.ensure_evaluation(version.version_name, spec)
     assert found.value("rmse") == 1.5

@@ -30,21 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def emulator_url() -> Iterator[str]:
-    server, url = start_in_thread(port=0)
-    yield url
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def admin(emulator_url: str) -> AdminClient:
-    handle = AdminClient(emulator_url)
-    handle.reset()
-    return handle
-
-
-@pytest.fixture(scope="module")
 def client(emulator_url: str) -> Any:
     return make_registry(Settings(project=PROJECT, vertex_emulator_host=emulator_url))._client
 

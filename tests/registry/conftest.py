@@ -1,0 +1,24 @@
+"""The Vertex emulator in-process, one per test module, reset before each test that asks for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from emulators.vertex import AdminClient, start_in_thread
+
+
+@pytest.fixture(scope="module")
+def emulator_url() -> Iterator[str]:
+    server, url = start_in_thread(port=0)
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def admin(emulator_url: str) -> AdminClient:
+    handle = AdminClient(emulator_url)
+    handle.reset()
+    return handle

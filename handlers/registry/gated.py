@@ -22,7 +22,6 @@ takes precedence over any `metrics.json`.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,7 +33,7 @@ from ..intake import metrics as intake
 from ..intake import uploads as artifacts
 from ..intake.events import ObjectEvent
 from ..intake.layout import SAVED_MODEL_GRAPHS, SavedModelMember
-from ..logs import get_logger, log
+from ..logs import get_logger
 from ..outcome import Outcome
 from ..settings import Settings
 from .evaluation import spec_for
@@ -167,26 +166,8 @@ def on_metrics_file(pipeline: Any, model_event: Any) -> Outcome:
     try:
         outcome, level = _late_metrics(pipeline, event, model_event.artifact.directory, base)
     except TransientError as exc:
-        busy = exc.code == "in_progress_elsewhere"
-        log(
-            _LOG,
-            logging.INFO if busy else logging.ERROR,
-            f"{event.uri}: {exc}" if busy else f"{event.uri} failed, asking for redelivery: {exc}",
-            outcome="in_progress" if busy else "failed",
-            **base,
-            reason=exc.code,
-            elapsed_s=round(time.monotonic() - started, 3),
-        )
-        raise
-    log(
-        _LOG,
-        level,
-        outcome.message,
-        outcome=outcome.outcome,
-        **outcome.fields,
-        elapsed_s=round(time.monotonic() - started, 6),
-    )
-    return outcome
+        pipeline._retrying(exc, event.uri, base, {}, started)  # the pipeline's own summary line
+    return pipeline._done(outcome, level, started)
 
 
 def _late_metrics(

@@ -148,12 +148,16 @@ class Pipeline:
 
     def handle_model(self, model_event: ModelEvent) -> Outcome:
         """The I/O part: resolve, claim, validate, register, record."""
-        if isinstance(model_event.artifact, layout.MetricsFile):  # late metrics: their own stage
-            from .registry import gated  # only metrics events need the gate's modules
-
-            return gated.on_metrics_file(self, model_event)
         event, artifact, started = model_event.event, model_event.artifact, model_event.started
         base = _base(event)
+        if isinstance(artifact, layout.MetricsFile):  # late metrics: their own stage
+            from .registry import gated  # only metrics events need the gate's modules
+
+            try:
+                outcome, level = gated.on_metrics_file(self, event, artifact.directory, base)
+            except TransientError as exc:
+                self._retrying(exc, event.uri, base, {}, started)
+            return self._done(outcome, level, started)
         self._warm_up()
         timings: dict[str, float] = {}
         try:

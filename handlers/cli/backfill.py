@@ -424,16 +424,7 @@ def _from_record(uri: str, record: dict[str, Any], message: str, common: dict[st
 
 
 def _event(obj: ObjectInfo) -> ObjectEvent:
-    return ObjectEvent(
-        bucket=obj.bucket,
-        name=obj.name,
-        generation=obj.generation,
-        event_id=f"backfill-{obj.generation}",
-        size=obj.size,
-        crc32c=obj.crc32c,
-        md5_hash=obj.md5_hash,
-        metadata=dict(obj.metadata),
-    )
+    return ObjectEvent.for_object(obj, event_id=f"backfill-{obj.generation}")
 
 
 def _upload_uri(event: ObjectEvent) -> str:

@@ -43,6 +43,21 @@ class ObjectEvent:
     content_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def for_object(cls, obj: Any, *, event_id: str) -> ObjectEvent:
+        """The finalize event an object generation (`gcs.objects.ObjectInfo`) would have sent:
+        how backfill and late metrics feed listed objects through the same path as events."""
+        return cls(
+            bucket=obj.bucket,
+            name=obj.name,
+            generation=obj.generation,
+            event_id=event_id,
+            size=obj.size,
+            crc32c=obj.crc32c,
+            md5_hash=obj.md5_hash,
+            metadata=dict(obj.metadata),
+        )
+
     @property
     def uri(self) -> str:
         return f"gs://{self.bucket}/{self.name}"

@@ -157,17 +157,13 @@ class _Target:
     record: dict[str, Any] | None
 
 
-def on_metrics_file(pipeline: Any, model_event: Any) -> Outcome:
+def on_metrics_file(
+    pipeline: Any, event: ObjectEvent, directory: str, base: dict[str, Any]
+) -> tuple[Outcome, int]:
     """Handle one `metrics.json` finalize event (`pipeline`: the Pipeline, for its store, records,
-    registry, settings and notifier). Returns the acknowledged outcome or raises TransientError."""
-    event: ObjectEvent = model_event.event
-    started: float = model_event.started
-    base = {"source_uri": event.uri, "generation": event.generation, "event_id": event.event_id}
-    try:
-        outcome, level = _late_metrics(pipeline, event, model_event.artifact.directory, base)
-    except TransientError as exc:
-        pipeline._retrying(exc, event.uri, base, {}, started)  # the pipeline's own summary line
-    return pipeline._done(outcome, level, started)
+    registry, settings and notifier). Returns the acknowledged outcome and its log level, or
+    raises TransientError; the pipeline logs either, as for every event."""
+    return _late_metrics(pipeline, event, directory, base)
 
 
 def _late_metrics(
@@ -369,11 +365,4 @@ def _uploads_in(
 
 
 def _event_for(obj: ObjectInfo) -> ObjectEvent:
-    return ObjectEvent(
-        bucket=obj.bucket,
-        name=obj.name,
-        generation=obj.generation,
-        event_id=f"metrics-{obj.generation}",
-        size=obj.size,
-        metadata=dict(obj.metadata),
-    )
+    return ObjectEvent.for_object(obj, event_id=f"metrics-{obj.generation}")

@@ -58,7 +58,7 @@ if SETTINGS.use_asgi:
         if isinstance(triaged, Outcome):
             return
         try:
-            await asyncio.to_thread(pipeline.handle_model, triaged)
+            await asyncio.to_thread(pipeline.handle_triaged, triaged)
         except TransientError as exc:
             # Already logged as one JSON line; a plain 503 asks for redelivery without the
             # framework logging a traceback for an expected condition.

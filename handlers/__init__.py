@@ -7,7 +7,8 @@ its other commands read the same records and registry. tests/test_house.py check
 (no cycles; nothing outside cli/ imports cli/; [W] modules import only [W] modules and the shared
 leaves protocol, h5 and errors).
 
-    pipeline.py          [F+C] orchestration only: one method per stage
+    pipeline.py          [F+C] the main path: triage routes each event to a stage, one call per
+                         stage; the run's deadline; the one summary line per event
     outcome.py           [F+C] Outcome, and Registration: record, log line, notification in one value
     errors.py            [F+C+W] the error hierarchy that decides ack versus redeliver
     settings.py          [F+C] every setting declared once (README table generated from it)
@@ -19,6 +20,8 @@ leaves protocol, h5 and errors).
         layout.py            object name -> kind of upload, display name (the stem rule)
         names.py             canonical object names; the only way a download creates a file
         uploads.py           classified object -> pinned Upload (exact generations, completeness)
+        listing.py           which uploads a listing holds (backfill, late arrivals)
+        download.py          pinned objects into a new local directory, names checked first
         metrics.py           the metrics that travel with an upload (metadata / metrics.json)
 
     validation/          [F+C] the Validator seam and its report
@@ -34,15 +37,20 @@ leaves protocol, h5 and errors).
             protocol.py              [F+C+W] the shared leaf both sides speak
             worker.py tf_ops.py checks.py feeds.py keras_load.py confine.py   [W]
 
-    gcs/                 [F+C] objects (the store), records (claims + outcomes), publish,
+    gcs/                 [F+C] objects (the store), records (claims + outcomes; `claimed`, the
+                         one claim -> finish/release wrapper of every flow), publish,
                          ledger (the promotion gate's per-model lease and decisions)
 
     registry/            [F+C] interface (what the pipeline asks of a registry), lineage,
                          vertex, vertex_types, vertex_errors (the Vertex implementation),
                          evaluation (metrics -> ModelEvaluation), promotion (the gate),
-                         gated (metrics + gate as the pipeline runs them, late metrics.json),
+                         gated (metrics + gate as a registration stage: prepare / settle),
                          endpoints (deploy one exact version, traffic splits, operations),
                          deploy (serving-image check, the DEPLOY_ENDPOINT canary)
+
+    late/                [F+C] arrivals: the stage beside the main path for files that reach an
+                         upload after it was settled (a metrics.json, a late fingerprint.pb),
+                         handed its collaborators (store, records, registry, validator, notifier)
 
     cli/                 [C] app (the `registrar` command), commands, output, render, models,
                          status, verify, aliases, backfill, gate, deploy

@@ -16,6 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 LOGGER_NAME = __name__.rpartition(".")[0] or "handlers"  # the package: "handlers"
@@ -78,3 +81,13 @@ def log(logger: logging.Logger, level: int, message: str, **fields: Any) -> None
     if "outcome" in fields:
         labels["outcome"] = str(fields["outcome"])
     logger.log(level, message, extra={"json_fields": fields, "labels": labels}, stacklevel=2)
+
+
+@contextmanager
+def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Seconds the block took, as `timings[stage]` (the `timings` field of a summary line)."""
+    begun = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[stage] = round(time.monotonic() - begun, 4)

@@ -11,20 +11,20 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import PermanentError, PermissionDenied, Superseded, TransientError, Waiting
 from .gcs import publish
-from .gcs.objects import Digests, ObjectInfo, ObjectStore
-from .gcs.records import AlreadyFinal, Claim, Records, record_name
-from .intake import layout, names
+from .gcs.objects import Digests, ObjectStore
+from .gcs.records import AlreadyFinal, Held, Records, claimed, record_name
+from .intake import layout
 from .intake import uploads as artifacts
+from .intake.download import fetch
 from .intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
-from .logs import get_logger, log
+from .logs import get_logger, log, timed
 from .notify import Notifier
 from .outcome import Outcome, Registration
 from .registry import lineage
@@ -32,6 +32,9 @@ from .registry.interface import ModelRegistry
 from .registry.vertex_errors import OperationPending
 from .settings import Settings
 from .validation.report import ValidationReport
+
+if TYPE_CHECKING:
+    from .late.arrivals import LateArrivals
 
 _logger = get_logger(__name__)
 # Cloud Functions (2nd gen) stops an event-driven run after 540 s; whatever waits on Vertex stops
@@ -46,8 +49,20 @@ class ModelEvent:
     """An event that names (part of) a model upload: what `Pipeline.handle_model` works on."""
 
     event: ObjectEvent
-    artifact: layout.Artifact
+    artifact: layout.KerasFile | layout.SavedModelMember
     started: float  # monotonic time the event arrived, for elapsed_s
+
+
+@dataclass(frozen=True)
+class MetricsEvent:
+    """A `metrics.json` event: for the late-arrivals stage (`Pipeline.handle_metrics`)."""
+
+    event: ObjectEvent
+    artifact: layout.MetricsFile
+    started: float
+
+
+Triaged = ModelEvent | MetricsEvent
 
 
 class Pipeline:
@@ -71,6 +86,7 @@ class Pipeline:
         self._validation_lock = threading.Lock()
         self._registry_lock = threading.Lock()
         self.notifier = notifier or Notifier(settings.notify_topic)
+        self._late: LateArrivals | None = None
 
     @property
     def registry(self) -> ModelRegistry:
@@ -96,17 +112,41 @@ class Pipeline:
             self._validator = self._validator_factory()
         return self._validator
 
+    @property
+    def late(self) -> LateArrivals:
+        """The late-arrivals stage, handed this pipeline's collaborators (never the pipeline)."""
+        if self._late is None:
+            from .late.arrivals import LateArrivals  # its gate modules: only late events need them
+
+            self._late = LateArrivals(
+                settings=self.settings,
+                store=self.store,
+                records=self.records,
+                registry=lambda: self.registry,
+                validator=lambda: self.validator,
+                notifier=self.notifier,
+                validation_lock=self._validation_lock,
+            )
+        return self._late
+
     # -- entry -------------------------------------------------------------------------------
     def handle(self, attributes: dict[str, Any], data: Any) -> Outcome:
         triaged = self.triage(attributes, data)
         if isinstance(triaged, Outcome):
             return triaged
+        return self.handle_triaged(triaged)
+
+    def handle_triaged(self, triaged: Triaged) -> Outcome:
+        """The I/O part of an event, on the stage triage routed it to."""
+        if isinstance(triaged, MetricsEvent):
+            return self.handle_metrics(triaged)
         return self.handle_model(triaged)
 
-    def triage(self, attributes: dict[str, Any], data: Any) -> Outcome | ModelEvent:
+    def triage(self, attributes: dict[str, Any], data: Any) -> Outcome | Triaged:
         """Settle, and log, every event that needs no I/O: another event type, a malformed event,
-        an object that is not part of a model upload. Anything else comes back as a `ModelEvent`
-        for `handle_model`. No I/O and ~30 µs, so an async server can run it on its event loop."""
+        an object that is not part of a model upload. Anything else comes back routed: a
+        `ModelEvent` for `handle_model`, a `MetricsEvent` for the late-arrivals stage. No I/O and
+        ~30 µs, so an async server can run it on its event loop."""
         started = time.monotonic()
         try:
             event = parse_event(attributes, data)
@@ -129,15 +169,17 @@ class Pipeline:
         classified = self._classify(event, time.monotonic() if started is None else started)
         if isinstance(classified, Outcome):
             return classified
-        return self.handle_model(classified)
+        return self.handle_triaged(classified)
 
-    def _classify(self, event: ObjectEvent, started: float) -> Outcome | ModelEvent:
+    def _classify(self, event: ObjectEvent, started: float) -> Outcome | Triaged:
         if not layout.is_watched(event.name, self.settings):
             return self._done(
                 Outcome("ignored", "outside MODEL_PREFIX", _base(event)), logging.DEBUG, started
             )
         artifact = layout.classify(event.name, self.settings)
-        if isinstance(artifact, layout.NotAModel) and not isinstance(artifact, layout.MetricsFile):
+        if isinstance(artifact, layout.MetricsFile):
+            return MetricsEvent(event, artifact, started)
+        if isinstance(artifact, layout.NotAModel):
             quiet = artifact.reason.startswith(("folder", "temporary"))
             return self._done(
                 Outcome("ignored", f"not a model upload: {artifact.reason}", _base(event)),
@@ -146,22 +188,24 @@ class Pipeline:
             )
         return ModelEvent(event, artifact, started)
 
+    def handle_metrics(self, metrics_event: MetricsEvent) -> Outcome:
+        """A `metrics.json`: the late-arrivals stage decides, this logs its one summary line."""
+        event, started = metrics_event.event, metrics_event.started
+        base = _base(event)
+        try:
+            outcome, level = self.late.metrics_file(event, metrics_event.artifact.directory, base)
+        except TransientError as exc:
+            self._retrying(exc, event.uri, base, {}, started)
+        return self._done(outcome, level, started)
+
     def handle_model(self, model_event: ModelEvent) -> Outcome:
-        """The I/O part: resolve, claim, validate, register, record."""
+        """A model upload's event: resolve, claim, validate, register, record."""
         event, artifact, started = model_event.event, model_event.artifact, model_event.started
         base = _base(event)
-        if isinstance(artifact, layout.MetricsFile):  # late metrics: their own stage
-            from .registry import gated  # only metrics events need the gate's modules
-
-            try:
-                outcome, level = gated.on_metrics_file(self, event, artifact.directory, base)
-            except TransientError as exc:
-                self._retrying(exc, event.uri, base, {}, started)
-            return self._done(outcome, level, started)
         self._warm_up()
         timings: dict[str, float] = {}
         try:
-            with _timed(timings, "resolve"):
+            with timed(timings, "resolve"):
                 upload = self._resolve(event, artifact)
         except (Waiting, Superseded) as exc:
             return self._done(Outcome(exc.code, str(exc), base), logging.INFO, started)
@@ -208,10 +252,11 @@ class Pipeline:
         )
         raise exc
 
-    def _resolve(self, event: ObjectEvent, artifact: layout.Artifact) -> artifacts.Upload:
+    def _resolve(
+        self, event: ObjectEvent, artifact: layout.KerasFile | layout.SavedModelMember
+    ) -> artifacts.Upload:
         if isinstance(artifact, layout.KerasFile):
             return artifacts.resolve_keras(event, artifact, self.store, self.settings)
-        assert isinstance(artifact, layout.SavedModelMember)
         return artifacts.resolve_saved_model(event, artifact, self.store, self.settings)
 
     # -- one claimed upload ----------------------------------------------------------------------
@@ -235,73 +280,78 @@ class Pipeline:
             "record": f"gs://{upload.bucket}/{record_object}",
             "members": {upload.relative(m): m.generation for m in upload.members},
         }
-        with _timed(timings, "claim"):
-            claim = self.records.claim(upload.bucket, record_object, identity)
-        if isinstance(claim, AlreadyFinal):
-            fields = {**base, **_summary(claim.record), "timings": timings}
-            late = _late_member(upload, claim.record)
-            if late == "fingerprint.pb" and claim.record.get("state") == "registered":
-                mixed = self._late_fingerprint_mismatch(upload, claim.record, timings)
-                if mixed is not None:
-                    return self._done(mixed, logging.ERROR, started)
-            if late:  # e.g. fingerprint.pb written after the directory was registered
+        with claimed(
+            self.records,
+            upload.bucket,
+            record_object,
+            identity,
+            keep=(OperationPending,),  # keeps the claim: a redelivery now could upload twice
+            timings=timings,
+        ) as held:
+            if isinstance(held, AlreadyFinal):
+                return self._already(upload, held, base, timings, started)
+            try:
+                outcome = self._register(upload, held, timings, started)
+            except PermanentError as exc:
+                record = held.finish(
+                    {
+                        "state": "rejected",
+                        "reason": {"code": exc.code, "message": str(exc)},
+                        **self._sandbox_section(),
+                        "timings": timings,
+                    }
+                )
+                self.notifier.publish(record)
+                fields = {**base, "reason": exc.code, "record": identity["record"]}
                 return self._done(
-                    Outcome(
-                        "late",
-                        f"{late} arrived after {upload.uri} was {claim.record.get('state')}; "
-                        "it is not part of the registered version and registers nothing new",
-                        {**fields, "late_member": late},
-                    ),
-                    logging.INFO,
+                    Outcome("rejected", str(exc), {**fields, "timings": timings}),
+                    logging.ERROR,
                     started,
                 )
+            except Superseded as exc:
+                reason = {"code": exc.code, "message": str(exc)}
+                held.finish({"state": "superseded", "reason": reason})
+                return self._done(Outcome("superseded", str(exc), base), logging.INFO, started)
+        return self._done(outcome, logging.INFO, started)
+
+    def _already(
+        self,
+        upload: artifacts.Upload,
+        final: AlreadyFinal,
+        base: dict[str, Any],
+        timings: dict[str, float],
+        started: float,
+    ) -> Outcome:
+        """A final record exists: a duplicate delivery, or a member that arrived late."""
+        fields = {**base, **_summary(final.record), "timings": timings}
+        late = _late_member(upload, final.record)
+        if late == "fingerprint.pb" and final.record.get("state") == "registered":
+            mixed = self.late.fingerprint(upload, final.record, timings)
+            if mixed is not None:
+                return self._done(mixed, logging.ERROR, started)
+        if late:  # e.g. fingerprint.pb written after the directory was registered
             return self._done(
                 Outcome(
-                    "duplicate",
-                    f"already {claim.record.get('state')}: duplicate delivery acknowledged",
-                    fields,
+                    "late",
+                    f"{late} arrived after {upload.uri} was {final.record.get('state')}; "
+                    "it is not part of the registered version and registers nothing new",
+                    {**fields, "late_member": late},
                 ),
                 logging.INFO,
                 started,
             )
-        try:
-            outcome = self._register(upload, claim, timings, started)
-        except PermanentError as exc:
-            record = self.records.finish(
-                claim,
-                {
-                    "state": "rejected",
-                    "reason": {"code": exc.code, "message": str(exc)},
-                    **self._sandbox_section(),
-                    "timings": timings,
-                },
-            )
-            self.notifier.publish(record)
-            return self._done(
-                Outcome(
-                    "rejected",
-                    str(exc),
-                    {**base, "reason": exc.code, "record": identity["record"], "timings": timings},
-                ),
-                logging.ERROR,
-                started,
-            )
-        except Superseded as exc:
-            self.records.finish(
-                claim, {"state": "superseded", "reason": {"code": exc.code, "message": str(exc)}}
-            )
-            return self._done(Outcome("superseded", str(exc), base), logging.INFO, started)
-        except OperationPending:  # keep the claim: a redelivery now could upload a duplicate
-            raise
-        except Exception as exc:  # transient or unexpected: give the claim back, ask to redeliver
-            self.records.release(claim, f"{type(exc).__name__}: {exc}")
-            if isinstance(exc, TransientError):
-                raise
-            raise TransientError(f"unexpected failure: {type(exc).__name__}: {exc}") from exc
-        return self._done(outcome, logging.INFO, started)
+        return self._done(
+            Outcome(
+                "duplicate",
+                f"already {final.record.get('state')}: duplicate delivery acknowledged",
+                fields,
+            ),
+            logging.INFO,
+            started,
+        )
 
     def _register(
-        self, upload: artifacts.Upload, claim: Claim, timings: dict[str, float], started: float
+        self, upload: artifacts.Upload, held: Held, timings: dict[str, float], started: float
     ) -> Outcome:
         """Stages of one claimed upload: name -> validate + publish -> register -> record."""
         name = layout.display_name_for(upload.source_path, self.settings, upload.metadata)
@@ -321,14 +371,14 @@ class Pipeline:
 
         prepared = gated.prepare(upload, request, self.store, self.settings)
         self._warn_if_image_ends_soon(registration_source=upload.uri)
-        with _timed(timings, "register"):
+        with timed(timings, "register"):
             version = self.registry.ensure_version(
                 prepared.request, deadline=self._deadline(started)
             )
         registration = Registration(
             upload, name, version, published, report, request.aliases, timings
         )
-        with _timed(timings, "gate"):  # evaluation imported, `default` / `challenger` decided
+        with timed(timings, "gate"):  # evaluation imported, `default` / `challenger` decided
             settled = gated.settle(
                 prepared, upload, version, registry=self.registry, store=self.store,
                 settings=self.settings,
@@ -338,8 +388,8 @@ class Pipeline:
             from .registry import deploy
 
             registration.extra.update(deploy.after_registration(registration, self.settings))
-        with _timed(timings, "record"):
-            record = self.records.finish(claim, registration.record())
+        with timed(timings, "record"):
+            record = held.finish(registration.record())
         self.notifier.publish(record)
         return registration.outcome()
 
@@ -350,10 +400,10 @@ class Pipeline:
         validator = self.validator
         with tempfile.TemporaryDirectory(prefix="registrar-", dir=self.settings.temp_dir) as tmp:
             workdir = Path(tmp)
-            with _timed(timings, "download"):
+            with timed(timings, "download"):
                 local, sha256 = self._download(upload, workdir / "source")
             digest = publish.source_digest(upload, sha256)
-            with _timed(timings, "validate"), self._validation_lock:
+            with timed(timings, "validate"), self._validation_lock:
                 if upload.kind == "keras":
                     report = validator.validate_keras(local, workdir / "work", consume=True)
                 else:
@@ -361,7 +411,7 @@ class Pipeline:
             # Publishing copies the source server-side: free its local copy (RAM on Cloud
             # Functions) before the exported SavedModel is uploaded.
             shutil.rmtree(workdir / "source", ignore_errors=True)
-            with _timed(timings, "publish"):
+            with timed(timings, "publish"):
                 target = publish.artifact_dir(
                     self.settings.artifact_prefix, name.display_name, digest
                 )
@@ -396,58 +446,6 @@ class Pipeline:
             source_uri=registration_source,
         )
 
-    def _late_fingerprint_mismatch(
-        self, upload: artifacts.Upload, registered: dict[str, Any], timings: dict[str, float]
-    ) -> Outcome | None:
-        """Check a late fingerprint.pb against the registered save's graph and index (in the
-        sandbox: the hash is TensorFlow's). Of another save, the directory now mixes two saves:
-        that new, mixed upload gets its own rejection record. None when it matches."""
-        members = registered.get("members", {})
-        wanted = {"fingerprint.pb": upload.trigger.generation}
-        wanted |= {r: int(members[r]) for r in ("saved_model.pb", "variables/variables.index")
-                   if r in members}  # fmt: skip
-        record_object = record_name(
-            self.settings.state_prefix,
-            upload.source_path,
-            f"late-fingerprint-g{upload.trigger.generation}",
-        )
-        pinned = {
-            relative: self.store.get_object(upload.bucket, upload.source_path + relative, gen)
-            for relative, gen in wanted.items()
-        }
-        files = {relative: obj for relative, obj in pinned.items() if obj is not None}
-        if len(files) < len(pinned):  # a generation is gone: nothing to compare with
-            return None
-        with tempfile.TemporaryDirectory(prefix="registrar-", dir=self.settings.temp_dir) as tmp:
-            root = Path(tmp) / "late"
-            with _timed(timings, "download"):
-                self._fetch(files, root, upload.uri)
-            try:
-                with _timed(timings, "validate"), self._validation_lock:
-                    self.validator.check_late_fingerprint(root)
-            except PermanentError as exc:
-                identity = {
-                    "source": upload.uri,
-                    "bucket": upload.bucket,
-                    "kind": "saved_model",
-                    "record": f"gs://{upload.bucket}/{record_object}",
-                    "members": dict(wanted),
-                    "registered_version": registered.get("version_name"),
-                }
-                claim = self.records.claim(upload.bucket, record_object, identity)
-                if isinstance(claim, Claim):
-                    reason = {"code": exc.code, "message": str(exc)}
-                    record = self.records.finish(claim, {"state": "rejected", "reason": reason})
-                    self.notifier.publish(record)
-                return Outcome(
-                    "rejected",
-                    f"{upload.uri}: fingerprint.pb arrived after the directory was registered "
-                    f"as {registered.get('version_name')} and belongs to another save: {exc}",
-                    {"source_uri": upload.uri, "reason": exc.code,
-                     "record": identity["record"], "timings": timings},
-                )  # fmt: skip
-        return None
-
     def _sandbox_section(self) -> dict[str, Any]:
         """Which sandbox layers held, for a rejection's record (a registration has it already)."""
         layers = getattr(self._validator, "sandbox_layers", None) if self._validator else None
@@ -466,22 +464,11 @@ class Pipeline:
         with O_EXCL | O_NOFOLLOW; each download is hashed and held to the object's metadata
         (`upload.digest_mismatch`). Returns the local path and the validated digests."""
         files = {upload.relative(m): m for m in upload.members}
-        digests = self._fetch(files, root, upload.uri)
+        digests = fetch(self.store, files, root, upload.uri)
         return (
             root / upload.relative(upload.members[0]) if upload.kind == "keras" else root,
             digests,
         )
-
-    def _fetch(self, files: dict[str, ObjectInfo], root: Path, where: str) -> dict[str, Digests]:
-        """`files` (relative name -> pinned object) into a new directory `root`; names checked
-        before any byte is read, each file created inside `root`, each download digest-checked."""
-        names.check_names(list(files), where)
-        root.mkdir(mode=0o700)
-        digests: dict[str, Digests] = {}
-        for relative, obj in files.items():
-            with names.create_file(root, relative) as handle:
-                digests[relative] = self.store.download_to(obj, handle)
-        return digests
 
     def _done(self, outcome: Outcome, level: int, started: float) -> Outcome:
         log(
@@ -497,15 +484,6 @@ class Pipeline:
 
 def _base(event: ObjectEvent) -> dict[str, Any]:
     return {"source_uri": event.uri, "generation": event.generation, "event_id": event.event_id}
-
-
-@contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    begun = time.monotonic()
-    try:
-        yield
-    finally:
-        timings[stage] = round(time.monotonic() - begun, 4)
 
 
 def _late_member(upload: artifacts.Upload, record: dict[str, Any]) -> str | None:

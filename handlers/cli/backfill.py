@@ -31,6 +31,7 @@ from ..gcs.records import FINAL_STATES, record_name
 from ..intake import layout
 from ..intake import uploads as artifacts
 from ..intake.events import ObjectEvent
+from ..intake.listing import uploads_in
 from ..intake.layout import SAVED_MODEL_GRAPHS
 from ..pipeline import Outcome, Pipeline
 from ..settings import Settings
@@ -214,30 +215,11 @@ def listing_prefix(prefix: str, settings: Settings) -> str:
 
 def discover(store: ObjectStore, settings: Settings, bucket: str, prefix: str) -> Plan:
     """Every model upload under gs://bucket/prefix, as the events that would announce it."""
-    objects = store.list_objects(bucket, listing_prefix(prefix, settings))
-    events: list[ObjectEvent] = []
-    roots: dict[str, ObjectInfo] = {}  # SavedModel dir -> its saved_model.pb(txt) object
-    members: dict[str, tuple[str, ...]] = {}  # member name -> candidate dirs
-    skipped: list[Result] = []
-    for obj in objects:
-        artifact = layout.classify(obj.name, settings)
-        if isinstance(artifact, layout.KerasFile):
-            events.append(_event(obj))
-        elif isinstance(artifact, layout.SavedModelMember):
-            base = posixpath.basename(obj.name)
-            directory = obj.name[: -len(base)]
-            if base in _SAVED_MODEL_ROOTS and (
-                directory not in roots or base == _SAVED_MODEL_ROOTS[0]
-            ):
-                roots[directory] = obj
-            elif base not in _SAVED_MODEL_ROOTS:
-                members[obj.name] = artifact.candidate_dirs
-        elif not artifact.reason.startswith(("folder", "temporary")):
-            skipped.append(Result(obj.uri, SKIPPED, artifact.reason, reason="not_a_model"))
-    events.extend(_event(obj) for obj in roots.values())
-    orphans = sorted(
-        {dirs[-1] for dirs in members.values() if dirs and not any(d in roots for d in dirs)}
-    )
+    listed = uploads_in(store.list_objects(bucket, listing_prefix(prefix, settings)), settings)
+    events = [_event(obj) for obj in listed.announcing]
+    skipped = [
+        Result(obj.uri, SKIPPED, reason, reason="not_a_model") for obj, reason in listed.not_models
+    ]
     skipped.extend(
         Result(
             f"gs://{bucket}/{directory}",
@@ -246,7 +228,7 @@ def discover(store: ObjectStore, settings: Settings, bucket: str, prefix: str) -
             "to register it",
             reason="incomplete_saved_model",
         )
-        for directory in orphans
+        for directory in listed.incomplete
     )
     return Plan(events, skipped)
 

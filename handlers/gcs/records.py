@@ -24,12 +24,14 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import TransientError
+from ..logs import timed
 from .objects import ObjectStore, PreconditionFailed
 
 # `attached`: the final state of a late metrics.json's own record (handlers/registry/gated.py).
@@ -49,6 +51,58 @@ class Claim:
 @dataclass(frozen=True)
 class AlreadyFinal:
     record: dict[str, Any]
+
+
+@dataclass
+class Held:
+    """A claim while `claimed` holds it: `finish` writes the final record (once)."""
+
+    records: Records
+    claim: Claim
+    record: dict[str, Any] | None = field(default=None)
+
+    def finish(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        self.record = self.records.finish(self.claim, outcome)
+        return self.record
+
+
+@contextmanager
+def claimed(
+    records: Records,
+    bucket: str,
+    name: str,
+    identity: dict[str, Any],
+    *,
+    keep: tuple[type[BaseException], ...] = (),
+    timings: dict[str, float] | None = None,
+) -> Iterator[Held | AlreadyFinal]:
+    """Claim the record gs://bucket/name for the body, which settles it with `Held.finish`.
+
+    The one home of claim -> finish / release: an `AlreadyFinal` is handed to the body as is (a
+    duplicate: nothing to hold); any exception out of the body gives an unfinished claim back
+    (`release`, so a redelivery need not wait out the lease) and reaches the platform as a
+    `TransientError` (redelivery), an unexpected one wrapped as "unexpected failure". Exceptions
+    in `keep` leave the claim held and pass unchanged (an operation that may still create
+    something: a redelivery now could create it twice). A body that returns without finishing
+    gives the claim back too. `timings` gets the claim's own duration as `claim`."""
+    with timed({} if timings is None else timings, "claim"):
+        claim = records.claim(bucket, name, identity)
+    if isinstance(claim, AlreadyFinal):
+        yield claim
+        return
+    held = Held(records, claim)
+    try:
+        yield held
+    except keep:
+        raise
+    except Exception as exc:
+        if held.record is None:
+            records.release(claim, f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, TransientError):
+            raise
+        raise TransientError(f"unexpected failure: {type(exc).__name__}: {exc}") from exc
+    if held.record is None:
+        records.release(claim, "the flow ended without a final record")
 
 
 def record_name(state_prefix: str, source_path: str, key: str) -> str:

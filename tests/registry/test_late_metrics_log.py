@@ -11,7 +11,7 @@ import pytest
 from handlers.errors import PermissionDenied
 from handlers.intake.events import ObjectEvent
 from handlers.intake.layout import MetricsFile
-from handlers.pipeline import ModelEvent, Pipeline
+from handlers.pipeline import MetricsEvent, Pipeline
 from handlers.settings import Settings
 
 
@@ -32,7 +32,7 @@ def test_a_permission_failure_names_the_permission_and_is_redelivered(
         reason="metrics", name="models/a/v1/metrics.json", directory="models/a/v1/"
     )
     with caplog.at_level(logging.INFO), pytest.raises(PermissionDenied):
-        pipeline.handle_model(ModelEvent(event, artifact, 0.0))
+        pipeline.handle_metrics(MetricsEvent(event, artifact, 0.0))
     (line,) = [r for r in caplog.records if r.getMessage().startswith(event.uri)]
     assert line.levelno == logging.ERROR and "asking for redelivery" in line.getMessage()
     fields = line.json_fields  # type: ignore[attr-defined]

@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from .late.arrivals import LateArrivals
 
 _logger = get_logger(__name__)
-# Cloud Functions (2nd gen) stops an event-driven run after 540 s; whatever waits on Vertex stops
-# RUN_MARGIN_SECONDS earlier, so the run can still write its outcome and answer.
-RUN_LIMIT_SECONDS = 540.0
+# The platform stops a run after FUNCTION_TIMEOUT_SECONDS (at most 540 s for an event-driven
+# function); whatever waits (Vertex, the gate's lock) stops RUN_MARGIN_SECONDS earlier (a sixth of
+# a shorter timeout), so the run can still write its outcome and answer.
 RUN_MARGIN_SECONDS = 60.0
 EOL_WARNING_DAYS = 60  # warn this long before the serving image's end of availability
 
@@ -193,7 +193,9 @@ class Pipeline:
         event, started = metrics_event.event, metrics_event.started
         base = _base(event)
         try:
-            outcome, level = self.late.metrics_file(event, metrics_event.artifact.directory, base)
+            outcome, level = self.late.metrics_file(
+                event, metrics_event.artifact.directory, base, self._deadline(started)
+            )
         except TransientError as exc:
             self._retrying(exc, event.uri, base, {}, started)
         return self._done(outcome, level, started)
@@ -381,7 +383,7 @@ class Pipeline:
         with timed(timings, "gate"):  # evaluation imported, `default` / `challenger` decided
             settled = gated.settle(
                 prepared, upload, version, registry=self.registry, store=self.store,
-                settings=self.settings,
+                settings=self.settings, deadline=self._deadline(started),
             )  # fmt: skip
         registration.extra.update(settled)
         if self.settings.deploy_endpoint:  # start (not wait for) a canary of a new default
@@ -451,10 +453,8 @@ class Pipeline:
         layers = getattr(self._validator, "sandbox_layers", None) if self._validator else None
         return {"validation": {"sandbox_layers": dict(layers)}} if layers else {}
 
-    @staticmethod
-    def _deadline(started: float) -> float:
-        """When waiting on Vertex must stop: well inside the function's 540 s run limit."""
-        return started + RUN_LIMIT_SECONDS - RUN_MARGIN_SECONDS
+    def _deadline(self, started: float) -> float:
+        return run_deadline(self.settings, started)
 
     def _download(self, upload: artifacts.Upload, root: Path) -> tuple[Path, dict[str, Digests]]:
         """Every member, at its pinned generation, into a new file under `root` (created here).
@@ -480,6 +480,13 @@ class Pipeline:
             elapsed_s=round(time.monotonic() - started, 6),
         )
         return outcome
+
+
+def run_deadline(settings: Settings, started: float) -> float:
+    """When every wait of the run that began at `started` (monotonic) must stop: inside the
+    platform's run limit (FUNCTION_TIMEOUT_SECONDS), with a margin to record the outcome."""
+    limit = float(settings.function_timeout_seconds)
+    return started + limit - min(RUN_MARGIN_SECONDS, limit / 6)
 
 
 def _base(event: ObjectEvent) -> dict[str, Any]:

@@ -246,11 +246,19 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "`DEBUG`, `INFO`, `WARNING` or `ERROR`",
     ),
     _D(
+        "FUNCTION_TIMEOUT_SECONDS",
+        "function_timeout_seconds",
+        540,
+        _whole(60, 540),
+        "the function's run limit (Terraform sets it from `timeout_seconds`): waits on Vertex AI "
+        "and on the promotion gate's lock end before it, with time left to write the record",
+    ),
+    _D(
         "CLAIM_LEASE_SECONDS",
         "claim_lease_seconds",
         900,
         _whole(30),
-        "how long a worker's claim blocks others (keep it above the function timeout)",
+        "how long a worker's claim blocks others; must be above `FUNCTION_TIMEOUT_SECONDS`",
     ),
     _D(
         "MAX_ARTIFACT_BYTES",
@@ -296,7 +304,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "validation_timeout_seconds",
         300,
         _whole(5),
-        "wall-clock limit for loading, smoke-testing and exporting one artifact",
+        "wall-clock limit for loading, smoke-testing and exporting one artifact; must be "
+        "below `FUNCTION_TIMEOUT_SECONDS`",
     ),
     _D(
         "VALIDATION_MEMORY_MB",
@@ -436,6 +445,7 @@ class Settings:
     state_prefix: str = _default("state_prefix")
     notify_topic: str | None = _default("notify_topic")
     log_level: str = _default("log_level")
+    function_timeout_seconds: int = _default("function_timeout_seconds")
     claim_lease_seconds: int = _default("claim_lease_seconds")
     max_artifact_bytes: int = _default("max_artifact_bytes")
     max_uncompressed_bytes: int = _default("max_uncompressed_bytes")
@@ -487,6 +497,23 @@ def _check_together(s: Settings) -> None:
         raise SettingsError(
             f"ARTIFACT_PREFIX={s.artifact_prefix!r} and STATE_PREFIX={s.state_prefix!r} overlap; "
             "keep artifacts and records apart."
+        )
+    # Every wait of a run ends inside the platform's run limit; a claim outlives the run, so a
+    # live worker's claim is never taken over.
+    if s.claim_lease_seconds <= s.function_timeout_seconds:
+        raise SettingsError(
+            f"CLAIM_LEASE_SECONDS={s.claim_lease_seconds} must be above "
+            f"FUNCTION_TIMEOUT_SECONDS={s.function_timeout_seconds}: a claim must outlive the "
+            "run that holds it, or a slow run's upload is taken over and worked on twice. Raise "
+            "CLAIM_LEASE_SECONDS (Terraform: limits.claim_lease_seconds) or lower the timeout."
+        )
+    if s.validation_timeout_seconds >= s.function_timeout_seconds:
+        raise SettingsError(
+            f"VALIDATION_TIMEOUT_SECONDS={s.validation_timeout_seconds} must be below "
+            f"FUNCTION_TIMEOUT_SECONDS={s.function_timeout_seconds}: otherwise the platform ends "
+            "a slow validation's run before it can record a rejection. Lower "
+            "VALIDATION_TIMEOUT_SECONDS (Terraform: limits.validation_timeout_seconds) or raise "
+            "the timeout (Terraform: timeout_seconds)."
         )
     # The serving TensorFlow version every model is checked against: from a prebuilt image's URI,
     # else SERVING_TF_VERSION; a custom image without it, a contradiction, or a version without

@@ -54,7 +54,6 @@ def function_env(services: Services, **overrides: str) -> dict[str, str]:
         "VERTEX_LOCATION": LOCATION,
         "STORAGE_EMULATOR_HOST": services.storage_url,
         "VERTEX_AI_EMULATOR_HOST": services.vertex_url,
-        "CLAIM_LEASE_SECONDS": "60",
         "LOG_LEVEL": "DEBUG",
         **overrides,
     }

@@ -31,8 +31,8 @@ from ..gcs.records import FINAL_STATES, record_name
 from ..intake import layout
 from ..intake import uploads as artifacts
 from ..intake.events import ObjectEvent
-from ..intake.listing import uploads_in
 from ..intake.layout import SAVED_MODEL_GRAPHS
+from ..intake.listing import uploads_in
 from ..pipeline import Outcome, Pipeline
 from ..settings import Settings
 

@@ -71,10 +71,11 @@ class LateArrivals:
 
     # -- metrics.json ------------------------------------------------------------------------
     def metrics_file(
-        self, event: ObjectEvent, directory: str, base: dict[str, Any]
+        self, event: ObjectEvent, directory: str, base: dict[str, Any], deadline: float
     ) -> tuple[Outcome, int]:
         """One `metrics.json` finalize event: the acknowledged outcome and its log level, or
-        TransientError (redelivery); the caller logs either, as for every event."""
+        TransientError (redelivery); the caller logs either, as for every event. `deadline`
+        (monotonic): when the run's waits must end."""
         store, records, settings = self.store, self.records, self.settings
         live = store.get_object(event.bucket, event.name)
         if live is None or live.generation != event.generation:
@@ -143,7 +144,7 @@ class LateArrivals:
                     f"metrics rejected (the models they describe are not affected): {found.message}"
                 )
                 return Outcome("rejected", message, fields), logging.ERROR
-            results = [self._attach(found, target) for target in registered]
+            results = [self._attach(found, target, deadline) for target in registered]
             versions = [r["version"] for r in results if r["result"] in ("attached", "duplicate")]
             record = held.finish(
                 {
@@ -170,7 +171,7 @@ class LateArrivals:
             word = "ignored"
         return Outcome(word, message, fields), logging.INFO
 
-    def _attach(self, found: intake.Metrics, target: _Target) -> dict[str, Any]:
+    def _attach(self, found: intake.Metrics, target: _Target, deadline: float) -> dict[str, Any]:
         settings = self.settings
         upload, record = target.upload, target.record or {}
         model, version_id = str(record.get("model")), str(record.get("version_id"))
@@ -189,7 +190,7 @@ class LateArrivals:
         if prior_generation == found.generation and prior.get("state") != "rejected":
             return {**result, "result": "duplicate"}
         extra = gated.attach(
-            found, upload, model, version_id, self.registry(), self.store, settings
+            found, upload, model, version_id, self.registry(), self.store, settings, deadline
         )
         if (
             settings.deploy_endpoint

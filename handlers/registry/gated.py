@@ -14,11 +14,12 @@ For an upload (two calls from `Pipeline._register`):
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import PermanentError
-from ..gcs.ledger import Ledger
+from ..gcs.ledger import WAIT_SECONDS, Ledger
 from ..gcs.objects import ObjectStore
 from ..intake import metrics as intake
 from ..intake import uploads as artifacts
@@ -59,10 +60,19 @@ def settle(
     registry: ModelRegistry,
     store: ObjectStore,
     settings: Settings,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Evaluation and gate for a registered version; the record sections they produce."""
+    """Evaluation and gate for a registered version; the record sections they produce.
+    `deadline` (monotonic): when the run's waits must end (the gate's lock wait among them)."""
     return attach(
-        prepared.found, upload, version.model, version.version_id, registry, store, settings
+        prepared.found,
+        upload,
+        version.model,
+        version.version_id,
+        registry,
+        store,
+        settings,
+        deadline,
     )
 
 
@@ -74,6 +84,7 @@ def attach(
     registry: ModelRegistry,
     store: ObjectStore,
     settings: Settings,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Import `found` as the evaluation of model@version_id and run the gate on it."""
     version_name = f"{model}@{version_id}"
@@ -82,7 +93,9 @@ def attach(
     if rule is None:
         return extra
     candidate = _candidate(rule, found, model, version_id)
-    gate = Gate(rule, registry, Ledger(store, settings.state_prefix), upload.bucket)
+    wait = WAIT_SECONDS if deadline is None else min(WAIT_SECONDS, deadline - time.monotonic())
+    ledger = Ledger(store, settings.state_prefix, wait_seconds=max(0.0, wait))
+    gate = Gate(rule, registry, ledger, upload.bucket)
     try:
         result = gate.run(candidate)
     except PermanentError as exc:  # e.g. Vertex refused an alias move: the version stays

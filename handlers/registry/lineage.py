@@ -15,7 +15,7 @@ from ..gcs.publish import Published
 from ..intake.uploads import Upload
 from ..settings import Settings
 from .interface import UPLOAD_KEY_LABEL, VersionRequest
-from .vertex_types import ALIAS_PATTERN
+from .vertex_types import DEFAULT_ALIAS, bad_aliases
 
 MANAGED_BY = "gcs-model-registrar"
 _MAX_DESCRIPTION = 4000
@@ -27,8 +27,17 @@ def label_value(text: str) -> str:
 
 
 def parse_aliases(raw: str | None, where: str) -> tuple[str, ...]:
+    """The custom metadata `aliases` of an upload, checked by the one alias rule
+    (`vertex_types.bad_aliases`) when the metadata is read: before anything is downloaded."""
     aliases = tuple(dict.fromkeys(a.strip() for a in (raw or "").split(",") if a.strip()))
-    bad = [a for a in aliases if not ALIAS_PATTERN.fullmatch(a) or a.isdigit()]
+    bad = bad_aliases(aliases)
+    if DEFAULT_ALIAS in bad:
+        raise PermanentError(
+            f"{where}: custom metadata `aliases` names {DEFAULT_ALIAS!r}, which metadata cannot "
+            "set: the default version is decided by DEFAULT_VERSION_POLICY (or the promotion "
+            "gate, with PROMOTION_METRIC). Remove it from the metadata and upload again.",
+            code="bad_alias",
+        )
     if bad:
         raise PermanentError(
             f"{where}: custom metadata `aliases` has invalid Vertex alias(es) {bad}: an alias is "

@@ -55,15 +55,21 @@ def model_id_for(display_name: str) -> str:
     return f"{base[: 63 - 9].rstrip('-_')}-{digest}"
 
 
+def bad_aliases(aliases: Sequence[str]) -> list[str]:
+    """The one alias rule for aliases a request sets (metadata, VersionRequest): Vertex's alias
+    syntax, and never `default`, which only DEFAULT_VERSION_POLICY and the gate move."""
+    return [a for a in aliases if a == DEFAULT_ALIAS or not ALIAS_PATTERN.fullmatch(a)]
+
+
 def check_aliases(aliases: Sequence[str]) -> None:
-    for alias in aliases:
-        if alias == DEFAULT_ALIAS or not ALIAS_PATTERN.fullmatch(alias):
-            raise PermanentError(
-                f"Version alias {alias!r} is not allowed: expected [a-z][a-zA-Z0-9-]{{0,126}}[a-z0-9]"
-                " (starts with a lowercase letter, 2-128 characters) and not 'default' (use "
-                "make_default / DEFAULT_VERSION_POLICY for that).",
-                code="bad_alias",
-            )
+    bad = bad_aliases(aliases)
+    if bad:
+        raise PermanentError(
+            f"Version alias {bad[0]!r} is not allowed: expected [a-z][a-zA-Z0-9-]{{0,126}}[a-z0-9]"
+            " (starts with a lowercase letter, 2-128 characters) and not 'default' (use "
+            "make_default / DEFAULT_VERSION_POLICY for that).",
+            code="bad_alias",
+        )
 
 
 def check_request(request: VersionRequest) -> None:

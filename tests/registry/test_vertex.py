@@ -471,8 +471,14 @@ def test_waiting_on_upload_never_outlasts_the_run_and_never_uploads_twice(
     assert admin.state()["calls"]["UploadModel"] == 1  # no second upload: it could duplicate
 
 
-def test_pipeline_deadline_is_well_inside_the_function_limit() -> None:
-    from handlers.pipeline import RUN_LIMIT_SECONDS, Pipeline
+@pytest.mark.parametrize("limit", [60, 300, 540])
+def test_pipeline_deadline_is_well_inside_the_function_limit(limit: int) -> None:
+    from handlers.pipeline import run_deadline
+    from handlers.settings import Settings
 
-    assert RUN_LIMIT_SECONDS == 540
-    assert Pipeline._deadline(100.0) <= 100.0 + 540 - 30
+    settings = Settings.from_env(
+        {"GOOGLE_CLOUD_PROJECT": "my-project", "FUNCTION_TIMEOUT_SECONDS": str(limit),
+         "VALIDATION_TIMEOUT_SECONDS": "30"}
+    )  # fmt: skip
+    deadline = run_deadline(settings, 100.0)
+    assert 100.0 + limit / 2 < deadline <= 100.0 + limit - min(30, limit / 10)

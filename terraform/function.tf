@@ -23,6 +23,8 @@ locals {
     LOG_LEVEL                   = var.log_level
     # functions-framework reads it too: uvicorn (ASGI) instead of gunicorn + Flask.
     FUNCTION_USE_ASGI = var.asgi_server ? "true" : "false"
+    # The same variable as service_config.timeout_seconds: the code's waits end inside it.
+    FUNCTION_TIMEOUT_SECONDS = tostring(var.timeout_seconds)
   }
 
   # Set only when the input is not null; otherwise the code's documented default applies
@@ -57,6 +59,8 @@ locals {
 
   # The code's default VALIDATION_TIMEOUT_SECONDS; the function must outlive one validation.
   validation_timeout_seconds = coalesce(var.limits.validation_timeout_seconds, 300)
+  # The code's default CLAIM_LEASE_SECONDS; a claim must outlive the run that holds it.
+  claim_lease_seconds = coalesce(var.limits.claim_lease_seconds, 900)
 }
 
 resource "google_cloudfunctions2_function" "registrar" {
@@ -120,6 +124,10 @@ resource "google_cloudfunctions2_function" "registrar" {
     precondition {
       condition     = local.validation_timeout_seconds < var.timeout_seconds
       error_message = "limits.validation_timeout_seconds (default 300) must be below timeout_seconds, or every slow validation ends in a platform timeout instead of a recorded rejection."
+    }
+    precondition {
+      condition     = local.claim_lease_seconds > var.timeout_seconds
+      error_message = "limits.claim_lease_seconds (default 900) must be above timeout_seconds, or a slow run's upload is taken over and worked on twice (the function refuses to start)."
     }
     precondition {
       condition     = tonumber(local.cpu) >= tonumber(local.cpu_for_memory[var.memory])

@@ -398,7 +398,7 @@ variable "cpu" {
 }
 
 variable "timeout_seconds" {
-  description = "Per-event timeout; 540 is the maximum for event-driven functions. Must exceed the validation timeout."
+  description = "Per-event timeout; 540 is the maximum for event-driven functions. Also the function's FUNCTION_TIMEOUT_SECONDS (its waits end inside it). Must exceed the validation timeout and be below the claim lease."
   type        = number
   default     = 540
 

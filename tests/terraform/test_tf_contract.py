@@ -147,6 +147,9 @@ def test_terraform_defaults_equal_the_code_defaults(module: dict[str, Any]) -> N
     assert fallback == (
         f"${{coalesce(var.limits.validation_timeout_seconds, {code.validation_timeout_seconds})}}"
     ), fallback
+    # ... and its lease precondition the code's claim lease.
+    lease = module["locals"]["claim_lease_seconds"]
+    assert lease == f"${{coalesce(var.limits.claim_lease_seconds, {code.claim_lease_seconds})}}"
 
 
 def test_limits_description_states_the_code_defaults(module: dict[str, Any]) -> None:
@@ -219,7 +222,11 @@ def test_service_config_is_internal_single_concurrency_and_within_limits(
     assert service["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
     assert service["max_instance_request_concurrency"] == 1
     assert service["timeout_seconds"] == "${var.timeout_seconds}"
+    always, _ = _env_maps(module)
+    # The code's waits end inside the run limit only if it knows the same number.
+    assert always["FUNCTION_TIMEOUT_SECONDS"] == "${tostring(var.timeout_seconds)}"
     timeout = module["variable"]["timeout_seconds"]
+    assert timeout["default"] == Settings(project="some-project").function_timeout_seconds
     assert timeout["default"] <= 540
     assert "var.timeout_seconds <= 540" in one(timeout["validation"])["condition"]
     assert service["available_memory"] == "${var.memory}"

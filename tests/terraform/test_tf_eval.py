@@ -59,6 +59,7 @@ def test_default_environment_starts_the_function(probe: Path) -> None:
         "DEFAULT_VERSION_POLICY": "new",
         "LOG_LEVEL": "INFO",
         "FUNCTION_USE_ASGI": "true",
+        "FUNCTION_TIMEOUT_SECONDS": "540",
     }
     settings = Settings.from_env(env)
     assert settings == Settings(project="my-project")
@@ -114,6 +115,28 @@ def test_every_input_reaches_the_code(probe: Path) -> None:
     assert s.validation_memory_mb == 6144
     assert s.validator_max_uses == 10
     assert s.directory_upload_window_seconds == 1800
+
+
+def test_the_function_timeout_reaches_the_code_and_bounds_its_waits(probe: Path) -> None:
+    """`timeout_seconds` is both the platform's run limit and the code's FUNCTION_TIMEOUT_SECONDS;
+    a lease or validation timeout that does not fit it stops start-up, naming the variables."""
+    env = _value(
+        probe,
+        "local.environment_variables",
+        timeout_seconds=120,
+        limits={"validation_timeout_seconds": 100},
+    )
+    assert env["FUNCTION_TIMEOUT_SECONDS"] == "120"
+    assert Settings.from_env(env).function_timeout_seconds == 120
+    tight = _value(
+        probe,
+        "local.environment_variables",
+        timeout_seconds=120,
+        limits={"validation_timeout_seconds": 100, "claim_lease_seconds": 90},
+    )
+    with pytest.raises(ValueError, match="CLAIM_LEASE_SECONDS=90.*FUNCTION_TIMEOUT_SECONDS=120"):
+        Settings.from_env(tight)
+    assert _value(probe, "local.claim_lease_seconds", limits={"claim_lease_seconds": 90}) == 90
 
 
 @pytest.mark.parametrize(

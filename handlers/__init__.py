@@ -41,7 +41,8 @@ leaves protocol, h5 and errors).
                          one claim -> finish/release wrapper of every flow), publish,
                          ledger (the promotion gate's per-model lease and decisions)
 
-    registry/            [F+C] interface (what the pipeline asks of a registry), lineage,
+    registry/            [F+C] interface (what the pipeline asks of a registry), labels
+                         (MANAGED_BY, how our Vertex resources are marked), lineage,
                          vertex, vertex_types, vertex_errors (the Vertex implementation),
                          evaluation (metrics -> ModelEvaluation), promotion (the gate),
                          gated (metrics + gate as a registration stage: prepare / settle),

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from ..errors import PermanentError, SettingsError, TransientError
 from ..logs import LOGGER_NAME, JsonFormatter
 from ..settings import Settings, env_flag
+from . import backfill as backfill_lib
 from . import commands as cli_commands
 from . import deploy as cli_deploy
 from .output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
@@ -95,17 +96,20 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     backfill.add_argument(
         "--concurrency",
         type=_positive,
-        default=env.get("REGISTRAR_CONCURRENCY") or "4",  # a string default goes through type
+        # a string default goes through `type`, like a value from the command line
+        default=env.get("REGISTRAR_CONCURRENCY") or str(backfill_lib.DEFAULT_CONCURRENCY),
         help="uploads handled at once (validation itself runs one at a time) "
-        "[env REGISTRAR_CONCURRENCY, default 4]",
+        f"[env REGISTRAR_CONCURRENCY, default {backfill_lib.DEFAULT_CONCURRENCY}]",
     )
     backfill.add_argument(
         "--uploads-per-minute",
         type=_uploads_per_minute,
-        default=env.get("REGISTRAR_UPLOADS_PER_MINUTE") or "50",
+        default=env.get("REGISTRAR_UPLOADS_PER_MINUTE")
+        or str(backfill_lib.DEFAULT_UPLOADS_PER_MINUTE),
         help="at most N UploadModel calls in any minute, across --concurrency; Vertex allows 60 "
         "per region, shared with the function (a 429 is waited out and retried) "
-        "[env REGISTRAR_UPLOADS_PER_MINUTE, 1-600, default 50]",
+        f"[env REGISTRAR_UPLOADS_PER_MINUTE, 1-{backfill_lib.MAX_UPLOADS_PER_MINUTE}, "
+        f"default {backfill_lib.DEFAULT_UPLOADS_PER_MINUTE}]",
     )
     command("versions", "list the versions of a model").add_argument("name", metavar="NAME")
     command("show", "one version in full, with its registration record").add_argument(
@@ -225,8 +229,10 @@ def _positive(text: str) -> int:
 
 def _uploads_per_minute(text: str) -> int:
     value = _positive(text)
-    if value > 600:
-        raise argparse.ArgumentTypeError(f"{value} is too large: the maximum is 600")
+    if value > backfill_lib.MAX_UPLOADS_PER_MINUTE:
+        raise argparse.ArgumentTypeError(
+            f"{value} is too large: the maximum is {backfill_lib.MAX_UPLOADS_PER_MINUTE}"
+        )
     return value
 
 

@@ -50,6 +50,7 @@ _SAVED_MODEL_ROOTS = SAVED_MODEL_GRAPHS
 # Pacing. Vertex: 60 LRO submissions per minute per project and region, shared with the deployed
 # function's own uploads, so backfill defaults to fewer.
 WINDOW_SECONDS = 60.0
+DEFAULT_CONCURRENCY = 4  # different models handled at once (validation still takes turns)
 DEFAULT_UPLOADS_PER_MINUTE = 50
 MAX_UPLOADS_PER_MINUTE = 600
 # An upload that met a 429 is handled again up to this many times, after jittered back-offs of
@@ -237,7 +238,7 @@ def run(
     pipeline: Pipeline,
     events: Iterable[ObjectEvent],
     *,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
     dry_run: bool = False,
     on_result: Callable[[Result], None] | None = None,
     pacer: Pacer | None = None,

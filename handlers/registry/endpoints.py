@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PermanentError, TransientError
+from .labels import MANAGED_BY
 from .vertex import VertexRegistry, gapic_client
 from .vertex_errors import AlreadyExists, ModelNotFound
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 _LOG = logging.getLogger(__name__)
 DEFAULT_MACHINE_TYPE = "n1-standard-2"  # DeployedModel's documented default machine type
 NEW_DEPLOYMENT = "0"  # DeployModelRequest.traffic_split: the key of the model being deployed
-MANAGED_BY = "gcs-model-registrar"
 # CreateEndpointRequest.endpoint_id: a letter then up to 62 of [a-z0-9-] (not ending in '-'), or
 # up to 9 digits without a leading zero. Other names become display names (server-chosen id).
 ENDPOINT_ID = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?|[1-9][0-9]{0,8}")

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .labels import MANAGED_BY
+
 SCHEMA_ROOT = "gs://google-cloud-aiplatform/schema/modelevaluation/"
 SCHEMAS = {
     "classification": SCHEMA_ROOT + "classification_metrics_1.0.0.yaml",
@@ -21,7 +23,6 @@ SCHEMAS = {
     "forecasting": SCHEMA_ROOT + "forecasting_metrics_1.0.0.yaml",
     "generic": SCHEMA_ROOT + "general_metrics_1.0.0.yaml",
 }
-MANAGED_BY = "gcs-model-registrar"
 
 # Normalised metric name (lowercase, letters and digits only) -> the schema's field name.
 _CLASSIFICATION = {

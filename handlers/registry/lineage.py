@@ -15,9 +15,9 @@ from ..gcs.publish import Published
 from ..intake.uploads import Upload
 from ..settings import Settings
 from .interface import UPLOAD_KEY_LABEL, VersionRequest
+from .labels import MANAGED_BY
 from .vertex_types import DEFAULT_ALIAS, bad_aliases
 
-MANAGED_BY = "gcs-model-registrar"
 _MAX_DESCRIPTION = 4000
 
 

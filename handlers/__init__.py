@@ -38,7 +38,8 @@ leaves protocol, h5 and errors).
             worker.py tf_ops.py checks.py feeds.py keras_load.py confine.py   [W]
 
     gcs/                 [F+C] objects (the store), records (claims + outcomes; `claimed`, the
-                         one claim -> finish/release wrapper of every flow), publish,
+                         one claim -> finish/release wrapper of every flow), documents (JSON
+                         with its generation, under records and ledger), publish,
                          ledger (the promotion gate's per-model lease and decisions)
 
     registry/            [F+C] interface (what the pipeline asks of a registry), labels

@@ -13,7 +13,6 @@ starts a Vertex mutation when less than `MARGIN_SECONDS` of its lease is left.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import random
 import socket
@@ -26,6 +25,7 @@ from typing import Any
 
 from ..errors import TransientError
 from ..logs import get_logger
+from .documents import read_document, write_document
 from .objects import ObjectStore, PreconditionFailed
 from .records import now_iso
 
@@ -92,8 +92,8 @@ class Ledger:
 
     def read(self, bucket: str, model: str) -> dict[str, Any]:
         """The ledger as it is (no lease): `{}` when the model has none yet."""
-        found = self._store.read_bytes(bucket, ledger_name(self._prefix, model))
-        return _loads(found[0]) if found else {}
+        found = self._read(bucket, ledger_name(self._prefix, model))
+        return found[0] if found else {}
 
     @contextmanager
     def held(self, bucket: str, model: str) -> Iterator[Held]:
@@ -121,8 +121,7 @@ class Ledger:
         deadline = self._clock() + self._wait
         delay = 0.05
         while True:
-            found = self._store.read_bytes(bucket, name)
-            doc, generation = (_loads(found[0]), found[1]) if found else ({}, 0)
+            doc, generation = self._read(bucket, name) or ({}, 0)
             lease = doc.get("lease") or {}
             now = self._clock()
             if float(lease.get("expires_epoch", 0)) > now:
@@ -169,15 +168,8 @@ class Ledger:
                 raise
             _LOG.warning("could not release the gate lease on gs://%s/%s", bucket, name)
 
+    def _read(self, bucket: str, name: str) -> tuple[dict[str, Any], int] | None:
+        return read_document(self._store, bucket, name, corrupt={})  # not JSON: start afresh
+
     def _write(self, bucket: str, name: str, doc: dict[str, Any], generation: int) -> int:
-        data = json.dumps(doc, indent=2, sort_keys=True).encode()
-        return self._store.write_bytes(bucket, name, data, if_generation_match=generation)
-
-
-def _loads(data: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except json.JSONDecodeError:
-        _LOG.warning("a promotion ledger is not JSON; starting it afresh")
-        return {}
-    return value if isinstance(value, dict) else {}
+        return write_document(self._store, bucket, name, doc, if_generation_match=generation)

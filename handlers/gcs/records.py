@@ -19,7 +19,6 @@ doubled; a dead one blocks its upload for at most one lease.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 from ..errors import TransientError
 from ..logs import timed
+from .documents import read_document, write_document
 from .objects import ObjectStore, PreconditionFailed
 
 # `attached`: the final state of a late metrics.json's own record (handlers/registry/gated.py).
@@ -123,7 +123,7 @@ class Records:
         """Claim the upload recorded at gs://bucket/name, or report that it is already final."""
         token = uuid.uuid4().hex  # tells our own claim from another's after a lost reply
         for _ in range(5):  # a lost race re-reads; five rounds is far more than one upload needs
-            current = self._store.read_bytes(bucket, name)
+            current = self._read(bucket, name)
             if current is None:
                 record = self._claimed(base, token, attempts=1, history=[])
                 try:
@@ -131,8 +131,7 @@ class Records:
                 except PreconditionFailed:
                     continue
                 return Claim(bucket, name, generation, record)
-            data, generation = current
-            existing = _loads(data)
+            existing, generation = current
             if existing.get("claim_token") == token:  # our write landed; only its reply was lost
                 return Claim(bucket, name, generation, existing)
             if existing.get("state") in FINAL_STATES:
@@ -171,9 +170,9 @@ class Records:
         except PreconditionFailed:
             # Our lease was taken over (we overran it). The other worker finds the same version
             # through the lineage labels, so the outcome is still one version; keep its record.
-            current = self._store.read_bytes(claim.bucket, claim.name)
-            if current is not None and _loads(current[0]).get("state") in FINAL_STATES:
-                return _loads(current[0])
+            current = self._read(claim.bucket, claim.name)
+            if current is not None and current[0].get("state") in FINAL_STATES:
+                return current[0]
             raise TransientError(f"lost the claim on gs://{claim.bucket}/{claim.name}") from None
         return record
 
@@ -193,8 +192,8 @@ class Records:
             pass  # the lease will expire by itself; nothing is lost
 
     def read(self, bucket: str, name: str) -> dict[str, Any] | None:
-        current = self._store.read_bytes(bucket, name)
-        return _loads(current[0]) if current else None
+        current = self._read(bucket, name)
+        return current[0] if current else None
 
     def update(
         self, bucket: str, name: str, change: Callable[[dict[str, Any]], dict[str, Any]], note: str
@@ -203,10 +202,10 @@ class Records:
         read-modify-write with a generation precondition, so concurrent changes are never lost.
         `note` goes into `history`. Returns the record as written (None: there is no record)."""
         for _ in range(5):
-            current = self._store.read_bytes(bucket, name)
+            current = self._read(bucket, name)
             if current is None:
                 return None
-            record = change(_loads(current[0]))
+            record = change(current[0])
             record["updated"] = now_iso()
             record["history"] = [
                 *record.get("history", []),
@@ -237,16 +236,13 @@ class Records:
             "history": [*history, {"at": now_iso(now), "state": "claimed", "by": _WORKER_ID}],
         }
 
+    def _read(self, bucket: str, name: str) -> tuple[dict[str, Any], int] | None:
+        # A record that is not JSON is treated like a released claim: taken over and rewritten.
+        return read_document(self._store, bucket, name, corrupt={"state": "corrupt"})
+
     def _write(
         self, bucket: str, name: str, record: dict[str, Any], *, if_generation_match: int
     ) -> int:
-        data = json.dumps(record, indent=2, sort_keys=True).encode()
-        return self._store.write_bytes(bucket, name, data, if_generation_match=if_generation_match)
-
-
-def _loads(data: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except json.JSONDecodeError:
-        return {"state": "corrupt"}  # treated like a released claim: taken over and rewritten
-    return value if isinstance(value, dict) else {"state": "corrupt"}
+        return write_document(
+            self._store, bucket, name, record, if_generation_match=if_generation_match
+        )

@@ -21,6 +21,7 @@ import requests
 
 from dev import stack
 from dev.bridge import binary_event
+from emulators.vertex.admin import AdminClient
 
 PROJECT = "test-project"
 LOCATION = "us-central1"
@@ -59,19 +60,13 @@ def function_env(services: Services, **overrides: str) -> dict[str, str]:
     }
 
 
-class Vertex:
-    """The emulator through its real REST API (and its admin path for faults)."""
+class Vertex(AdminClient):
+    """The emulator through its real REST API, plus the admin client it ships (faults, reset,
+    config: emulators/vertex/admin.py, the one the dev stack uses too)."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        super().__init__(url)
         self.parent = f"projects/{PROJECT}/locations/{LOCATION}"
-
-    def reset(self) -> None:
-        requests.post(f"{self.url}/_emulator/reset", timeout=5).raise_for_status()
-
-    def fault(self, method: str, count: int, status: int, when: str = "before") -> None:
-        body = {"method": method, "count": count, "status": status, "when": when}
-        requests.post(f"{self.url}/_emulator/faults", json=body, timeout=5).raise_for_status()
 
     def models(self, display_name: str | None = None) -> list[dict[str, Any]]:
         params = {"filter": f'display_name="{display_name}"'} if display_name else {}

@@ -1,7 +1,8 @@
 """The one error hierarchy that decides *ack* versus *redeliver*.
 
 The rule (python-docs-samples, functions/v2 retries): raise to be retried, return to acknowledge.
-`Pipeline.handle_model` is the only place that turns these into that decision:
+The pipeline's stages turn these into that decision (`Pipeline.handle_model` for model uploads,
+`late.arrivals` for late files, each claim through `gcs.records.claimed`):
 
 * `Rejected` / `PermanentError`  -> recorded once, acknowledged (2xx). Retrying can never help.
 * `Superseded`                  -> acknowledged; the newer object generation has its own event.
@@ -27,7 +28,8 @@ class RegistrarError(Exception):
 
 
 class PermanentError(RegistrarError):
-    """Retrying cannot help (bad name, permission denied on one object, ambiguous model, ...)."""
+    """Retrying cannot help (bad name, ambiguous model, a request Vertex refuses, ...). Not a
+    permission failure: that is `PermissionDenied`, redelivered until IAM is fixed."""
 
     code = "permanent"
 

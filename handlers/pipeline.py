@@ -1,7 +1,9 @@
 """The data path, top to bottom: event -> upload -> validation -> publish -> registration -> record.
 
-`Pipeline.handle` is the one place where failures become *acknowledge* or *redeliver*:
-it returns an `Outcome` (acknowledged) or raises `TransientError` (the platform redelivers).
+Every event ends here as *acknowledge* or *redeliver*: `handle` (or `triage`, then
+`handle_triaged`) returns an `Outcome` (acknowledged) or raises `TransientError` (the platform
+redelivers), after one summary log line. Triage routes model uploads to `handle_model` and late
+files (`metrics.json`) to the late-arrivals stage (handlers/late/arrivals.py).
 """
 
 from __future__ import annotations

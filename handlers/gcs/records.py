@@ -13,8 +13,9 @@ Protocol (all writes carry an `ifGenerationMatch` precondition, so exactly one w
   claim or a released one (`retrying`) is taken over by replacing exactly that generation.
 * finish: replace our claim's generation with the final record (`registered` / `rejected`).
 * release: on a transient failure, mark `retrying` and expire the lease so redelivery proceeds.
-The lease (default 900 s) outlives the function's maximum run (540 s), so a live worker is never
-doubled; a dead one blocks its upload for at most one lease.
+The lease (default 900 s) outlives the function's run (FUNCTION_TIMEOUT_SECONDS, at most 540 s;
+start-up refuses a lease that does not), so a live worker is never doubled; a dead one blocks its
+upload for at most one lease. `claimed` wraps claim -> finish / release for every flow.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ..logs import timed
 from .documents import read_document, write_document
 from .objects import ObjectStore, PreconditionFailed
 
-# `attached`: the final state of a late metrics.json's own record (handlers/registry/gated.py).
+# `attached`: the final state of a late metrics.json's own record (handlers/late/arrivals.py).
 FINAL_STATES = ("registered", "rejected", "superseded", "attached")
 SCHEMA = 1
 _WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -6,7 +6,7 @@ Two places, both optional:
 * otherwise a `metrics.json` object in the upload's directory (beside the `.keras`, or at the
   SavedModel's root). It may be written before or after the model: a `metrics.json` already there
   when the model is registered is read then; one that arrives later has its own event and is
-  attached to the registered version then (handlers/registry/gated.py). It is never a member of
+  attached to the registered version then (handlers/late/arrivals.py). It is never a member of
   the SavedModel (handlers/intake/uploads.py lists only model files). A `metrics.json` written more
   than `DIRECTORY_UPLOAD_WINDOW_SECONDS` *before* the model is left over from an earlier upload to
   that place and is not used. A `metrics.json` directly under `MODEL_PREFIX` is not used: it would
@@ -179,7 +179,7 @@ def metrics_dir(source_path: str, kind: str) -> str:
 def for_upload(upload: Any, store: ObjectStore, settings: Settings) -> Found:
     """The metrics of a claimed `Upload` (handlers/intake/uploads.py): its own metadata, else the
     `metrics.json` beside it. Read after the upload is claimed: a `metrics.json` whose event finds
-    no record yet is therefore always seen here (handlers/registry/gated.py relies on it)."""
+    no record yet is therefore always seen here (handlers/late/arrivals.py relies on it)."""
     metadata = upload.metadata.get(METADATA_KEY)
     if metadata is not None:
         model_object = _model_object(upload)

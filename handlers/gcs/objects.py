@@ -293,17 +293,12 @@ def _retry() -> Any:
 
 
 def is_transient(exc: BaseException) -> bool:
+    """The one GCS rule: what python-storage's own retry retries (429, 408, 500, 502-504, network
+    errors: `DEFAULT_RETRY`'s predicate), or a `RetryError`, its retries having run out on one."""
     from google.api_core import exceptions as gx
+    from google.cloud.storage.retry import _should_retry  # DEFAULT_RETRY's predicate
 
-    if isinstance(exc, (gx.TooManyRequests, gx.ServerError, gx.RetryError)):
-        return True
-    try:
-        import requests
-    except ImportError:  # pragma: no cover - requests ships with google-cloud-storage
-        return isinstance(exc, (ConnectionError, TimeoutError))
-    return isinstance(
-        exc, (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout)
-    )
+    return isinstance(exc, gx.RetryError) or bool(_should_retry(exc))
 
 
 @contextmanager

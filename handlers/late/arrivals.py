@@ -97,7 +97,7 @@ class LateArrivals:
         except Superseded as exc:
             return Outcome("superseded", str(exc), base), logging.INFO
 
-        targets, incomplete = self._uploads_in(event.bucket, directory)
+        targets, incomplete = self._targets(event.bucket, directory)
         registered: list[_Target] = []
         if isinstance(found, intake.Metrics):
             busy = [
@@ -227,7 +227,7 @@ class LateArrivals:
         shown = ("gate", "deployment")
         return {**result, "result": "attached", **{k: extra[k] for k in shown if k in extra}}
 
-    def _uploads_in(self, bucket: str, directory: str) -> tuple[list[_Target], bool]:
+    def _targets(self, bucket: str, directory: str) -> tuple[list[_Target], bool]:
         """The model uploads a metrics.json in `directory` describes, each with its record (None:
         no event has reached it yet); and whether a SavedModel there is still incomplete."""
         store, settings = self.store, self.settings

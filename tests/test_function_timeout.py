@@ -48,3 +48,15 @@ def test_waits_end_before_the_run_limit_with_time_to_record(limit: int) -> None:
     deadline = run_deadline(settings, 1000.0)
     assert 1000.0 < deadline < 1000.0 + limit
     assert 1000.0 + limit - deadline >= min(60, limit / 6)  # the margin to write the record
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(540, 60.0), (360, 60.0), (120, 20.0), (60, 10.0)])
+def test_one_vertex_call_never_outlasts_a_short_run(limit: int, expected: float) -> None:
+    from handlers.registry.vertex import make_registry, rpc_timeout
+
+    settings = Settings.from_env(
+        {**BASE, "FUNCTION_TIMEOUT_SECONDS": str(limit), "VALIDATION_TIMEOUT_SECONDS": "30",
+         "VERTEX_AI_EMULATOR_HOST": "http://127.0.0.1:9"}
+    )  # fmt: skip
+    assert rpc_timeout(settings) == expected
+    assert make_registry(settings)._rpc_timeout == expected

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import PermanentError, TransientError
 from .labels import MANAGED_BY
-from .vertex import VertexRegistry, gapic_client
+from .vertex import VertexRegistry, gapic_client, rpc_timeout
 from .vertex_errors import AlreadyExists, ModelNotFound
 
 if TYPE_CHECKING:
@@ -149,6 +149,7 @@ def make_endpoint_registry(settings: Settings) -> EndpointRegistry:
         gapic_client(aiplatform_v1.EndpointServiceClient, settings),
         project=settings.project,
         location=settings.location,
+        rpc_timeout=rpc_timeout(settings),
     )
 
 

@@ -72,12 +72,26 @@ DEFAULT_RETRY = RetryPolicy(
 )
 
 
+RPC_TIMEOUT_SECONDS = 60.0
+
+
+def rpc_timeout(settings: Settings) -> float:
+    """One call's limit: 60 s, or a sixth of a shorter FUNCTION_TIMEOUT_SECONDS (the run's
+    waits must end inside it; long-running operations are bounded by the run's deadline)."""
+    return min(RPC_TIMEOUT_SECONDS, settings.function_timeout_seconds / 6)
+
+
 def make_registry(settings: Settings) -> VertexRegistry:
     """One client for the process: the emulator when `VERTEX_AI_EMULATOR_HOST` is set."""
     from google.cloud import aiplatform_v1
 
     client = gapic_client(aiplatform_v1.ModelServiceClient, settings)
-    return VertexRegistry(client, project=settings.project, location=settings.location)
+    return VertexRegistry(
+        client,
+        project=settings.project,
+        location=settings.location,
+        rpc_timeout=rpc_timeout(settings),
+    )
 
 
 def gapic_client(client_class: Callable[..., T], settings: Settings) -> T:
@@ -105,7 +119,7 @@ class VertexRegistry:
         project: str,
         location: str,
         retry: RetryPolicy | None = None,
-        rpc_timeout: float = 60.0,
+        rpc_timeout: float = RPC_TIMEOUT_SECONDS,
         operation_timeout: float = 900.0,
         poll_initial: float = 1.0,
     ) -> None:

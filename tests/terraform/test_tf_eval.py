@@ -134,7 +134,7 @@ def test_the_function_timeout_reaches_the_code_and_bounds_its_waits(probe: Path)
         timeout_seconds=120,
         limits={"validation_timeout_seconds": 100, "claim_lease_seconds": 90},
     )
-    with pytest.raises(ValueError, match="CLAIM_LEASE_SECONDS=90.*FUNCTION_TIMEOUT_SECONDS=120"):
+    with pytest.raises(ValueError, match=r"CLAIM_LEASE_SECONDS=90.*FUNCTION_TIMEOUT_SECONDS=120"):
         Settings.from_env(tight)
     assert _value(probe, "local.claim_lease_seconds", limits={"claim_lease_seconds": 90}) == 90
 

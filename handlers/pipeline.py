@@ -337,7 +337,16 @@ class Pipeline:
         if self.settings.deploy_endpoint:  # start (not wait for) a canary of a new default
             from .registry import deploy
 
-            registration.extra.update(deploy.after_registration(registration, self.settings))
+            registration.extra.update(
+                deploy.after_registration(
+                    registration,
+                    self.settings,
+                    self.store,
+                    bucket=upload.bucket,
+                    record=claim.name,
+                    deadline=self._deadline(started),
+                )
+            )
         with _timed(timings, "record"):
             record = self.records.finish(claim, registration.record())
         self.notifier.publish(record)

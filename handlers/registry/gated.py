@@ -305,6 +305,9 @@ def _attach_late(found: intake.Metrics, target: _Target, pipeline: Any) -> dict[
 
         note = deploy.start_canary(
             settings,
+            pipeline.store,
+            bucket=upload.bucket,
+            record=target.record_object,
             model=model,
             version_id=version_id,
             display_name=str(record.get("display_name", "")),

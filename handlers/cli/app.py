@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from ..errors import PermanentError, SettingsError, TransientError
 from ..logs import LOGGER_NAME, JsonFormatter
 from ..settings import Settings, env_flag
+from . import canary as cli_canary
 from . import commands as cli_commands
 from . import deploy as cli_deploy
 from .output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
@@ -53,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _logs(verbose=args.verbose):
         try:
             settings = _settings(env, args)
-            run = {**cli_commands.COMMANDS, **cli_deploy.COMMANDS}[args.command]
+            run = {**cli_commands.COMMANDS, **cli_deploy.COMMANDS, **cli_canary.COMMANDS}[
+                args.command
+            ]
             return run(cli_commands.Context(settings, out, args))
         except CliError as exc:
             return _fail(out, str(exc), exc.exit_code)
@@ -144,6 +147,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="only say what the gate would decide; no alias moves [env REGISTRAR_DRY_RUN]",
     )
     cli_deploy.add_commands(command, env, rollback=rollback)
+    cli_canary.add_commands(command, env)
     return parser
 
 

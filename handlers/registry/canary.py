@@ -47,6 +47,7 @@ from .endpoints import (
     Operation,
 )
 
+DEFAULT = "default"
 MAX_STEPS = 50  # the ledger's canary history is bounded like the gate's
 _POLL = 0.25
 
@@ -126,6 +127,7 @@ class Canaries:
         record: str | None = None,
         deadline: float | None = None,
         machine: Callable[[EndpointInfo], Any] | None = None,
+        only_default: bool = True,
     ) -> dict[str, Any]:
         """Deploy `model@version_id` as the endpoint's canary (its champion when nothing of the
         model serves there) and finish replacing the older canary when time allows. Returns the
@@ -147,6 +149,9 @@ class Canaries:
                 if info.of_version(model, version_id):
                     return {**note, "state": "skipped",
                             "reason": "this version is already deployed there"}  # fmt: skip
+                if only_default and not self._is_default(model, version_id):
+                    return {**note, "state": "skipped", "reason": "a newer version became the "
+                            "default meanwhile; its own canary replaces this one"}  # fmt: skip
                 running = self.endpoints.running_operations(info.name)
                 if not running:
                     self._adopt(info, model)
@@ -373,6 +378,11 @@ class Canaries:
 
         self.records.update(entry.get("bucket") or self.bucket, entry["record"], change,
                             f"deployment {state}")  # fmt: skip
+
+    def _is_default(self, model: str, version_id: str) -> bool:
+        """Racing uploads reach this step in any order: only the model's current default is
+        deployed, so an older version never replaces a newer one's canary."""
+        return self.endpoints.get_model(model, DEFAULT).version_id == version_id
 
     def _adopt(self, info: EndpointInfo, model: str) -> None:
         """Label an endpoint that serves only this model (or nothing) as this model's."""

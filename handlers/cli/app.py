@@ -110,6 +110,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "per region, shared with the function (a 429 is waited out and retried) "
         "[env REGISTRAR_UPLOADS_PER_MINUTE, 1-600, default 50]",
     )
+    backfill.add_argument(
+        "--canary",
+        action="store_true",
+        default=env_flag(env, "REGISTRAR_CANARY"),
+        help="also start the canary deployments DEPLOY_ENDPOINT asks for (off by default: a "
+        "backfill registers, it does not deploy); their endpoint operations are paced with the "
+        "uploads [env REGISTRAR_CANARY]",
+    )
     command("versions", "list the versions of a model").add_argument("name", metavar="NAME")
     command("show", "one version in full, with its registration record").add_argument(
         "ref", metavar="NAME[@VERSION|@ALIAS]"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,10 +69,18 @@ def backfill(ctx: Context) -> int:
 
     args, out = ctx.args, ctx.out
     bucket, prefix = split_uri(args.uri)
-    # One pacer for every thread: UploadModel calls stay under Vertex's per-region quota.
+    # One pacer for every thread: UploadModel calls (and, with --canary, the endpoint operations
+    # canaries submit) stay under Vertex's per-region quota of long-running operations.
     pacer = backfill_lib.Pacer(args.uploads_per_minute, timer=backfill_lib.TIMER)
-    registry = backfill_lib.paced_registry(ctx.settings, pacer)
-    pipeline = Pipeline(ctx.settings, store=ctx.store, registry_factory=registry)
+    settings = ctx.settings
+    if args.canary and settings.deploy_endpoint:
+        from ..registry import deploy as deploy_lib
+
+        backfill_lib.pace_operations(deploy_lib._registry(settings), pacer)
+    elif settings.deploy_endpoint:  # a bucket of old uploads must not start a canary each
+        settings = dataclasses.replace(settings, deploy_endpoint=None)
+    registry = backfill_lib.paced_registry(settings, pacer)
+    pipeline = Pipeline(settings, store=ctx.store, registry_factory=registry)
     try:
         plan = backfill_lib.discover(ctx.store, ctx.settings, bucket, prefix)
     except ValueError as exc:
@@ -107,6 +116,7 @@ def backfill(ctx: Context) -> int:
                 "dry_run": args.dry_run,
                 "summary": summary,
                 "pacing": pacer.stats(),
+                "canaries": bool(args.canary and settings.deploy_endpoint),
                 "results": [r.as_dict() for r in everything],
             }
         )

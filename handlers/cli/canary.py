@@ -17,8 +17,11 @@ import argparse
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..gcs.ledger import Ledger
+from ..gcs.objects import ObjectStore
 from ..registry import deploy as deploy_lib
 from ..registry.canary import endpoint_ref, model_id
+from ..settings import Settings
 from .gate import ledger_bucket
 from .models import get_version, parse_ref, record_uri, resolve_model, sorted_versions, split_uri
 from .output import OK, USAGE, CliError
@@ -100,6 +103,24 @@ def canary(ctx: Any) -> int:
         for key, value in result.items():
             out.say(f"{key}: {value}")
     return OK
+
+
+def deployment_rows(
+    store: ObjectStore, settings: Settings, model: str, versions: list[Any], bucket: str | None
+) -> dict[str, str]:
+    """Per version id: its last canary step (`canary started`, `undeployed: replaced by a newer
+    canary`, `champion: promoted`, …) from the model's ledger; empty when none was taken."""
+    where = ledger_bucket(versions, bucket)
+    doc = Ledger(store, settings.state_prefix).read(where, model) if where else {}
+    rows: dict[str, str] = {}
+    for step in (doc.get("canary") or {}).get("history") or []:
+        if not isinstance(step, dict) or not step.get("version_id"):
+            continue
+        text = f"{step.get('role') or ''} {step.get('step', '')}".strip()
+        if step.get("why"):
+            text += f": {step['why']}"
+        rows[str(step["version_id"])] = text
+    return rows
 
 
 COMMANDS: dict[str, Callable[[Any], int]] = {"canary": canary}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ..gcs.objects import ObjectStore
 from ..settings import Settings
 from . import backfill as backfill_lib
+from . import canary as canary_lib
 from . import gate as gate_lib
 from . import render
 from .aliases import promote as promote_alias
@@ -155,6 +156,9 @@ def versions(ctx: Context) -> int:
     if gates:  # the promotion gate is on, or has decided for this model before
         for summary in summaries:
             summary["gate"] = gates.get(summary["version_id"])
+    deployments = canary_lib.deployment_rows(ctx.store, ctx.settings, model, found, ctx.args.bucket)
+    for summary in summaries:
+        summary["deployment"] = deployments.get(summary["version_id"])
     if ctx.out.json_mode:
         display = summaries[0]["display_name"] if summaries else None
         ctx.out.data({"model": model, "display_name": display, "versions": summaries})
@@ -162,10 +166,12 @@ def versions(ctx: Context) -> int:
     ctx.out.table(
         f"{model} ({found[0].display_name if found else 'no versions'})",
         ("version", "aliases", "created", "source", "digest")
-        + (("gate metric", "gate") if gates else ()),
+        + (("gate metric", "gate") if gates else ())
+        + (("deployment",) if deployments else ()),
         (
             (s["version_id"], s["aliases"], s["created"], s["source_uri"], render.short(s))
             + (gate_lib.cell(s.get("gate")) if gates else ())
+            + ((s["deployment"] or "",) if deployments else ())
             for s in summaries
         ),
     )
@@ -266,13 +272,14 @@ def status(ctx: Context) -> int:
     else:
         ctx.out.table(
             f"status of {found.uri} (newest first)",
-            ("generation", "state", "version", "details", "updated"),
+            ("generation", "state", "version", "details", "deployment", "updated"),
             (
                 (
                     r["generation"],
                     r["state"],
                     render.short_name(r["version"]),
                     r["detail"],
+                    r["deployment"] or "",
                     r["updated"],
                 )
                 for r in rows

@@ -187,11 +187,16 @@ def test_cli_promotes_and_aborts_a_canary(
     assert _split(_settled(slow_vertex, endpoint)) == {"1": 90, "2": 10}
     code, status = registrar("canary", "status", "fraud")
     assert code == 0 and status["canary"]["version"].endswith("@2")
+    code, listed = registrar("versions", "fraud")
+    by_id = {v["version_id"]: v["deployment"] for v in listed["versions"]}
+    assert by_id["1"] == "champion started" and by_id["2"] == "canary started", by_id
     code, promoted = registrar("canary", "promote", "fraud")
     assert code == 0 and promoted["state"] == "promoted", promoted
     assert _split(_settled(slow_vertex, endpoint)) == {"2": 100}
     record = _record(bucket, bucket.resource("models/fraud/v2/model.keras"))
     assert record["deployment"]["state"] == "promoted"
+    code, shown = registrar("status", f"gs://{bucket.name}/models/fraud/v2/model.keras")
+    assert code == 0 and shown["latest"]["deployment"].startswith("canary promoted"), shown
     _upload(canary_server, bucket, models.keras_a, "models/fraud/v3/model.keras")
     assert _split(_settled(slow_vertex, endpoint)) == {"2": 90, "3": 10}
     code, aborted = registrar("canary", "abort", "fraud")

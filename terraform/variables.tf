@@ -518,3 +518,10 @@ variable "failure_alert" {
     error_message = "failure_alert.metric_wait_seconds must be between 0 and 900."
   }
 }
+
+variable "dashboard" {
+  description = "Create a Cloud Monitoring dashboard of registrations, rejections by reason, failures, per-stage latency and canary steps (dashboard.tf)."
+  type        = bool
+  default     = true
+  nullable    = false
+}

@@ -391,7 +391,16 @@ class Pipeline:
         if self.settings.deploy_endpoint:  # start (not wait for) a canary of a new default
             from .registry import deploy
 
-            registration.extra.update(deploy.after_registration(registration, self.settings))
+            registration.extra.update(
+                deploy.after_registration(
+                    registration,
+                    self.settings,
+                    self.store,
+                    bucket=upload.bucket,
+                    record=held.claim.name,
+                    deadline=self._deadline(started),
+                )
+            )
         with timed(timings, "record"):
             record = held.finish(registration.record())
         self.notifier.publish(record)

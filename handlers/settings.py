@@ -99,6 +99,25 @@ def _matching(pattern: str, expected: str) -> Parser:
     return parse
 
 
+_ENDPOINT_TEMPLATE = re.compile(
+    r"(projects/[^/]+/locations/[^/]+/endpoints/)?(?:[A-Za-z0-9_-]|\{model\})+"
+)
+
+
+def _endpoint_template(name: str, raw: str) -> str:
+    """An endpoint id/name, or a template of one with `{model}` (the model's id, up to 63
+    characters of [a-z0-9_-]); no other placeholder."""
+    if not _ENDPOINT_TEMPLATE.fullmatch(raw) or re.search(r"[{}]", raw.replace("{model}", "")):
+        raise SettingsError(
+            f"{name}={raw!r} is not an endpoint id, projects/P/locations/L/endpoints/E, or a "
+            "template of one with {model} (e.g. 'serving-{model}'); {model} is the only "
+            "placeholder."
+        )
+    if len(raw.replace("{model}", "m" * 63).rsplit("/", 1)[-1]) > 128:
+        raise SettingsError(f"{name}={raw!r}: the endpoint name would exceed 128 characters.")
+    return raw
+
+
 def _prefix(name: str, raw: str) -> str:
     value = raw if raw.endswith("/") else raw + "/"
     if not re.fullmatch(r"[^\s/][^\r\n]*/", value) or "//" in value:
@@ -390,11 +409,10 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "DEPLOY_ENDPOINT",
         "deploy_endpoint",
         None,
-        _matching(
-            r"(projects/[^/]+/locations/[^/]+/endpoints/)?[A-Za-z0-9][A-Za-z0-9_-]{0,62}",
-            "an endpoint id or projects/P/locations/L/endpoints/E",
-        ),
-        "start a canary deployment of each newly promoted default version on this endpoint",
+        _endpoint_template,
+        "start a canary deployment of each newly promoted default version on the model's own "
+        "endpoint: a template where `{model}` is the model's id (e.g. `serving-{model}`), or one "
+        "endpoint id / `projects/P/locations/L/endpoints/E` (then only one model can use it)",
         shown_default="— (off)",
     ),
     _D(
@@ -402,7 +420,15 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "deploy_traffic",
         10,
         _whole(1, 100),
-        "percent of the endpoint's traffic the canary gets (the rest keeps its proportions)",
+        "percent of the endpoint's traffic the canary gets (the champion keeps the rest)",
+    ),
+    _D(
+        "DEPLOY_WAIT_SECONDS",
+        "deploy_wait_seconds",
+        60,
+        _whole(0, 480),
+        "how long a run waits for a canary's deployment to land (to finish replacing the older "
+        "canary) or for another operation on the endpoint; never past the run's deadline",
     ),
     _D(
         "STORAGE_EMULATOR_HOST",
@@ -465,6 +491,7 @@ class Settings:
     promotion_threshold: float | None = _default("promotion_threshold")
     deploy_endpoint: str | None = _default("deploy_endpoint")
     deploy_traffic: int = _default("deploy_traffic")
+    deploy_wait_seconds: int = _default("deploy_wait_seconds")
     storage_emulator_host: str | None = _default("storage_emulator_host")
     vertex_emulator_host: str | None = _default("vertex_emulator_host")
 

@@ -49,6 +49,7 @@ locals {
     PROMOTION_THRESHOLD             = var.promotion.threshold
     DEPLOY_ENDPOINT                 = var.deploy.endpoint
     DEPLOY_TRAFFIC                  = var.deploy.traffic_percent
+    DEPLOY_WAIT_SECONDS             = var.deploy.wait_seconds
     SERVING_TF_VERSION              = var.serving_tf_version
   }
 

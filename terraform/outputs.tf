@@ -81,3 +81,8 @@ output "logs_filter" {
   description = "Cloud Logging filter for the function's outcome lines."
   value       = "${local.function_logs} AND jsonPayload.outcome:*"
 }
+
+output "dashboard" {
+  description = "The Cloud Monitoring dashboard (null when var.dashboard is false)."
+  value       = one(google_monitoring_dashboard.registrar[*].id)
+}

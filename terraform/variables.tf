@@ -244,22 +244,29 @@ variable "promotion" {
 
 variable "deploy" {
   description = <<-EOT
-    Canary deployment of each version that becomes the default. endpoint (DEPLOY_ENDPOINT): an
-    existing Vertex AI endpoint, as its ID or projects/P/locations/L/endpoints/ID, in the Vertex AI
-    location [unset: nothing is deployed]; traffic_percent (DEPLOY_TRAFFIC): the share of the
-    endpoint's traffic the new version gets, 1-100 [10]. The runtime account's
+    Canary deployment of each version that becomes the default, on the model's own endpoint.
+    endpoint (DEPLOY_ENDPOINT): a template with {model} (the model's id), e.g. "serving-{model}",
+    or one endpoint ID / projects/P/locations/L/endpoints/ID (then only one model can use it), in
+    the Vertex AI location [unset: nothing is deployed]; traffic_percent (DEPLOY_TRAFFIC): the
+    canary's share, 1-100 [10]; wait_seconds (DEPLOY_WAIT_SECONDS): how long a run waits for the
+    deployment to land to finish replacing the older canary, 0-480 [60]. The runtime account's
     roles/aiplatform.user covers aiplatform.endpoints.deploy.
   EOT
   type = object({
     endpoint        = optional(string)
     traffic_percent = optional(number)
+    wait_seconds    = optional(number)
   })
   default  = {}
   nullable = false
 
   validation {
-    condition     = var.deploy.endpoint == null || can(regex("^(projects/[^/]+/locations/[^/]+/endpoints/)?[A-Za-z0-9][A-Za-z0-9_-]{0,62}$", coalesce(var.deploy.endpoint, "-")))
-    error_message = "deploy.endpoint must be a Vertex AI endpoint ID or projects/P/locations/L/endpoints/ID."
+    condition     = var.deploy.endpoint == null || can(regex("^(projects/[^/]+/locations/[^/]+/endpoints/)?([A-Za-z0-9_-]|[{]model[}])+$", coalesce(var.deploy.endpoint, "-")))
+    error_message = "deploy.endpoint must be a Vertex AI endpoint ID, projects/P/locations/L/endpoints/ID, or a template of one with {model}."
+  }
+  validation {
+    condition     = var.deploy.wait_seconds == null || (floor(coalesce(var.deploy.wait_seconds, 60)) == coalesce(var.deploy.wait_seconds, 60) && coalesce(var.deploy.wait_seconds, 60) >= 0 && coalesce(var.deploy.wait_seconds, 60) <= 480)
+    error_message = "deploy.wait_seconds must be a whole number from 0 to 480."
   }
   validation {
     condition     = var.deploy.traffic_percent == null || (floor(coalesce(var.deploy.traffic_percent, 10)) == coalesce(var.deploy.traffic_percent, 10) && coalesce(var.deploy.traffic_percent, 10) >= 1 && coalesce(var.deploy.traffic_percent, 10) <= 100)
@@ -271,8 +278,8 @@ variable "deploy" {
     error_message = "deploy.endpoint must be in the Vertex AI location (vertex_location, else region)."
   }
   validation {
-    condition     = var.deploy.endpoint != null || var.deploy.traffic_percent == null
-    error_message = "deploy.traffic_percent only applies with deploy.endpoint set."
+    condition     = var.deploy.endpoint != null || (var.deploy.traffic_percent == null && var.deploy.wait_seconds == null)
+    error_message = "deploy.traffic_percent and deploy.wait_seconds only apply with deploy.endpoint set."
   }
 }
 
@@ -510,4 +517,11 @@ variable "failure_alert" {
     condition     = var.failure_alert.metric_wait_seconds >= 0 && var.failure_alert.metric_wait_seconds <= 900
     error_message = "failure_alert.metric_wait_seconds must be between 0 and 900."
   }
+}
+
+variable "dashboard" {
+  description = "Create a Cloud Monitoring dashboard of registrations, rejections by reason, failures, per-stage latency and canary steps (dashboard.tf)."
+  type        = bool
+  default     = true
+  nullable    = false
 }

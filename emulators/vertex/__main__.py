@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from emulators.vertex.endpoints import state_file_for
+from emulators.vertex.endpoints import CONCURRENT_MODES, state_file_for
 from emulators.vertex.server import EmulatorServer, make_store
 
 
@@ -43,6 +43,20 @@ def main(argv: list[str] | None = None) -> int:
         "deletes, endpoint LROs) per project and region: N per minute, 429 over it; Vertex's "
         "default is 60. 0 (the default): not enforced",
     )
+    parser.add_argument(
+        "--deploy-seconds",
+        type=float,
+        default=float(env("VERTEX_EMULATOR_DEPLOY_SECONDS", "0")),
+        help="DeployModel/UndeployModel operations land (change the endpoint) this many seconds "
+        "after they start, `done: false` until then; 0 (the default): at once",
+    )
+    parser.add_argument(
+        "--concurrent-mutations",
+        choices=CONCURRENT_MODES,
+        default=env("VERTEX_EMULATOR_CONCURRENT_MUTATIONS", "reject"),
+        help="a second deploy/undeploy/traffic change of an endpoint while one is running: "
+        "`reject` (FAILED_PRECONDITION) or `last_writer_wins` (Vertex does not document which)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
@@ -52,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         store,
         endpoint_state_file=state_file_for(args.state_file),
         quota_per_minute=args.quota_per_minute or None,
+        deploy_seconds=args.deploy_seconds,
+        concurrent_mutations=args.concurrent_mutations,
     )
     if store.artifacts is None:
         logging.info("no storage endpoint: artifact directories are not checked")

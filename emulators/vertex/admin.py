@@ -23,20 +23,31 @@ class AdminClient:
         self._send("POST", "/_emulator/faults", {"method": method, "latency_ms": milliseconds})
 
     def config(
-        self, *, operation_polls: int | None = None, quota_per_minute: Any = _UNSET
+        self,
+        *,
+        operation_polls: int | None = None,
+        quota_per_minute: Any = _UNSET,
+        deploy_seconds: float | None = None,
+        concurrent_mutations: str | None = None,
     ) -> dict[str, Any]:
         """Set what is given; returns the resulting config.
 
         `operation_polls`: operations answer `done: false` to this many GetOperation calls
         before completing. `quota_per_minute=N`: at most N long-running-operation submissions
         per minute per project and region, 429 RESOURCE_EXHAUSTED over it (Vertex: 60);
-        `quota_per_minute=None` (or 0) turns the quota off.
+        `quota_per_minute=None` (or 0) turns the quota off. `deploy_seconds`: DeployModel and
+        UndeployModel land that long after they start. `concurrent_mutations`: `reject` or
+        `last_writer_wins` (a second endpoint mutation while one runs).
         """
         body: dict[str, Any] = {}
         if operation_polls is not None:
             body["operation_polls"] = operation_polls
         if quota_per_minute is not _UNSET:
             body["quota_per_minute"] = quota_per_minute
+        if deploy_seconds is not None:
+            body["deploy_seconds"] = deploy_seconds
+        if concurrent_mutations is not None:
+            body["concurrent_mutations"] = concurrent_mutations
         return self._send("POST", "/_emulator/config", body)
 
     def state(self) -> dict[str, Any]:

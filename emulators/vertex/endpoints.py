@@ -9,6 +9,15 @@ the model store calls `deployments()` while holding its own lock, so the two loc
 each other. DeployModel records the deployment first and then re-reads the model version; if a
 concurrent DeleteModelVersion removed it in between, the deployment is rolled back (404), so a
 deployed version can never be one that was deleted.
+
+Deployments take time (`deploy_seconds`, 0 = at once as before): DeployModel and UndeployModel
+answer a running operation (`done: false`) and change the endpoint - its deployed models and its
+traffic split - only when the operation lands, as Vertex does (an endpoint's split is the one the
+last finished operation left). What Vertex does with a second mutation of an endpoint while one
+is running is not documented, so both plausible behaviours are selectable
+(`concurrent_mutations`): `reject` (FAILED_PRECONDITION until the running one lands; the default)
+and `last_writer_wins` (both run; each one's split applies when it lands, the later overwriting
+the earlier). A version being deployed counts as deployed (DeleteModelVersion refuses it).
 """
 
 from __future__ import annotations
@@ -17,9 +26,10 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from emulators.vertex import endpoint_rules as er
 from emulators.vertex import filters, rules
@@ -58,6 +68,9 @@ ENDPOINT_NAME = re.compile(
 )
 _FILTER_ENDPOINT = re.compile(r"(^|\sAND\s)(\s*)endpoint(?=\s*!?=)")
 _FILTER_MODEL = re.compile(r"(^|\sAND\s)\s*model\s*(!=|=|:)")
+CONCURRENT_MODES = ("reject", "last_writer_wins")
+ConcurrentMode = Literal["reject", "last_writer_wins"]
+_DONE_FILTER = re.compile(r"\s*done\s*=\s*(true|false)\s*")
 _MESSAGE_MODEL = re.compile(r"(?<=['\s])model(?=\s*!?=| and display_name)")
 
 
@@ -72,13 +85,26 @@ class Endpoint:
 
 
 class EndpointStore:
-    def __init__(self, models: Store, state_file: str | None = None) -> None:
+    def __init__(
+        self,
+        models: Store,
+        state_file: str | None = None,
+        *,
+        deploy_seconds: float = 0.0,
+        concurrent_mutations: ConcurrentMode = "reject",
+        clock: Any = time.time,
+    ) -> None:
         self._models = models
         self._lock = threading.RLock()
         self._state_file = state_file
         self._endpoints: dict[str, Endpoint] = {}
         self._operations: dict[str, Operation] = {}
+        # operation name -> a DeployModel/UndeployModel that has not landed yet (JSON-able)
+        self._running: dict[str, dict[str, Any]] = {}
         self._counter = 0
+        self._clock = clock
+        self.deploy_seconds = deploy_seconds
+        self.concurrent_mutations: ConcurrentMode = concurrent_mutations
         if state_file and os.path.exists(state_file):
             self._load(state_file)
         models.set_deployment_lookup(self.is_deployed)
@@ -88,14 +114,34 @@ class EndpointStore:
         with self._lock:
             self._endpoints.clear()
             self._operations.clear()
+            self._running.clear()
             self._counter = 0
             self._save()
 
+    def configure(
+        self, *, deploy_seconds: float | None = None, concurrent_mutations: str | None = None
+    ) -> dict[str, Any]:
+        with self._lock:
+            if deploy_seconds is not None:
+                if deploy_seconds < 0:
+                    raise invalid("deploy_seconds cannot be negative.")
+                self.deploy_seconds = float(deploy_seconds)
+            if concurrent_mutations is not None:
+                if concurrent_mutations not in CONCURRENT_MODES:
+                    raise invalid(f"concurrent_mutations must be one of {CONCURRENT_MODES}.")
+                self.concurrent_mutations = concurrent_mutations  # type: ignore[assignment]
+            return {
+                "deploy_seconds": self.deploy_seconds,
+                "concurrent_mutations": self.concurrent_mutations,
+            }
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
+            self._settle()
             return {
                 "endpoints": {n: self._render(e) for n, e in self._endpoints.items()},
-                "endpoint_operations": len(self._operations),
+                "endpoint_operations": len(self._operations) + len(self._running),
+                "endpoint_operations_running": sorted(self._running),
             }
 
     def deployments(self, model_name: str, version_id: str | None = None) -> list[dict[str, str]]:
@@ -105,12 +151,21 @@ class EndpointStore:
         """
         base = model_name.split("@", 1)[0]
         with self._lock:
-            return [
+            self._settle()
+            landed = [
                 {"endpoint": e.name, "deployedModelId": d["id"]}
                 for e in self._endpoints.values()
                 for d in e.deployed.values()
                 if d["model"] == base and version_id in (None, d["modelVersionId"])
             ]
+            being_deployed = [  # a version on its way to an endpoint is in use already
+                {"endpoint": r["endpoint"], "deployedModelId": r["deployedModel"]["id"]}
+                for r in self._running.values()
+                if r["kind"] == "deploy"
+                and r["deployedModel"]["model"] == base
+                and version_id in (None, r["deployedModel"]["modelVersionId"])
+            ]
+            return landed + being_deployed
 
     def is_deployed(self, model_name: str, version_id: str) -> bool:
         """The model store's hook (`Store.set_deployment_lookup`)."""
@@ -151,6 +206,7 @@ class EndpointStore:
 
     def get_endpoint(self, name: str) -> dict[str, Any]:
         with self._lock:
+            self._settle()
             return self._render(self._endpoint(name))
 
     def list_endpoints(
@@ -159,6 +215,7 @@ class EndpointStore:
         prefix = f"projects/{project}/locations/{location}/endpoints/"
         match = _filter(query.get("filter"))
         with self._lock:
+            self._settle()
             rendered = [
                 self._render(e)
                 for n, e in self._endpoints.items()
@@ -192,7 +249,10 @@ class EndpointStore:
         if "trafficSplit" in changes:
             split = er.traffic_split(changes.pop("trafficSplit"), "Endpoint.traffic_split")
         with self._lock:
+            self._settle()
             endpoint = self._endpoint(name)
+            if split is not None:
+                self._refuse_concurrent(name, "UpdateEndpoint(traffic_split)")
             etag = spec.get("etag")
             if etag and etag != self._render(endpoint)["etag"]:
                 raise ApiError(
@@ -215,7 +275,9 @@ class EndpointStore:
 
     def delete_endpoint(self, name: str) -> dict[str, Any]:
         with self._lock:
+            self._settle()
             endpoint = self._endpoint(name)
+            self._refuse_concurrent(name, "DeleteEndpoint")
             if endpoint.deployed:
                 ids = ", ".join(sorted(endpoint.deployed))
                 raise failed_precondition(
@@ -261,9 +323,11 @@ class EndpointStore:
             displayName=spec.get("displayName") or model["displayName"],
         )
         with self._lock:
+            self._settle()
             endpoint = self._endpoint(name)
+            self._refuse_concurrent(name, "DeployModel")
             deployed_id = spec.get("id") or self._new_deployed_id()
-            if deployed_id in endpoint.deployed:
+            if deployed_id in endpoint.deployed or deployed_id in self._ids_on_the_way(name):
                 raise already_exists(
                     f"DeployedModel with ID {deployed_id} already exists in Endpoint {name}."
                 )
@@ -271,6 +335,11 @@ class EndpointStore:
                 er.check_split_keys(split, set(endpoint.deployed) | {er.NEW_MODEL_KEY})
             stamp = now()
             deployed.update(id=deployed_id, createTime=stamp)
+            if self.deploy_seconds > 0:  # lands later: nothing on the endpoint changes yet
+                return self._start_running(
+                    name, "deploy", DEPLOY_METADATA, stamp,
+                    deployedModel=deployed, trafficSplit=split or None,
+                )  # fmt: skip
             previous = dict(endpoint.traffic)
             endpoint.deployed[deployed_id] = deployed
             if split:
@@ -293,34 +362,50 @@ class EndpointStore:
             raise invalid("UndeployModelRequest.deployed_model_id is required.")
         split = er.traffic_split(request.get("trafficSplit"), "UndeployModelRequest.traffic_split")
         with self._lock:
+            self._settle()
             endpoint = self._endpoint(name)
+            self._refuse_concurrent(name, "UndeployModel")
             if deployed_id not in endpoint.deployed:
                 raise not_found(f"DeployedModel {deployed_id} not found in Endpoint {name}.")
-            remaining = set(endpoint.deployed) - {deployed_id}
-            if split:
-                if split.get(deployed_id):
-                    raise invalid(
-                        f"UndeployModelRequest.traffic_split gives DeployedModel {deployed_id}, "
-                        "the one being undeployed, traffic."
-                    )
-                split.pop(deployed_id, None)
-                er.check_split_keys(split, remaining)
-                new_traffic = split
-            elif not remaining:
-                new_traffic = {}  # the last model: the split always ends up empty
-            elif endpoint.traffic.get(deployed_id):
-                raise failed_precondition(
-                    f"DeployedModel {deployed_id} has {endpoint.traffic[deployed_id]}% of "
-                    f"Endpoint {name}'s traffic; set a traffic_split that gives it none (in this "
-                    "request or with UpdateEndpoint) before undeploying it."
-                )
-            else:
-                new_traffic = {k: v for k, v in endpoint.traffic.items() if k != deployed_id}
+            if self.deploy_seconds > 0:
+                self._new_traffic_without(endpoint, deployed_id, split)  # refuse a bad one now
+                return self._start_running(
+                    name, "undeploy", UNDEPLOY_METADATA, now(),
+                    deployedModelId=deployed_id, trafficSplit=split or None,
+                )  # fmt: skip
+            new_traffic = self._new_traffic_without(endpoint, deployed_id, split)
             del endpoint.deployed[deployed_id]
             endpoint.traffic = new_traffic
             endpoint.update_time = now()
             response = {"@type": UNDEPLOY_RESPONSE}
             return self._operation(name, UNDEPLOY_METADATA, response, endpoint.update_time)
+
+    def _new_traffic_without(
+        self, endpoint: Endpoint, deployed_id: str, split: dict[str, int] | None
+    ) -> dict[str, int]:
+        """UndeployModel's rules: the split the endpoint has once `deployed_id` is gone."""
+        name = endpoint.name
+        remaining = set(endpoint.deployed) - {deployed_id}
+        if split:
+            if split.get(deployed_id):
+                raise invalid(
+                    f"UndeployModelRequest.traffic_split gives DeployedModel {deployed_id}, "
+                    "the one being undeployed, traffic."
+                )
+            split.pop(deployed_id, None)
+            er.check_split_keys(split, remaining)
+            new_traffic = split
+        elif not remaining:
+            new_traffic = {}  # the last model: the split always ends up empty
+        elif endpoint.traffic.get(deployed_id):
+            raise failed_precondition(
+                f"DeployedModel {deployed_id} has {endpoint.traffic[deployed_id]}% of "
+                f"Endpoint {name}'s traffic; set a traffic_split that gives it none (in this "
+                "request or with UpdateEndpoint) before undeploying it."
+            )
+        else:
+            new_traffic = {k: v for k, v in endpoint.traffic.items() if k != deployed_id}
+        return new_traffic
 
     def mutate_deployed_model(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         request = camel_keys(body)
@@ -336,7 +421,9 @@ class EndpointStore:
             if path not in er.MUTABLE_DEPLOYED_PATHS:
                 raise invalid(f"update_mask path {path!r} cannot be mutated on a DeployedModel.")
         with self._lock:
+            self._settle()
             endpoint = self._endpoint(name)
+            self._refuse_concurrent(name, "MutateDeployedModel")
             current = endpoint.deployed.get(spec["id"])
             if current is None:
                 raise not_found(f"DeployedModel {spec['id']} not found in Endpoint {name}.")
@@ -377,7 +464,128 @@ class EndpointStore:
 
     def get_operation(self, name: str) -> dict[str, Any]:
         with self._lock:
+            self._settle()
+            if name in self._running:
+                return self._running_view(name)
             return poll_operation(self._operations, name)
+
+    def list_operations(self, endpoint_name: str, query: Mapping[str, Any]) -> dict[str, Any]:
+        """ListOperations on an endpoint (google.longrunning; the SDK's REST binding is
+        `/ui/{endpoint}/operations`). Filter: none, `done=true` or `done=false`."""
+        raw = query.get("filter") or ""
+        wanted: bool | None = None
+        if raw:
+            match = _DONE_FILTER.fullmatch(str(raw))
+            if match is None:
+                raise invalid(
+                    f"Unsupported operations filter {raw!r}: use done=true or done=false."
+                )
+            wanted = match.group(1) == "true"
+        prefix = endpoint_name + "/operations/"
+        with self._lock:
+            self._settle()
+            self._endpoint(endpoint_name)
+            found: list[dict[str, Any]] = []
+            if wanted is not True:
+                found += [self._running_view(n) for n in self._running if n.startswith(prefix)]
+            if wanted is not False:
+                found += [o.done for n, o in self._operations.items() if n.startswith(prefix)]
+        found.sort(key=lambda o: _num(o["name"].rsplit("/", 1)[-1]))
+        return {"operations": found} if found else {}
+
+    # ---- operations that land later --------------------------------------------------------
+    def _refuse_concurrent(self, name: str, what: str) -> None:
+        if self.concurrent_mutations != "reject":
+            return
+        running = sorted(n for n, r in self._running.items() if r["endpoint"] == name)
+        if running:
+            raise failed_precondition(
+                f"Endpoint {name} has an operation in progress ({running[0]}); {what} can start "
+                "once it is done. Wait for the operation, then retry."
+            )
+
+    def _ids_on_the_way(self, name: str) -> set[str]:
+        return {
+            r["deployedModel"]["id"]
+            for r in self._running.values()
+            if r["endpoint"] == name and r["kind"] == "deploy"
+        }
+
+    def _start_running(
+        self, endpoint: str, kind: str, metadata_type: str, stamp: str, **request: Any
+    ) -> dict[str, Any]:
+        self._counter += 1
+        op = f"{endpoint}/operations/{self._counter}"
+        self._running[op] = {
+            "endpoint": endpoint,
+            "kind": kind,
+            "metadataType": metadata_type,
+            "createTime": stamp,
+            "landsAt": self._clock() + self.deploy_seconds,
+            **request,
+        }
+        self._save()
+        return self._running_view(op)
+
+    def _running_view(self, op: str) -> dict[str, Any]:
+        return {"name": op, "metadata": self._running_view_of(op, self._running[op])}
+
+    def _settle(self) -> None:
+        """Land every running operation whose time has come, oldest first (lock held)."""
+        due = sorted(
+            (r["landsAt"], _num(n.rsplit("/", 1)[-1]), n)
+            for n, r in self._running.items()
+            if r["landsAt"] <= self._clock()
+        )
+        for _, _, op in due:
+            running = self._running.pop(op)
+            try:
+                response = self._land(running)
+            except ApiError as exc:
+                done = {
+                    "name": op,
+                    "metadata": self._running_view_of(op, running),
+                    "done": True,
+                    "error": {"code": _RPC_CODES.get(exc.status, 2), "message": exc.message},
+                }
+                self._operations[op] = Operation(done, self._models.operation_polls)
+                continue
+            done = {"name": op, "metadata": self._running_view_of(op, running), "done": True,
+                    "response": response}  # fmt: skip
+            self._operations[op] = Operation(done, self._models.operation_polls)
+        if due:
+            self._save()
+
+    def _running_view_of(self, op: str, running: dict[str, Any]) -> dict[str, Any]:
+        generic = {"createTime": running["createTime"], "updateTime": now()}
+        return {"@type": running["metadataType"], "genericMetadata": generic}
+
+    def _land(self, running: dict[str, Any]) -> dict[str, Any]:
+        """Apply a landing DeployModel/UndeployModel to the endpoint as it is *now*."""
+        endpoint = self._endpoints.get(running["endpoint"])
+        if endpoint is None:
+            raise not_found(f"Endpoint {running['endpoint']} not found.")
+        split = running.get("trafficSplit")
+        stamp = now()
+        if running["kind"] == "deploy":
+            deployed = dict(running["deployedModel"])
+            if split:
+                er.check_split_keys(split, set(endpoint.deployed) | {er.NEW_MODEL_KEY})
+            endpoint.deployed[deployed["id"]] = deployed
+            if split:
+                endpoint.traffic = {
+                    (deployed["id"] if k == er.NEW_MODEL_KEY else k): v for k, v in split.items()
+                }
+            endpoint.update_time = stamp
+            return {"@type": DEPLOY_RESPONSE, "deployedModel": deployed}
+        deployed_id = running["deployedModelId"]
+        if deployed_id not in endpoint.deployed:
+            raise not_found(f"DeployedModel {deployed_id} not found in Endpoint {endpoint.name}.")
+        new_traffic = self._new_traffic_without(endpoint, deployed_id, dict(split or {}) or None)
+        del endpoint.deployed[deployed_id]
+        endpoint.traffic = new_traffic
+        endpoint.update_time = stamp
+        return {"@type": UNDEPLOY_RESPONSE}
 
     # ---- internals -----------------------------------------------------------------------
     def _endpoint(self, name: str) -> Endpoint:
@@ -435,6 +643,7 @@ class EndpointStore:
             "counter": self._counter,
             "endpoints": [asdict(e) for e in self._endpoints.values()],
             "operations": {n: asdict(o) for n, o in self._operations.items()},
+            "running": self._running,
         }
         write_state(self._state_file, data)
 
@@ -445,6 +654,14 @@ class EndpointStore:
         for raw in data.get("endpoints", []):
             self._endpoints[raw["name"]] = Endpoint(**raw)
         self._operations.update(load_operations(data.get("operations", {})))
+        self._running.update(data.get("running", {}))
+
+
+_RPC_CODES = {"INVALID_ARGUMENT": 3, "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "FAILED_PRECONDITION": 9}
+
+
+def _num(text: str) -> int:
+    return int(text) if text.isdigit() else 0
 
 
 def state_file_for(model_state_file: str | None) -> str | None:

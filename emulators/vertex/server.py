@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from emulators.vertex import rules
 from emulators.vertex.artifacts import ArtifactChecker, normalise_storage_url
-from emulators.vertex.endpoints import EndpointStore, state_file_for
+from emulators.vertex.endpoints import ConcurrentMode, EndpointStore, state_file_for
 from emulators.vertex.errors import ApiError, invalid, not_found
 from emulators.vertex.faults import Faults
 from emulators.vertex.quota import Clock, LroQuota
@@ -150,6 +150,12 @@ _ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
     ),
     (
         "GET",
+        re.compile(rf"/(?:ui|v1)/(?P<name>{_ENDPOINT})/operations"),
+        "ListOperations",
+        lambda s, r: s.endpoints.list_operations(r["name"], r["query"]),
+    ),
+    (
+        "GET",
         re.compile(rf"/v1/(?P<name>{_ENDPOINT})"),
         "GetEndpoint",
         lambda s, r: s.endpoints.get_endpoint(r["name"]),
@@ -180,10 +186,21 @@ class EmulatorServer(ThreadingHTTPServer):
         endpoint_state_file: str | None = None,
         quota_per_minute: int | None = None,
         quota_clock: Clock | None = None,
+        deploy_seconds: float = 0.0,
+        concurrent_mutations: ConcurrentMode = "reject",
     ) -> None:
         super().__init__(address, _RequestHandler)
         self.store = store
-        self.endpoints = EndpointStore(store, endpoint_state_file)  # registers its lookup
+        self.endpoints = EndpointStore(  # registers its lookup
+            store,
+            endpoint_state_file,
+            deploy_seconds=deploy_seconds,
+            concurrent_mutations=concurrent_mutations,
+        )
+        self._startup_endpoints = {
+            "deploy_seconds": deploy_seconds,
+            "concurrent_mutations": concurrent_mutations,
+        }
         self.faults = Faults()
         # LRO submissions per minute per project+region (quota.py); None: not enforced
         self.quota = LroQuota(quota_per_minute, quota_clock)
@@ -212,13 +229,19 @@ class EmulatorServer(ThreadingHTTPServer):
                 self.store.operation_polls = int(body["operation_polls"])
             if "quota_per_minute" in body:
                 self.quota.set_rate(body["quota_per_minute"])
+            endpoints = self.endpoints.configure(
+                deploy_seconds=body.get("deploy_seconds"),
+                concurrent_mutations=body.get("concurrent_mutations"),
+            )
             return {
                 "operation_polls": self.store.operation_polls,
                 "quota_per_minute": self.quota.per_minute,
+                **endpoints,
             }
         if (method, path) == ("POST", "/_emulator/reset"):
             self.store.reset()
             self.endpoints.reset()
+            self.endpoints.configure(**self._startup_endpoints)
             self.faults.clear()
             self.quota.reset()  # usage forgotten; the rate goes back to the startup value
             self.quota.set_rate(self._startup_quota)
@@ -325,6 +348,8 @@ def start_in_thread(
     storage_url: str | None = None,
     quota_per_minute: int | None = None,
     quota_clock: Clock | None = None,
+    deploy_seconds: float = 0.0,
+    concurrent_mutations: ConcurrentMode = "reject",
 ) -> tuple[EmulatorServer, str]:
     """Serve in a daemon thread; returns the server (call `.shutdown()`) and its base URL.
 
@@ -340,6 +365,8 @@ def start_in_thread(
         endpoint_state_file=state_file_for(state_file),
         quota_per_minute=quota_per_minute,
         quota_clock=quota_clock,
+        deploy_seconds=deploy_seconds,
+        concurrent_mutations=concurrent_mutations,
     )
     thread = threading.Thread(target=server.serve_forever, name="vertex-emulator", daemon=True)
     thread.start()

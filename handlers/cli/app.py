@@ -33,6 +33,7 @@ from ..errors import PermanentError, SettingsError, TransientError
 from ..logs import LOGGER_NAME, JsonFormatter
 from ..settings import Settings, env_flag
 from . import backfill as backfill_lib
+from . import canary as cli_canary
 from . import commands as cli_commands
 from . import deploy as cli_deploy
 from .output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
@@ -54,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _logs(verbose=args.verbose):
         try:
             settings = _settings(env, args)
-            run = {**cli_commands.COMMANDS, **cli_deploy.COMMANDS}[args.command]
+            run = {**cli_commands.COMMANDS, **cli_deploy.COMMANDS, **cli_canary.COMMANDS}[
+                args.command
+            ]
             return run(cli_commands.Context(settings, out, args))
         except CliError as exc:
             return _fail(out, str(exc), exc.exit_code)
@@ -111,6 +114,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         f"[env REGISTRAR_UPLOADS_PER_MINUTE, 1-{backfill_lib.MAX_UPLOADS_PER_MINUTE}, "
         f"default {backfill_lib.DEFAULT_UPLOADS_PER_MINUTE}]",
     )
+    backfill.add_argument(
+        "--canary",
+        action="store_true",
+        default=env_flag(env, "REGISTRAR_CANARY"),
+        help="also start the canary deployments DEPLOY_ENDPOINT asks for (off by default: a "
+        "backfill registers, it does not deploy); their endpoint operations are paced with the "
+        "uploads [env REGISTRAR_CANARY]",
+    )
     command("versions", "list the versions of a model").add_argument("name", metavar="NAME")
     command("show", "one version in full, with its registration record").add_argument(
         "ref", metavar="NAME[@VERSION|@ALIAS]"
@@ -148,6 +159,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="only say what the gate would decide; no alias moves [env REGISTRAR_DRY_RUN]",
     )
     cli_deploy.add_commands(command, env, rollback=rollback)
+    cli_canary.add_commands(command, env)
     return parser
 
 

@@ -175,6 +175,25 @@ def pace_uploads(registry: T, pacer: Pacer) -> T:
     return registry
 
 
+# The endpoint long-running operations a canary submits; they share UploadModel's quota.
+ENDPOINT_OPERATIONS = ("create_endpoint", "deploy", "undeploy")
+
+
+def pace_operations(endpoints: T, pacer: Pacer) -> T:
+    """Make every endpoint LRO submission of `endpoints` (CreateEndpoint, DeployModel,
+    UndeployModel) wait for a slot of the same `pacer` as the uploads: all share Vertex's 60
+    long-running operations per minute per region."""
+    for name in ENDPOINT_OPERATIONS:
+        submit = getattr(endpoints, name)
+
+        def paced(*args: Any, _submit: Any = submit, **kwargs: Any) -> Any:
+            pacer.acquire()
+            return _submit(*args, **kwargs)
+
+        setattr(endpoints, name, functools.wraps(submit)(paced))
+    return endpoints
+
+
 def paced_registry(settings: Settings, pacer: Pacer) -> Callable[[], Any]:
     """A `Pipeline` registry factory: the Vertex registry, its uploads paced by `pacer`."""
 

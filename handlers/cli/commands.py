@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from ..gcs.objects import ObjectStore
 from ..settings import Settings
 from . import backfill as backfill_lib
+from . import canary as canary_lib
 from . import gate as gate_lib
 from . import render
 from .aliases import promote as promote_alias
@@ -68,10 +70,18 @@ def backfill(ctx: Context) -> int:
 
     args, out = ctx.args, ctx.out
     bucket, prefix = split_uri(args.uri)
-    # One pacer for every thread: UploadModel calls stay under Vertex's per-region quota.
+    # One pacer for every thread: UploadModel calls (and, with --canary, the endpoint operations
+    # canaries submit) stay under Vertex's per-region quota of long-running operations.
     pacer = backfill_lib.Pacer(args.uploads_per_minute, timer=backfill_lib.TIMER)
-    registry = backfill_lib.paced_registry(ctx.settings, pacer)
-    pipeline = Pipeline(ctx.settings, store=ctx.store, registry_factory=registry)
+    settings = ctx.settings
+    if args.canary and settings.deploy_endpoint:
+        from ..registry import deploy as deploy_lib
+
+        backfill_lib.pace_operations(deploy_lib._registry(settings), pacer)
+    elif settings.deploy_endpoint:  # a bucket of old uploads must not start a canary each
+        settings = dataclasses.replace(settings, deploy_endpoint=None)
+    registry = backfill_lib.paced_registry(settings, pacer)
+    pipeline = Pipeline(settings, store=ctx.store, registry_factory=registry)
     try:
         plan = backfill_lib.discover(ctx.store, ctx.settings, bucket, prefix)
     except ValueError as exc:
@@ -107,6 +117,7 @@ def backfill(ctx: Context) -> int:
                 "dry_run": args.dry_run,
                 "summary": summary,
                 "pacing": pacer.stats(),
+                "canaries": bool(args.canary and settings.deploy_endpoint),
                 "results": [r.as_dict() for r in everything],
             }
         )
@@ -145,6 +156,9 @@ def versions(ctx: Context) -> int:
     if gates:  # the promotion gate is on, or has decided for this model before
         for summary in summaries:
             summary["gate"] = gates.get(summary["version_id"])
+    deployments = canary_lib.deployment_rows(ctx.store, ctx.settings, model, found, ctx.args.bucket)
+    for summary in summaries:
+        summary["deployment"] = deployments.get(summary["version_id"])
     if ctx.out.json_mode:
         display = summaries[0]["display_name"] if summaries else None
         ctx.out.data({"model": model, "display_name": display, "versions": summaries})
@@ -152,10 +166,12 @@ def versions(ctx: Context) -> int:
     ctx.out.table(
         f"{model} ({found[0].display_name if found else 'no versions'})",
         ("version", "aliases", "created", "source", "digest")
-        + (("gate metric", "gate") if gates else ()),
+        + (("gate metric", "gate") if gates else ())
+        + (("deployment",) if deployments else ()),
         (
             (s["version_id"], s["aliases"], s["created"], s["source_uri"], render.short(s))
             + (gate_lib.cell(s.get("gate")) if gates else ())
+            + ((s["deployment"] or "",) if deployments else ())
             for s in summaries
         ),
     )
@@ -256,13 +272,14 @@ def status(ctx: Context) -> int:
     else:
         ctx.out.table(
             f"status of {found.uri} (newest first)",
-            ("generation", "state", "version", "details", "updated"),
+            ("generation", "state", "version", "details", "deployment", "updated"),
             (
                 (
                     r["generation"],
                     r["state"],
                     render.short_name(r["version"]),
                     r["detail"],
+                    r["deployment"] or "",
                     r["updated"],
                 )
                 for r in rows

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import PermanentError, TransientError
 from ..registry import deploy as deploy_lib
+from ..registry.canary import foreign_reason
 from ..registry.endpoints import (
     NEW_DEPLOYMENT,
     EndpointInfo,
@@ -64,6 +65,12 @@ def add_commands(
         default=env.get("REGISTRAR_TRAFFIC") or "100",
         help="percent of the endpoint's traffic for the new deployment; the others keep their "
         "proportions of the rest [env REGISTRAR_TRAFFIC, default 100]",
+    )
+    deploy.add_argument(
+        "--allow-other-model",
+        action="store_true",
+        help="deploy even though the endpoint serves (or is labelled for) another model: its "
+        "traffic split then sends part of that model's requests to this one",
     )
     deploy.add_argument(
         "--machine-type",
@@ -168,6 +175,12 @@ def deploy(ctx: Any) -> int:
             )
         if created:
             out.say(f"created endpoint {endpoint.name}")
+        mixed = foreign_reason(endpoint, model)
+        if mixed and not args.allow_other_model:
+            raise CliError(
+                f"refusing to deploy {short}: {mixed} Pass --allow-other-model to do it anyway.",
+                FAILED,
+            )
         already = endpoint.of_version(model, version.version_id)
         if already:
             out.say(

@@ -65,7 +65,25 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
         "attempts": record.get("attempts"),
         "updated": record.get("updated"),
         "record_uri": record.get("record_uri"),
+        "deployment": deployment_summary(record.get("deployment")),
     }
+
+
+def deployment_summary(note: Any) -> str | None:
+    """`canary started on E (10%)`, `replaced`, `promoted`, … from a record's `deployment`."""
+    if not isinstance(note, dict) or not note.get("state"):
+        return None
+    endpoint = str(note.get("endpoint", "")).rsplit("/", 1)[-1]
+    text = f"{note.get('role') or 'deployment'} {note['state']}"
+    if endpoint:
+        text += f" on {endpoint}"
+    if note.get("state") == "started" and note.get("traffic_split"):
+        text += f" ({note['traffic_split'].get('new')}%)"
+    if note.get("reason"):
+        text += f": {note['reason']}"
+    if note.get("finish_with"):
+        text += f" (finish: `{note['finish_with']}`)"
+    return text
 
 
 def _records(

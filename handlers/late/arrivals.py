@@ -201,6 +201,10 @@ class LateArrivals:
 
             note = deploy.start_canary(
                 settings,
+                self.store,
+                bucket=upload.bucket,
+                record=target.record_object,
+                deadline=deadline,
                 model=model,
                 version_id=version_id,
                 display_name=str(record.get("display_name", "")),

@@ -17,18 +17,19 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PermanentError, TransientError
+from ..gcs.ledger import Ledger
+from ..gcs.objects import ObjectStore
+from ..gcs.records import Records
+from .canary import Canaries, endpoint_ref, model_id
 from .endpoints import (
     DEFAULT_MACHINE_TYPE,
     EndpointInfo,
     EndpointRegistry,
     make_endpoint_registry,
-    split_with_new,
 )
 from .vertex_types import DEFAULT_ALIAS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ..outcome import Registration
     from ..settings import Settings
 
@@ -129,27 +130,46 @@ def _registry(settings: Settings) -> EndpointRegistry:
         return _shared[key]
 
 
+def canaries(
+    settings: Settings,
+    store: ObjectStore,
+    bucket: str,
+    *,
+    registry: EndpointRegistry | None = None,
+) -> Canaries:
+    """The canary lifecycle with the process's endpoint client, the model's ledger in `bucket`."""
+    return Canaries(
+        endpoints=registry or _registry(settings),
+        ledger=Ledger(store, settings.state_prefix),
+        records=Records(store, settings.claim_lease_seconds),
+        bucket=bucket,
+        wait_seconds=float(settings.deploy_wait_seconds),
+    )
+
+
 def start_canary(
     settings: Settings,
+    store: ObjectStore,
     *,
+    bucket: str,
     model: str,
     version_id: str,
     display_name: str,
     serving_image: str,
+    record: str | None = None,
+    deadline: float | None = None,
     registry: EndpointRegistry | None = None,
     today: date | None = None,
-    clock: Callable[[], str] | None = None,
 ) -> dict[str, Any] | None:
-    """With `DEPLOY_ENDPOINT` set: start deploying `model@version_id` there with `DEPLOY_TRAFFIC`
-    percent (the rest keeps its proportions) and return the note for the upload's record; None
-    when the setting is off. Call it only for a version that just became the default."""
+    """With `DEPLOY_ENDPOINT` set: deploy `model@version_id` on the model's own endpoint as its
+    canary (handlers/registry/canary.py) and return the note for the upload's record; None when
+    the setting is off. Call it only for a version that just became the default."""
     if not settings.deploy_endpoint:
         return None
-    from ..gcs.records import now_iso
-
+    endpoint = endpoint_ref(settings.deploy_endpoint, model_id(model))
     version_name = f"{model}@{version_id}"
     note: dict[str, Any] = {
-        "endpoint": settings.deploy_endpoint,
+        "endpoint": endpoint,
         "version": version_name,
         "traffic_percent": settings.deploy_traffic,
     }
@@ -157,49 +177,39 @@ def start_canary(
         image = check_serving_image(serving_image, today)
         if not image.ok:
             return {**note, "state": "skipped", "reason": image.message}
-        endpoints = registry or _registry(settings)
-        endpoint, created = endpoints.ensure_endpoint(
-            settings.deploy_endpoint, timeout=CANARY_ENDPOINT_TIMEOUT
-        )
-        note.update(endpoint=endpoint.name, endpoint_created=created)
-        if endpoint.of_version(model, version_id):
-            return {**note, "state": "skipped", "reason": "this version is already deployed there"}
-        split = split_with_new(
-            endpoint.traffic, [d.id for d in endpoint.deployed], settings.deploy_traffic
-        )
-        shape = shape_for(endpoint)
-        operation = endpoints.deploy(
-            endpoint.name,
-            version_name,
-            traffic_split=split,
-            display_name=deployed_display_name(display_name, version_id),
-            machine_type=shape.machine_type,
-            accelerator=shape.accelerator,
-            max_replicas=shape.max_replicas,
+        lifecycle = canaries(settings, store, bucket, registry=registry)
+        return lifecycle.start(
+            model=model,
+            version_id=version_id,
+            display_name=display_name,
+            traffic=settings.deploy_traffic,
+            endpoint=endpoint,
+            record=record,
+            deadline=deadline,
+            machine=shape_for,
         )
     except Exception as exc:  # noqa: BLE001 - the version is registered; the canary is optional
-        _LOG.warning("canary deployment of %s not started: %s", version_name, exc)
+        _LOG.warning("canary deployment of %s not finished: %s", version_name, exc)
         if not isinstance(exc, (PermanentError, TransientError)):
             exc = TransientError(f"{type(exc).__name__}: {exc}", code="unexpected")
+        busy = exc.code in ("in_progress_elsewhere", "gate_lease_expired", "endpoint_busy")
         return {
             **note,
-            "state": "failed",
+            "state": "deferred" if busy else "failed",
             "error": {"code": exc.code, "message": str(exc)},
-            "retry_with": f"registrar deploy {display_name}@{version_id} --endpoint "
-            f"{settings.deploy_endpoint} --traffic {settings.deploy_traffic}",
+            "retry_with": f"registrar canary start {display_name}@{version_id}",
         }
-    return {
-        **note,
-        "state": "started",
-        "operation": operation.name,
-        "traffic_split": {("new" if k == "0" else k): v for k, v in split.items()},
-        "machine_type": shape.machine_type,
-        "started": (clock or now_iso)(),
-        "follow_with": f"registrar operation {operation.name} --wait",
-    }
 
 
-def after_registration(registration: Registration, settings: Settings) -> dict[str, Any]:
+def after_registration(
+    registration: Registration,
+    settings: Settings,
+    store: ObjectStore,
+    *,
+    bucket: str,
+    record: str | None = None,
+    deadline: float | None = None,
+) -> dict[str, Any]:
     """The pipeline's hook, after the gate: `{"deployment": note}` for the upload's record, or {}
     when `DEPLOY_ENDPOINT` is off. Only a version that became the default is deployed."""
     if not settings.deploy_endpoint:
@@ -210,7 +220,7 @@ def after_registration(registration: Registration, settings: Settings) -> dict[s
     aliases = extra["aliases"] if "aliases" in extra else (version.aliases or registration.aliases)
     if DEFAULT_ALIAS not in aliases:
         note: dict[str, Any] | None = {
-            "endpoint": settings.deploy_endpoint,
+            "endpoint": endpoint_ref(settings.deploy_endpoint, model_id(version.model)),
             "version": version.version_name,
             "state": "skipped",
             "reason": "the version did not become the default (promotion gate, or "
@@ -219,10 +229,14 @@ def after_registration(registration: Registration, settings: Settings) -> dict[s
     else:
         note = start_canary(
             settings,
+            store,
+            bucket=bucket,
             model=version.model,
             version_id=version.version_id,
             display_name=registration.name.display_name,
             serving_image=settings.serving_image,
+            record=record,
+            deadline=deadline,
         )
     registration.timings["deploy"] = round(time.monotonic() - started, 4)
     return {"deployment": note} if note else {}

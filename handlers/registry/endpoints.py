@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 _LOG = logging.getLogger(__name__)
 DEFAULT_MACHINE_TYPE = "n1-standard-2"  # DeployedModel's documented default machine type
 NEW_DEPLOYMENT = "0"  # DeployModelRequest.traffic_split: the key of the model being deployed
+MODEL_LABEL = "registrar-model"  # on an endpoint the registrar manages: the id of the one model
 # CreateEndpointRequest.endpoint_id: a letter then up to 62 of [a-z0-9-] (not ending in '-'), or
 # up to 9 digits without a leading zero. Other names become display names (server-chosen id).
 ENDPOINT_ID = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?|[1-9][0-9]{0,8}")
@@ -228,14 +229,16 @@ class EndpointRegistry(VertexRegistry):
         return model.container_spec.image_uri
 
     # ---- long operations (started here, waited for with `wait`) ------------------------------
-    def create_endpoint(self, ref: str) -> Operation:
+    def create_endpoint(self, ref: str, labels: Mapping[str, str] | None = None) -> Operation:
         """Create an endpoint named `ref` (its id too, when `ref` is a valid endpoint id)."""
         from google.cloud.aiplatform_v1 import types
 
         endpoint_id = ref if ENDPOINT_ID.fullmatch(ref) else ""
         request = types.CreateEndpointRequest(
             parent=self.parent,
-            endpoint=types.Endpoint(display_name=ref, labels={"managed-by": MANAGED_BY}),
+            endpoint=types.Endpoint(
+                display_name=ref, labels={"managed-by": MANAGED_BY, **(labels or {})}
+            ),
             endpoint_id=endpoint_id,
         )
         future = self._call(
@@ -247,7 +250,12 @@ class EndpointRegistry(VertexRegistry):
         return Operation(future.operation.name, "CreateEndpoint", target, future)
 
     def ensure_endpoint(
-        self, ref: str, *, timeout: float = 120.0, on_progress: Progress | None = None
+        self,
+        ref: str,
+        *,
+        timeout: float = 120.0,
+        on_progress: Progress | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> tuple[EndpointInfo, bool]:
         """The endpoint `ref` names, created (and waited for) when there is none; (info, created)."""
         found = self.find_endpoint(ref)
@@ -255,7 +263,7 @@ class EndpointRegistry(VertexRegistry):
             return found, False
         try:
             operation = self.wait(
-                self.create_endpoint(ref), timeout=timeout, on_progress=on_progress
+                self.create_endpoint(ref, labels), timeout=timeout, on_progress=on_progress
             )
         except AlreadyExists:  # created by someone else meanwhile
             return self.require_endpoint(ref), False
@@ -390,6 +398,38 @@ class EndpointRegistry(VertexRegistry):
         if found.done and found.HasField("error"):
             operation.error = f"{found.error.message} (code {found.error.code})"
         return operation
+
+    def running_operations(self, endpoint: str) -> list[str]:
+        """Names of the operations still running on the endpoint (ListOperations `done=false`):
+        a DeployModel started now would overwrite the split they set when they land."""
+        from google.longrunning import operations_pb2
+
+        name = self.endpoint_name(endpoint)
+        request = operations_pb2.ListOperationsRequest(name=name, filter="done=false")
+        found = self._call(
+            "ListOperations",
+            lambda: self._endpoints.list_operations(
+                request=request, retry=None, timeout=self._rpc_timeout
+            ),
+        )
+        return sorted(op.name for op in found.operations if not op.done)
+
+    def set_labels(self, endpoint: str, labels: Mapping[str, str]) -> EndpointInfo:
+        """UpdateEndpoint(labels), guarded by the endpoint's etag."""
+        from google.cloud.aiplatform_v1 import types
+        from google.protobuf import field_mask_pb2
+
+        current = self.get_endpoint(endpoint)
+        update = types.Endpoint(name=current.name, labels=dict(labels), etag=current.etag)
+        mask = field_mask_pb2.FieldMask(paths=["labels"])
+        updated = self._call(
+            "UpdateEndpoint",
+            lambda: self._endpoints.update_endpoint(
+                **self._opts(endpoint=update, update_mask=mask)
+            ),
+            retry=False,
+        )
+        return endpoint_info(updated)
 
     # ---- traffic ---------------------------------------------------------------------------
     def set_traffic(

@@ -441,3 +441,29 @@ def test_uploads_per_minute_is_checked(
     assert ok.code == 0 and ok.json["pacing"]["uploads_per_minute"] == 600
     monkeypatch.delenv("REGISTRAR_UPLOADS_PER_MINUTE")
     assert registrar("backfill", uri, "--json").json["pacing"]["uploads_per_minute"] == 50
+
+
+def test_backfill_starts_no_canary_unless_asked_and_paces_it_with_uploads(
+    registrar, bucket: Bucket, vertex: Vertex, models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    monkeypatch.setenv("DEPLOY_ENDPOINT", "serving-{model}")
+    for i in range(2):
+        bucket.upload((models.keras_a, models.keras_b)[i], f"models/fraud/v{i + 1}/model.keras")
+    plain = registrar("backfill", f"gs://{bucket.name}/models/", "--json")
+    assert plain.code == 0, plain.err
+    assert plain.json["summary"]["registered"] == 2 and plain.json["canaries"] is False
+    endpoints = requests.get(f"{vertex.url}/v1/{vertex.parent}/endpoints", timeout=5).json()
+    assert endpoints.get("endpoints", []) == []  # nothing was deployed
+
+    bucket.upload(models.keras_a, "models/fraud/v3/model.keras")
+    asked = registrar("backfill", f"gs://{bucket.name}/models/", "--json", "--canary")
+    assert asked.code == 0, asked.err
+    assert asked.json["canaries"] is True and asked.json["summary"]["registered"] == 1
+    [endpoint] = requests.get(f"{vertex.url}/v1/{vertex.parent}/endpoints", timeout=5).json()[
+        "endpoints"
+    ]
+    assert endpoint["labels"]["registrar-model"] == "fraud"
+    # one UploadModel + CreateEndpoint + DeployModel, all through the one pacer
+    assert asked.json["pacing"]["upload_calls"] >= 3, asked.json["pacing"]

@@ -30,8 +30,7 @@ def _endpoint_name(endpoint_id: str) -> str:
     return f"{PARENT}/endpoints/{endpoint_id}"
 
 
-@pytest.fixture
-def endpoints(base_url: str) -> Any:
+def _endpoints_client(base_url: str) -> Any:
     """`aiplatform_v1.EndpointServiceClient` over REST against the emulator."""
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform_v1
@@ -41,6 +40,11 @@ def endpoints(base_url: str) -> Any:
         client_options={"api_endpoint": base_url},
         credentials=AnonymousCredentials(),
     )
+
+
+@pytest.fixture
+def endpoints(base_url: str) -> Any:
+    return _endpoints_client(base_url)
 
 
 def _create(endpoints: Any, endpoint_id: str = "", **fields: Any) -> Any:

@@ -438,3 +438,25 @@ def test_failure_alert_watches_the_failures_metric(module: dict[str, Any]) -> No
     assert "google_logging_metric.failures.name" in condition["filter"]
     # rejections are logged at ERROR as well; they must not page anyone
     assert "NOT jsonPayload.outcome:*" in module["locals"]["failures_filter"]
+
+
+# --- the dashboard (dashboard.tf) --------------------------------------------------------------------
+
+
+def test_the_dashboard_shows_every_timed_stage_and_the_canary_steps_the_code_logs(
+    module: dict[str, Any],
+) -> None:
+    """The per-stage latency metrics cover every stage the pipeline times, and the canary metric
+    reads the field the registration's summary line carries (`deployment.state`)."""
+    source = (ROOT / "handlers" / "pipeline.py").read_text(encoding="utf-8")
+    timed = set(re.findall(r'_timed\(timings, "(\w+)"\)', source))
+    stages = module["locals"]["timed_stages"]
+    assert timed and timed <= set(_QUOTED.findall(str(stages))), (timed, stages)
+    metrics = module["resource"]["google_logging_metric"]
+    assert "jsonPayload.deployment.state" in metrics["canary_steps"]["filter"]
+    dashboard = module["resource"]["google_monitoring_dashboard"]["registrar"]
+    text = str(dashboard["dashboard_json"]) + str(module["locals"]["dashboard_tiles"])
+    for name in ("outcomes", "rejected", "failures", "canary_steps", "endpoint_changes",
+                 "stage_seconds"):  # fmt: skip
+        assert f"google_logging_metric.{name}" in text, name
+    assert "EndpointService" in module["locals"]["endpoint_audit"]

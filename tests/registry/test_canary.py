@@ -136,7 +136,8 @@ def test_racing_starts_for_one_model_leave_no_orphan(world: World) -> None:
     final = world.deployed(endpoint)
     assert 0 not in final.values(), final  # nothing deployed without traffic
     assert final[v1] == 90 and len(final) == 2, final
-    assert all(n["state"] in ("started", "deferred") for n in notes), notes
+    # the canary, or stood back for a newer default, or waited out a running operation
+    assert all(n["state"] in ("started", "skipped", "deferred") for n in notes), notes
 
 
 def test_promote_and_abort_finish_a_canary(world: World) -> None:

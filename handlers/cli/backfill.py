@@ -32,7 +32,9 @@ from ..intake import layout
 from ..intake import uploads as artifacts
 from ..intake.events import ObjectEvent
 from ..intake.layout import SAVED_MODEL_GRAPHS
-from ..pipeline import Outcome, Pipeline
+from ..outcome import Outcome
+from ..pipeline import Pipeline
+from ..registry.vertex import make_registry
 from ..settings import Settings
 
 # Result categories, in the order the summary lists them.
@@ -177,8 +179,6 @@ def paced_registry(settings: Settings, pacer: Pacer) -> Callable[[], Any]:
     """A `Pipeline` registry factory: the Vertex registry, its uploads paced by `pacer`."""
 
     def make() -> Any:
-        from ..registry.vertex import make_registry
-
         return pace_uploads(make_registry(settings), pacer)
 
     return make

@@ -24,7 +24,7 @@ from .endpoints import (
     make_endpoint_registry,
     split_with_new,
 )
-from .vertex_types import DEFAULT_ALIAS
+from .interface import DEFAULT_ALIAS
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import PermanentError, TransientError
 from .vertex import VertexRegistry, gapic_client
-from .vertex_errors import AlreadyExists, ModelNotFound
+from .interface import ModelNotFound
+from .vertex_errors import AlreadyExists
 
 if TYPE_CHECKING:
     from ..settings import Settings

@@ -38,9 +38,7 @@ from ..gcs.ledger import Held, Ledger
 from ..gcs.records import now_iso
 from ..settings import Settings
 from .evaluation import value_of
-from .interface import ModelRegistry
-from .vertex_errors import ModelNotFound
-from .vertex_types import DEFAULT_ALIAS, ModelVersionInfo
+from .interface import DEFAULT_ALIAS, ModelNotFound, ModelRegistry, ModelVersionInfo
 
 T = TypeVar("T")
 CHALLENGER_ALIAS = "challenger"

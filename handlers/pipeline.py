@@ -26,11 +26,13 @@ from .intake import uploads as artifacts
 from .intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
 from .logs import get_logger, log
 from .notify import Notifier
-from .outcome import Outcome, Registration
+from .outcome import Outcome
+from .registration import Registration, version_request
 from .registry import lineage
 from .registry.interface import ModelRegistry
 from .registry.vertex_errors import OperationPending
 from .settings import Settings
+from .validation.interface import ModelValidator
 from .validation.report import ValidationReport
 
 _logger = get_logger(__name__)
@@ -57,7 +59,7 @@ class Pipeline:
         *,
         store: ObjectStore | None = None,
         registry_factory: Callable[[], ModelRegistry] | None = None,
-        validator_factory: Callable[[], Any] | None = None,
+        validator_factory: Callable[[], ModelValidator] | None = None,
         notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
@@ -66,7 +68,7 @@ class Pipeline:
         self._registry_factory = registry_factory or _default_registry(settings)
         self._validator_factory = validator_factory or _default_validator(settings)
         self._registry: ModelRegistry | None = None
-        self._validator: Any = None
+        self._validator: ModelValidator | None = None
         # One sandbox worker per instance: uploads handled on parallel threads take turns.
         self._validation_lock = threading.Lock()
         self._registry_lock = threading.Lock()
@@ -82,16 +84,14 @@ class Pipeline:
     def _warm_up(self) -> None:
         """On a cold instance, overlap the slow starts with the GCS work that comes first:
         the sandbox's TF import (~2 s) and the Vertex client's import (~0.7 s)."""
-        validator = self.validator
-        if hasattr(validator, "prestart"):
-            validator.prestart()
+        self.validator.prestart()
         if self._registry is None and not self._registry_lock.locked():
             threading.Thread(
                 target=lambda: self.registry, name="registry-warm-up", daemon=True
             ).start()
 
     @property
-    def validator(self) -> Any:
+    def validator(self) -> ModelValidator:
         if self._validator is None:
             self._validator = self._validator_factory()
         return self._validator
@@ -212,7 +212,9 @@ class Pipeline:
         if isinstance(artifact, layout.KerasFile):
             return artifacts.resolve_keras(event, artifact, self.store, self.settings)
         assert isinstance(artifact, layout.SavedModelMember)
-        return artifacts.resolve_saved_model(event, artifact, self.store, self.settings)
+        return artifacts.resolve_saved_model(
+            event, artifact, self.store, self.settings, asset_names=self.validator.asset_names
+        )
 
     # -- one claimed upload ----------------------------------------------------------------------
     def _process(
@@ -308,7 +310,7 @@ class Pipeline:
         artifacts.check_size(upload, self.settings)
         aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
         report, published = self._validate_and_publish(upload, name, timings)
-        request = lineage.version_request(
+        request = version_request(
             upload=upload,
             display_name=name.display_name,
             version_hint=name.version_hint,
@@ -337,7 +339,12 @@ class Pipeline:
         if self.settings.deploy_endpoint:  # start (not wait for) a canary of a new default
             from .registry import deploy
 
-            registration.extra.update(deploy.after_registration(registration, self.settings))
+            with _timed(timings, "deploy"):
+                registration.extra.update(
+                    deploy.after_registration(
+                        version, name.display_name, registration.aliases_now, self.settings
+                    )
+                )
         with _timed(timings, "record"):
             record = self.records.finish(claim, registration.record())
         self.notifier.publish(record)
@@ -352,7 +359,7 @@ class Pipeline:
             workdir = Path(tmp)
             with _timed(timings, "download"):
                 local, sha256 = self._download(upload, workdir / "source")
-            digest = publish.source_digest(upload, sha256)
+            digest = publish.source_digest(sha256, single_file=upload.kind == "keras")
             with _timed(timings, "validate"), self._validation_lock:
                 if upload.kind == "keras":
                     report = validator.validate_keras(local, workdir / "work", consume=True)
@@ -366,7 +373,7 @@ class Pipeline:
                     self.settings.artifact_prefix, name.display_name, digest
                 )
                 published = publish.publish(
-                    upload,
+                    upload.source,
                     store=self.store,
                     directory=target,
                     digest=digest,
@@ -450,7 +457,7 @@ class Pipeline:
 
     def _sandbox_section(self) -> dict[str, Any]:
         """Which sandbox layers held, for a rejection's record (a registration has it already)."""
-        layers = getattr(self._validator, "sandbox_layers", None) if self._validator else None
+        layers = self._validator.sandbox_layers if self._validator is not None else None
         return {"validation": {"sandbox_layers": dict(layers)}} if layers else {}
 
     @staticmethod
@@ -532,8 +539,8 @@ def _default_registry(settings: Settings) -> Callable[[], ModelRegistry]:
     return make
 
 
-def _default_validator(settings: Settings) -> Callable[[], Any]:
-    def make() -> Any:
+def _default_validator(settings: Settings) -> Callable[[], ModelValidator]:
+    def make() -> ModelValidator:
         from .validation.validator import get_validator
 
         return get_validator(settings)

@@ -370,7 +370,9 @@ def preview(pipeline: Pipeline, event: ObjectEvent) -> Result:
         if isinstance(artifact, layout.KerasFile):
             upload = artifacts.resolve_keras(event, artifact, store, settings)
         elif isinstance(artifact, layout.SavedModelMember):
-            upload = artifacts.resolve_saved_model(event, artifact, store, settings)
+            upload = artifacts.resolve_saved_model(
+                event, artifact, store, settings, asset_names=pipeline.validator.asset_names
+            )
         else:
             return Result(event.uri, SKIPPED, artifact.reason, reason="not_a_model")
     except (Waiting, Superseded) as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -24,12 +23,11 @@ from .endpoints import (
     make_endpoint_registry,
     split_with_new,
 )
-from .interface import DEFAULT_ALIAS
+from .interface import DEFAULT_ALIAS, RegisteredVersion
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
-    from ..outcome import Registration
     from ..settings import Settings
 
 _LOG = logging.getLogger(__name__)
@@ -199,15 +197,14 @@ def start_canary(
     }
 
 
-def after_registration(registration: Registration, settings: Settings) -> dict[str, Any]:
+def after_registration(
+    version: RegisteredVersion, display_name: str, aliases: Collection[str], settings: Settings
+) -> dict[str, Any]:
     """The pipeline's hook, after the gate: `{"deployment": note}` for the upload's record, or {}
-    when `DEPLOY_ENDPOINT` is off. Only a version that became the default is deployed."""
+    when `DEPLOY_ENDPOINT` is off. Only a version that became the default (`aliases`: what it
+    holds after the gate) is deployed."""
     if not settings.deploy_endpoint:
         return {}
-    started = time.monotonic()
-    version = registration.version
-    extra = registration.extra
-    aliases = extra["aliases"] if "aliases" in extra else (version.aliases or registration.aliases)
     if DEFAULT_ALIAS not in aliases:
         note: dict[str, Any] | None = {
             "endpoint": settings.deploy_endpoint,
@@ -221,8 +218,7 @@ def after_registration(registration: Registration, settings: Settings) -> dict[s
             settings,
             model=version.model,
             version_id=version.version_id,
-            display_name=registration.name.display_name,
+            display_name=display_name,
             serving_image=settings.serving_image,
         )
-    registration.timings["deploy"] = round(time.monotonic() - started, 4)
     return {"deployment": note} if note else {}

@@ -25,8 +25,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PermanentError, TransientError
-from .vertex import VertexRegistry, gapic_client
 from .interface import ModelNotFound
+from .vertex import VertexRegistry, gapic_client
 from .vertex_errors import AlreadyExists
 
 if TYPE_CHECKING:

@@ -191,7 +191,9 @@ def _late_metrics(
     except Superseded as exc:
         return Outcome("superseded", str(exc), base), logging.INFO
 
-    targets, incomplete = _uploads_in(event.bucket, directory, store, records, settings)
+    targets, incomplete = _uploads_in(
+        event.bucket, directory, store, records, settings, pipeline.validator.asset_names
+    )
     if isinstance(found, intake.Metrics):
         busy = [
             t.upload.uri for t in targets if t.record and t.record.get("state") not in FINAL_STATES
@@ -333,7 +335,12 @@ def _attach_late(found: intake.Metrics, target: _Target, pipeline: Any) -> dict[
 
 
 def _uploads_in(
-    bucket: str, directory: str, store: ObjectStore, records: Records, settings: Settings
+    bucket: str,
+    directory: str,
+    store: ObjectStore,
+    records: Records,
+    settings: Settings,
+    asset_names: artifacts.AssetNames,
 ) -> tuple[list[_Target], bool]:
     """The model uploads a metrics.json in `directory` describes, each with its record (None: no
     event has reached it yet); and whether a SavedModel there is still incomplete."""
@@ -352,7 +359,11 @@ def _uploads_in(
         root = min(roots, key=lambda o: _SAVED_MODEL_ROOTS.index(o.name[len(directory) :]))
         member = SavedModelMember(root.name, (directory,))
         try:
-            found.append(artifacts.resolve_saved_model(_event_for(root), member, store, settings))
+            found.append(
+                artifacts.resolve_saved_model(
+                    _event_for(root), member, store, settings, asset_names=asset_names
+                )
+            )
         except (Waiting, Superseded):
             incomplete = True
         except Rejected:

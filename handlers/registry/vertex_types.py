@@ -18,7 +18,6 @@ ALIAS_PATTERN = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
 MODEL_ID_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # Vertex: <= 63, not a digit first
 
 
-
 def model_id_for(display_name: str) -> str:
     """Deterministic Vertex model id for a display name (≤63 `[a-z0-9_-]`, starts with a letter).
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import PermanentError, TransientError
+from ..gcs.records import now_iso
+from ..settings import Settings
 from .endpoints import (
     DEFAULT_MACHINE_TYPE,
     EndpointInfo,
@@ -24,11 +27,6 @@ from .endpoints import (
     split_with_new,
 )
 from .interface import DEFAULT_ALIAS, RegisteredVersion
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
-
-    from ..settings import Settings
 
 _LOG = logging.getLogger(__name__)
 WARN_DAYS = 90  # a serving image this close to its end of availability is deployed with a warning
@@ -143,7 +141,6 @@ def start_canary(
     when the setting is off. Call it only for a version that just became the default."""
     if not settings.deploy_endpoint:
         return None
-    from ..gcs.records import now_iso
 
     version_name = f"{model}@{version_id}"
     note: dict[str, Any] = {

@@ -22,17 +22,19 @@ from .errors import PermanentError, PermissionDenied, Superseded, TransientError
 from .gcs import publish
 from .gcs.objects import Digests, ObjectStore
 from .gcs.records import AlreadyFinal, Held, Records, claimed, record_name
-from .intake import layout
+from .intake import layout, metrics
 from .intake import uploads as artifacts
 from .intake.download import fetch
 from .intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
 from .logs import get_logger, log, timed
 from .notify import Notifier
-from .outcome import Outcome, Registration
+from .outcome import Outcome
+from .registration import Registration, version_request
 from .registry import lineage
 from .registry.interface import ModelRegistry
 from .registry.vertex_errors import OperationPending
 from .settings import Settings
+from .validation.interface import ModelValidator
 from .validation.report import ValidationReport
 
 if TYPE_CHECKING:
@@ -74,7 +76,7 @@ class Pipeline:
         *,
         store: ObjectStore | None = None,
         registry_factory: Callable[[], ModelRegistry] | None = None,
-        validator_factory: Callable[[], Any] | None = None,
+        validator_factory: Callable[[], ModelValidator] | None = None,
         notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
@@ -83,7 +85,7 @@ class Pipeline:
         self._registry_factory = registry_factory or _default_registry(settings)
         self._validator_factory = validator_factory or _default_validator(settings)
         self._registry: ModelRegistry | None = None
-        self._validator: Any = None
+        self._validator: ModelValidator | None = None
         # One sandbox worker per instance: uploads handled on parallel threads take turns.
         self._validation_lock = threading.Lock()
         self._registry_lock = threading.Lock()
@@ -100,16 +102,14 @@ class Pipeline:
     def _warm_up(self) -> None:
         """On a cold instance, overlap the slow starts with the GCS work that comes first:
         the sandbox's TF import (~2 s) and the Vertex client's import (~0.7 s)."""
-        validator = self.validator
-        if hasattr(validator, "prestart"):
-            validator.prestart()
+        self.validator.prestart()
         if self._registry is None and not self._registry_lock.locked():
             threading.Thread(
                 target=lambda: self.registry, name="registry-warm-up", daemon=True
             ).start()
 
     @property
-    def validator(self) -> Any:
+    def validator(self) -> ModelValidator:
         if self._validator is None:
             self._validator = self._validator_factory()
         return self._validator
@@ -261,7 +261,9 @@ class Pipeline:
     ) -> artifacts.Upload:
         if isinstance(artifact, layout.KerasFile):
             return artifacts.resolve_keras(event, artifact, self.store, self.settings)
-        return artifacts.resolve_saved_model(event, artifact, self.store, self.settings)
+        return artifacts.resolve_saved_model(
+            event, artifact, self.store, self.settings, asset_names=self.validator.asset_names
+        )
 
     # -- one claimed upload ----------------------------------------------------------------------
     def _process(
@@ -362,7 +364,7 @@ class Pipeline:
         artifacts.check_size(upload, self.settings)
         aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
         report, published = self._validate_and_publish(upload, name, timings)
-        request = lineage.version_request(
+        request = version_request(
             upload=upload,
             display_name=name.display_name,
             version_hint=name.version_hint,
@@ -373,7 +375,8 @@ class Pipeline:
         )
         from .registry import gated  # imported on the first model event, not at start-up
 
-        prepared = gated.prepare(upload, request, self.store, self.settings)
+        found = metrics.for_upload(upload, self.store, self.settings)
+        prepared = gated.prepare(found, request, self.settings)
         self._warn_if_image_ends_soon(registration_source=upload.uri)
         with timed(timings, "register"):
             version = self.registry.ensure_version(
@@ -384,23 +387,27 @@ class Pipeline:
         )
         with timed(timings, "gate"):  # evaluation imported, `default` / `challenger` decided
             settled = gated.settle(
-                prepared, upload, version, registry=self.registry, store=self.store,
-                settings=self.settings, deadline=self._deadline(started),
+                prepared, version, bucket=upload.bucket, upload_key=upload.upload_key,
+                registry=self.registry, store=self.store, settings=self.settings,
+                deadline=self._deadline(started),
             )  # fmt: skip
         registration.extra.update(settled)
         if self.settings.deploy_endpoint:  # start (not wait for) a canary of a new default
             from .registry import deploy
 
-            registration.extra.update(
-                deploy.after_registration(
-                    registration,
-                    self.settings,
-                    self.store,
-                    bucket=upload.bucket,
-                    record=held.claim.name,
-                    deadline=self._deadline(started),
+            with timed(timings, "deploy"):
+                registration.extra.update(
+                    deploy.after_registration(
+                        version,
+                        name.display_name,
+                        registration.aliases_now,
+                        self.settings,
+                        self.store,
+                        bucket=upload.bucket,
+                        record=held.claim.name,
+                        deadline=self._deadline(started),
+                    )
                 )
-            )
         with timed(timings, "record"):
             record = held.finish(registration.record())
         self.notifier.publish(record)
@@ -415,7 +422,7 @@ class Pipeline:
             workdir = Path(tmp)
             with timed(timings, "download"):
                 local, sha256 = self._download(upload, workdir / "source")
-            digest = publish.source_digest(upload, sha256)
+            digest = publish.source_digest(sha256, single_file=upload.kind == "keras")
             with timed(timings, "validate"), self._validation_lock:
                 if upload.kind == "keras":
                     report = validator.validate_keras(local, workdir / "work", consume=True)
@@ -429,7 +436,7 @@ class Pipeline:
                     self.settings.artifact_prefix, name.display_name, digest
                 )
                 published = publish.publish(
-                    upload,
+                    upload.source,
                     store=self.store,
                     directory=target,
                     digest=digest,
@@ -461,7 +468,7 @@ class Pipeline:
 
     def _sandbox_section(self) -> dict[str, Any]:
         """Which sandbox layers held, for a rejection's record (a registration has it already)."""
-        layers = getattr(self._validator, "sandbox_layers", None) if self._validator else None
+        layers = self._validator.sandbox_layers if self._validator is not None else None
         return {"validation": {"sandbox_layers": dict(layers)}} if layers else {}
 
     def _deadline(self, started: float) -> float:
@@ -528,8 +535,8 @@ def _default_registry(settings: Settings) -> Callable[[], ModelRegistry]:
     return make
 
 
-def _default_validator(settings: Settings) -> Callable[[], Any]:
-    def make() -> Any:
+def _default_validator(settings: Settings) -> Callable[[], ModelValidator]:
+    def make() -> ModelValidator:
         from .validation.validator import get_validator
 
         return get_validator(settings)

@@ -15,17 +15,16 @@ import copy
 import getpass
 import json
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import TransientError
 from ..gcs.objects import ObjectStore, PreconditionFailed
 from ..gcs.records import now_iso
+from ..registry.interface import ModelNotFound, ModelVersionInfo
+from ..registry.vertex import ALIAS_PATTERN, VertexRegistry
 from ..settings import Settings
 from .models import get_version, sorted_versions, split_uri
 from .output import NOT_FOUND, USAGE, CliError
-
-if TYPE_CHECKING:
-    from ..registry.vertex import ModelVersionInfo, VertexRegistry
 
 _MAX_HISTORY = 500
 
@@ -109,7 +108,7 @@ def record_move(
     entry["holder"] = target
     entry["latest_version"] = version_ids[-1] if version_ids else target
     entry["history"].append(
-        {"at": now_iso(), "action": action, "from": source, "to": target, "by": _actor()}
+        {"at": now_iso(), "action": action, "from": source, "to": target, "by": actor()}
     )
     del entry["history"][:-_MAX_HISTORY]
 
@@ -193,8 +192,6 @@ def _load(store: ObjectStore, uri: str) -> tuple[dict[str, Any], int]:
 
 
 def _holder(registry: VertexRegistry, model: str, alias: str) -> ModelVersionInfo | None:
-    from ..registry.vertex import ModelNotFound
-
     try:
         return registry.get_model(model, alias)
     except ModelNotFound:
@@ -215,8 +212,6 @@ def _bucket(target: ModelVersionInfo, current: ModelVersionInfo | None, option: 
 
 
 def _check_alias(alias: str) -> None:
-    from ..registry.vertex import ALIAS_PATTERN
-
     if not ALIAS_PATTERN.fullmatch(alias):
         raise CliError(
             f"{alias!r} is not a version alias: 2-128 characters, starting with a lowercase "
@@ -233,7 +228,7 @@ def _num(version_id: str) -> int:
     return int(version_id) if str(version_id).isdigit() else 0
 
 
-def _actor() -> str:
+def actor() -> str:
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

@@ -26,7 +26,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from ..errors import PermanentError, SettingsError, TransientError
@@ -36,6 +36,7 @@ from . import backfill as backfill_lib
 from . import canary as cli_canary
 from . import commands as cli_commands
 from . import deploy as cli_deploy
+from .context import Context
 from .output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
 
 
@@ -55,10 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _logs(verbose=args.verbose):
         try:
             settings = _settings(env, args)
-            run = {**cli_commands.COMMANDS, **cli_deploy.COMMANDS, **cli_canary.COMMANDS}[
-                args.command
-            ]
-            return run(cli_commands.Context(settings, out, args))
+            return COMMANDS[args.command](Context(settings, out, args))
         except CliError as exc:
             return _fail(out, str(exc), exc.exit_code)
         except SettingsError as exc:
@@ -70,6 +68,46 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(out, str(exc), codes.get(exc.code, FAILED))
         except KeyboardInterrupt:
             return _fail(out, "interrupted; re-running the command is safe.", 130)
+
+
+def rollback(ctx: Context) -> int:
+    """`rollback` is two commands under one name, routed here on its arguments: `rollback NAME`
+    moves an alias back (handlers/cli/aliases.py), `rollback --endpoint E` sends an endpoint's
+    traffic back (handlers/cli/deploy.py)."""
+    args = ctx.args
+    if args.endpoint and args.name:
+        raise CliError(
+            f"give either a model ({args.name}) or --endpoint, not both: `registrar rollback "
+            f"{args.name}` moves an alias, `registrar rollback --endpoint {args.endpoint}` "
+            "rolls the endpoint back.",
+            USAGE,
+        )
+    if args.endpoint:
+        return cli_deploy.rollback_endpoint(ctx)
+    if args.name:
+        return cli_commands.rollback(ctx)
+    raise CliError(
+        "rollback needs a model (`registrar rollback NAME` moves its alias back) or an "
+        "endpoint (`registrar rollback --endpoint E` sends traffic back).",
+        USAGE,
+    )
+
+
+def _commands() -> dict[str, Callable[[Context], int]]:
+    """Every command by name; a name defined twice is a bug, not a silent override."""
+    names = [*cli_commands.COMMANDS, *cli_deploy.COMMANDS, *cli_canary.COMMANDS, "rollback"]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise RuntimeError(f"commands defined twice: {twice}")
+    return {
+        **cli_commands.COMMANDS,
+        **cli_deploy.COMMANDS,
+        **cli_canary.COMMANDS,
+        "rollback": rollback,
+    }
+
+
+COMMANDS = _commands()
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:

@@ -33,7 +33,9 @@ from ..intake import uploads as artifacts
 from ..intake.events import ObjectEvent
 from ..intake.layout import SAVED_MODEL_GRAPHS
 from ..intake.listing import uploads_in
-from ..pipeline import Outcome, Pipeline
+from ..outcome import Outcome
+from ..pipeline import Pipeline
+from ..registry.vertex import make_registry
 from ..settings import Settings
 
 # Result categories, in the order the summary lists them.
@@ -198,8 +200,6 @@ def paced_registry(settings: Settings, pacer: Pacer) -> Callable[[], Any]:
     """A `Pipeline` registry factory: the Vertex registry, its uploads paced by `pacer`."""
 
     def make() -> Any:
-        from ..registry.vertex import make_registry
-
         return pace_uploads(make_registry(settings), pacer)
 
     return make
@@ -372,7 +372,9 @@ def preview(pipeline: Pipeline, event: ObjectEvent) -> Result:
         if isinstance(artifact, layout.KerasFile):
             upload = artifacts.resolve_keras(event, artifact, store, settings)
         elif isinstance(artifact, layout.SavedModelMember):
-            upload = artifacts.resolve_saved_model(event, artifact, store, settings)
+            upload = artifacts.resolve_saved_model(
+                event, artifact, store, settings, asset_names=pipeline.validator.asset_names
+            )
         else:
             return Result(event.uri, SKIPPED, artifact.reason, reason="not_a_model")
     except (Waiting, Superseded) as exc:

@@ -6,22 +6,20 @@ turns them into a message and a code.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import dataclasses
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from ..gcs.objects import ObjectStore
-from ..settings import Settings
+from ..pipeline import Pipeline
+from ..registry import deploy as deploy_lib
 from . import backfill as backfill_lib
 from . import canary as canary_lib
 from . import gate as gate_lib
 from . import render
 from .aliases import promote as promote_alias
 from .aliases import rollback as rollback_alias
+from .context import Context
 from .models import (
     get_version,
     parse_ref,
@@ -32,41 +30,13 @@ from .models import (
     split_uri,
     version_summary,
 )
-from .output import FAILED, NOT_FOUND, OK, TRANSIENT, USAGE, CliError, Output
+from .output import FAILED, NOT_FOUND, OK, TRANSIENT, USAGE, CliError
 from .status import summary_row, upload_status
 from .verify import verify as verify_artifact
-
-if TYPE_CHECKING:
-    from ..registry.vertex import VertexRegistry
-
-
-@dataclass
-class Context:
-    settings: Settings
-    out: Output
-    args: argparse.Namespace
-    _store: ObjectStore | None = field(default=None, repr=False)
-    _registry: VertexRegistry | None = field(default=None, repr=False)
-
-    @property
-    def store(self) -> ObjectStore:
-        if self._store is None:
-            self._store = ObjectStore(self.settings)
-        return self._store
-
-    @property
-    def registry(self) -> VertexRegistry:
-        if self._registry is None:
-            from ..registry.vertex import make_registry
-
-            self._registry = make_registry(self.settings)
-        return self._registry
 
 
 def backfill(ctx: Context) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from ..pipeline import Pipeline
 
     args, out = ctx.args, ctx.out
     bucket, prefix = split_uri(args.uri)
@@ -75,8 +45,6 @@ def backfill(ctx: Context) -> int:
     pacer = backfill_lib.Pacer(args.uploads_per_minute, timer=backfill_lib.TIMER)
     settings = ctx.settings
     if args.canary and settings.deploy_endpoint:
-        from ..registry import deploy as deploy_lib
-
         backfill_lib.pace_operations(deploy_lib._registry(settings), pacer)
     elif settings.deploy_endpoint:  # a bucket of old uploads must not start a canary each
         settings = dataclasses.replace(settings, deploy_endpoint=None)
@@ -344,7 +312,6 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "versions": versions,
     "show": show,
     "promote": promote,
-    "rollback": rollback,
     "status": status,
     "verify": verify,
     "gate": gate_lib.gate,

@@ -29,6 +29,7 @@ from ..registry import deploy as deploy_lib
 from ..registry.canary import foreign_reason
 from ..registry.endpoints import (
     NEW_DEPLOYMENT,
+    DeployedModelInfo,
     EndpointInfo,
     EndpointRegistry,
     Operation,
@@ -37,7 +38,9 @@ from ..registry.endpoints import (
     split_with_new,
     split_without,
 )
+from ..registry.interface import ModelVersionInfo
 from ..settings import env_flag
+from .context import Context
 from .models import get_version, parse_ref, read_json, record_uri, resolve_model
 from .output import FAILED, NOT_FOUND, OK, TRANSIENT, USAGE, CliError, Output
 from .verify import verify as verify_artifact
@@ -154,7 +157,7 @@ def _seconds(text: str) -> float:
 
 
 # ---- commands -----------------------------------------------------------------------------
-def deploy(ctx: Any) -> int:
+def deploy(ctx: Context) -> int:
     args, out = ctx.args, ctx.out
     ref = parse_ref(args.ref)
     if ref.ref is None:
@@ -216,7 +219,7 @@ def deploy(ctx: Any) -> int:
         return _finish(ctx, endpoints, operation, endpoint.name, extra)
 
 
-def traffic(ctx: Any) -> int:
+def traffic(ctx: Context) -> int:
     args, out = ctx.args, ctx.out
     with _library_errors():
         endpoints = _endpoints(ctx)
@@ -236,7 +239,7 @@ def traffic(ctx: Any) -> int:
     return _show(out, updated, extra={"traffic_before": before})
 
 
-def undeploy(ctx: Any) -> int:
+def undeploy(ctx: Context) -> int:
     args = ctx.args
     with _library_errors():
         endpoints = _endpoints(ctx)
@@ -252,27 +255,10 @@ def undeploy(ctx: Any) -> int:
         return _remove(ctx, endpoints, endpoint, target, action="undeploy")
 
 
-def rollback(ctx: Any) -> int:
+def rollback_endpoint(ctx: Context) -> int:
     """`rollback --endpoint E`: traffic back to what served before the newest deployment, which is
-    then undeployed. `rollback NAME` (no --endpoint) moves an alias (handlers/cli/aliases.py)."""
-    from . import commands
-
+    then undeployed. (handlers/cli/app.py routes `rollback`: NAME alone is an alias move.)"""
     args = ctx.args
-    if not args.endpoint:
-        if not args.name:
-            raise CliError(
-                "rollback needs a model (`registrar rollback NAME` moves its alias back) or an "
-                "endpoint (`registrar rollback --endpoint E` sends traffic back).",
-                USAGE,
-            )
-        return commands.rollback(ctx)
-    if args.name:
-        raise CliError(
-            f"give either a model ({args.name}) or --endpoint, not both: `registrar rollback "
-            f"{args.name}` moves an alias, `registrar rollback --endpoint {args.endpoint}` "
-            "rolls the endpoint back.",
-            USAGE,
-        )
     with _library_errors():
         endpoints = _endpoints(ctx)
         endpoint = endpoints.require_endpoint(args.endpoint)
@@ -286,7 +272,7 @@ def rollback(ctx: Any) -> int:
         return _remove(ctx, endpoints, endpoint, newest, action="rollback")
 
 
-def operation(ctx: Any) -> int:
+def operation(ctx: Context) -> int:
     args, out = ctx.args, ctx.out
     with _library_errors():
         endpoints = _endpoints(ctx)
@@ -315,17 +301,16 @@ def operation(ctx: Any) -> int:
     return TRANSIENT if args.wait and not state.done else OK
 
 
-COMMANDS: dict[str, Callable[[Any], int]] = {
+COMMANDS: dict[str, Callable[[Context], int]] = {
     "deploy": deploy,
     "traffic": traffic,
     "undeploy": undeploy,
-    "rollback": rollback,
     "operation": operation,
 }
 
 
 # ---- pieces -------------------------------------------------------------------------------
-def _endpoints(ctx: Any) -> EndpointRegistry:
+def _endpoints(ctx: Context) -> EndpointRegistry:
     global _labels
     endpoints = make_endpoint_registry(ctx.settings)
     _labels = _Labels(endpoints)  # one command per call: names are looked up afresh
@@ -355,7 +340,9 @@ def _version_label(model: str, version_id: str) -> str:
     return _labels(model, version_id)
 
 
-def _preflight(ctx: Any, endpoints: EndpointRegistry, version: Any) -> dict[str, Any]:
+def _preflight(
+    ctx: Context, endpoints: EndpointRegistry, version: ModelVersionInfo
+) -> dict[str, Any]:
     """Refuse what would break serving; returns what was checked (for --json)."""
     out, settings = ctx.out, ctx.settings
     name = version.version_name
@@ -415,7 +402,12 @@ def _preflight(ctx: Any, endpoints: EndpointRegistry, version: Any) -> dict[str,
 
 
 def _remove(
-    ctx: Any, endpoints: EndpointRegistry, endpoint: EndpointInfo, target: Any, *, action: str
+    ctx: Context,
+    endpoints: EndpointRegistry,
+    endpoint: EndpointInfo,
+    target: DeployedModelInfo,
+    *,
+    action: str,
 ) -> int:
     """Give `target`'s traffic back to the others (at once), then undeploy it (a long operation)."""
     out = ctx.out
@@ -444,7 +436,7 @@ def _remove(
 
 
 def _finish(
-    ctx: Any,
+    ctx: Context,
     endpoints: EndpointRegistry,
     operation: Operation,
     endpoint: str,
@@ -527,7 +519,7 @@ def _assignments(
     return assigned
 
 
-def _deployment(endpoints: EndpointRegistry, endpoint: EndpointInfo, ref: str) -> Any:
+def _deployment(endpoints: EndpointRegistry, endpoint: EndpointInfo, ref: str) -> DeployedModelInfo:
     """A deployed model id, or NAME@VERSION|NAME@ALIAS of a version deployed exactly once here."""
     found = endpoint.deployment(ref)
     if found is not None:

@@ -11,11 +11,12 @@ as a `manual` decision, in the ledger and in the version's upload record.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ..gcs.ledger import Ledger
 from ..gcs.objects import ObjectStore
 from ..gcs.records import Records
+from ..registry.interface import ModelNotFound, ModelVersionInfo
 from ..registry.promotion import (
     CHALLENGER_ALIAS,
     METRIC_LABEL,
@@ -26,13 +27,12 @@ from ..registry.promotion import (
     Rule,
     decode_value,
 )
+from ..registry.vertex import VertexRegistry
 from ..settings import Settings
-from .models import get_version, record_uri, sorted_versions, split_uri
+from .aliases import actor
+from .context import Context
+from .models import get_version, parse_ref, record_uri, resolve_model, sorted_versions, split_uri
 from .output import NOT_FOUND, OK, USAGE, CliError
-
-if TYPE_CHECKING:
-    from ..registry.vertex import ModelVersionInfo, VertexRegistry
-    from .commands import Context
 
 T = TypeVar("T")
 
@@ -87,7 +87,6 @@ def cell(row: dict[str, Any] | None) -> tuple[str, str]:
 
 def promote_under_gate(ctx: Context, model: str, ref: str, move: Callable[[], T]) -> T:
     """`move` (the alias move to `default`) as a manual decision, when the gate is on."""
-    from .aliases import _actor
 
     rule = Rule.from_settings(ctx.settings)
     target = get_version(ctx.registry, model, ref)
@@ -95,7 +94,7 @@ def promote_under_gate(ctx: Context, model: str, ref: str, move: Callable[[], T]
     if rule is None or bucket is None:
         return move()
     ledger = Ledger(ctx.store, ctx.settings.state_prefix)
-    gate = Gate(rule, ctx.registry, ledger, bucket, by=_actor())
+    gate = Gate(rule, ctx.registry, ledger, bucket, by=actor())
     result = gate.manual(model, target.version_id, move)
     entry = ledger.read(bucket, model).get("versions", {}).get(target.version_id)
     location = record_uri(target, ctx.settings)
@@ -114,8 +113,6 @@ def promote_under_gate(ctx: Context, model: str, ref: str, move: Callable[[], T]
 
 def gate(ctx: Context) -> int:
     """`registrar gate NAME[@VERSION] [--dry-run]`: what the gate decides for a version now."""
-    from .aliases import _actor
-    from .models import parse_ref, resolve_model
 
     rule = Rule.from_settings(ctx.settings)
     if rule is None:
@@ -139,7 +136,7 @@ def gate(ctx: Context) -> int:
         )
     ledger = Ledger(ctx.store, ctx.settings.state_prefix)
     doc = ledger.read(bucket, model)
-    engine = Gate(rule, registry, ledger, bucket, by=_actor())
+    engine = Gate(rule, registry, ledger, bucket, by=actor())
     value = engine.value_of(doc, candidate_version)
     entry = (doc.get("versions") or {}).get(candidate_version.version_id) or {}
     candidate = Candidate(
@@ -164,8 +161,6 @@ def _candidate_version(
     registry: VertexRegistry, model: str, ref: str | None, versions: list[ModelVersionInfo]
 ) -> ModelVersionInfo:
     """The version named, else the challenger, else the newest version without `default`."""
-    from ..registry.vertex import ModelNotFound
-
     if ref:
         return get_version(registry, model, ref)
     try:

@@ -11,17 +11,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import PermanentError
 from ..gcs.objects import ObjectStore
 from ..gcs.records import record_name
-from ..registry.interface import UPLOAD_KEY_LABEL
+from ..registry.interface import UPLOAD_KEY_LABEL, ModelNotFound, ModelVersionInfo
+from ..registry.vertex import VertexRegistry
+from ..registry.vertex_types import MODEL_ID_PATTERN, model_id_for
 from ..settings import Settings
 from .output import USAGE, CliError
-
-if TYPE_CHECKING:
-    from ..registry.vertex import ModelVersionInfo, VertexRegistry
 
 _SOURCE = re.compile(r"\bfrom (gs://.+?) \(generation (\d+), \d+ file")
 _REF = re.compile(r"^(?P<name>.+?)@(?P<ref>[A-Za-z0-9][A-Za-z0-9-]*)$")
@@ -49,9 +48,6 @@ def parse_ref(text: str) -> ModelRef:
 
 def resolve_model(registry: VertexRegistry, name: str) -> str:
     """The model's resource name; raises CliError(3) when no model has that name."""
-    from ..registry.vertex import ModelNotFound, model_id_for
-    from ..registry.vertex_types import MODEL_ID_PATTERN
-
     if name.startswith("projects/"):
         return registry.get_model(name).model
     for model_id in dict.fromkeys((name, model_id_for(name))):
@@ -82,8 +78,6 @@ def resolve_model(registry: VertexRegistry, name: str) -> str:
 
 
 def get_version(registry: VertexRegistry, model: str, ref: str | None) -> ModelVersionInfo:
-    from ..registry.vertex import ModelNotFound
-
     try:
         return registry.get_model(model, ref)
     except ModelNotFound:

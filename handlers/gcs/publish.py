@@ -31,7 +31,6 @@ from typing import Any, TypeVar
 
 import google_crc32c
 
-from ..intake.uploads import Upload
 from .objects import (
     DigestMismatch,
     Digests,
@@ -45,6 +44,17 @@ MANIFEST_NAME = "registrar-manifest.json"
 _CHUNK = 1 << 20
 _PARALLEL_CALLS = 8  # shared by concurrent requests; urllib3 keeps 10 connections per host
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Source:
+    """What is published, as the store sees it: objects pinned to the generations that were
+    downloaded and validated, by their names relative to the upload. Plain values: the store
+    knows no upload (intake's `Upload.source` builds this)."""
+
+    uri: str  # gs://bucket/path, as the manifest names the source
+    bucket: str
+    members: Mapping[str, ObjectInfo]  # relative name -> the pinned object
 
 
 @dataclass(frozen=True)
@@ -64,10 +74,12 @@ def manifest_digest(files: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def source_digest(upload: Upload, validated: Mapping[str, Digests]) -> str:
-    """sha256 of the validated .keras bytes, or of the SavedModel's validated file list."""
-    if upload.kind == "keras":
-        return validated[upload.relative(upload.members[0])].sha256
+def source_digest(validated: Mapping[str, Digests], *, single_file: bool) -> str:
+    """sha256 of the validated bytes of a single-file upload (.keras), or of the validated file
+    list of a directory (SavedModel)."""
+    if single_file:
+        (only,) = validated.values()
+        return only.sha256
     return manifest_digest({relative: d.sha256 for relative, d in validated.items()})
 
 
@@ -77,7 +89,7 @@ def artifact_dir(settings_prefix: str, display_name: str, digest: str) -> str:
 
 
 def publish(
-    upload: Upload,
+    source: Source,
     *,
     store: ObjectStore,
     directory: str,
@@ -91,46 +103,43 @@ def publish(
     validated (`ObjectStore.download_to`)."""
     for target in (directory, f"{directory.rstrip('/')}-{uuid.uuid4().hex[:8]}/"):
         # The listing _place needs overlaps the manifest read (unused if the manifest exists).
-        listing = _pool().submit(store.list_objects, upload.bucket, target)
-        existing = read_manifest(store, upload.bucket, target)
+        listing = _pool().submit(store.list_objects, source.bucket, target)
+        existing = read_manifest(store, source.bucket, target)
         if existing is not None and existing.get("source_digest") == digest:
-            return Published(f"gs://{upload.bucket}/{target}", digest, existing["files"])
+            return Published(f"gs://{source.bucket}/{target}", digest, existing["files"])
         if existing is not None:
             continue
         try:
-            placed = _place(upload, store, target, listing.result(), validated, exported_dir)
+            placed = _place(source, store, target, listing.result(), validated, exported_dir)
         except _Polluted:
             continue
         files = {relative: sha for relative, (sha, _) in placed.items()}
         manifest = {
-            "source": upload.uri,
+            "source": source.uri,
             "source_digest": digest,
             "files": files,
             "crc32c": {relative: crc for relative, (_, crc) in placed.items()},
-            "members": {upload.relative(m): m.generation for m in upload.members},
+            "members": {relative: m.generation for relative, m in source.members.items()},
             "validated": {
-                upload.relative(m): {
-                    "generation": m.generation,
-                    **validated[upload.relative(m)].as_dict(),
-                }
-                for m in upload.members
+                relative: {"generation": m.generation, **validated[relative].as_dict()}
+                for relative, m in source.members.items()
             },
         }
         try:
             store.write_bytes(
-                upload.bucket,
+                source.bucket,
                 target + MANIFEST_NAME,
                 json.dumps(manifest, indent=2, sort_keys=True).encode(),
                 if_generation_match=0,
             )
         except PreconditionFailed:
             continue  # a concurrent worker finished the same directory; re-read it next round
-        return Published(f"gs://{upload.bucket}/{target}", digest, files)
-    raise _Polluted(f"could not publish gs://{upload.bucket}/{directory}")  # pragma: no cover
+        return Published(f"gs://{source.bucket}/{target}", digest, files)
+    raise _Polluted(f"could not publish gs://{source.bucket}/{directory}")  # pragma: no cover
 
 
 def _place(
-    upload: Upload,
+    source: Source,
     store: ObjectStore,
     target: str,
     listing: list[ObjectInfo],
@@ -140,10 +149,9 @@ def _place(
     """Every file in place under `target`: relative path -> (sha256 hex, crc32c base64)."""
     present = {o.name[len(target) :]: o for o in listing}
 
-    def copy(member: ObjectInfo) -> tuple[str, tuple[str, str]]:
+    def copy(relative: str, member: ObjectInfo) -> tuple[str, tuple[str, str]]:
         """Server-side copy, pinned to the validated generation, checked against what was
         validated (not against the source's metadata alone)."""
-        relative = upload.relative(member)
         seen = validated[relative]
         if relative in present:
             if _differs(present[relative], seen.crc32c, seen.md5):
@@ -170,7 +178,7 @@ def _place(
                 raise _Polluted(relative)
         else:
             try:
-                placed = store.upload_file(path, upload.bucket, target + relative)
+                placed = store.upload_file(path, source.bucket, target + relative)
             except PreconditionFailed:
                 raise _Polluted(relative) from None
             if placed.crc32c != crc:
@@ -181,7 +189,7 @@ def _place(
         return relative, (sha256, crc)
 
     tasks: list[Callable[[], tuple[str, tuple[str, str]]]] = [
-        partial(copy, m) for m in upload.members
+        partial(copy, relative, m) for relative, m in source.members.items()
     ]
     if exported_dir is not None:
         for path in sorted(p for p in exported_dir.rglob("*") if p.is_file()):

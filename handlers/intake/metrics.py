@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import math
 import posixpath
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import Rejected, Superseded
 from ..gcs.objects import ObjectInfo, ObjectStore
+from ..model_metrics import Found, Metrics, MetricsProblem
 from ..settings import Settings
 from .layout import SAVED_MODEL_GRAPHS
 
@@ -44,56 +44,6 @@ class MetricsRejected(Rejected):
     """The metrics are unusable; the model they came with is not affected."""
 
     code = "metrics.invalid"
-
-
-@dataclass(frozen=True)
-class Metrics:
-    values: dict[str, float]
-    source: str  # gs:// URI of the object they came from (metrics.json, or the model object)
-    generation: int  # that object's generation
-    origin: Literal["file", "metadata"]
-
-    @property
-    def key(self) -> str:
-        """Identity of these metrics: which object generation, read how."""
-        return f"{self.origin}:{self.source}#{self.generation}"
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "state": "attached",
-            "origin": self.origin,
-            "source": self.source,
-            "generation": self.generation,
-            "values": dict(self.values),
-        }
-
-
-@dataclass(frozen=True)
-class MetricsProblem:
-    """Metrics found for an upload but not used: `rejected` (invalid) or `ignored` (stale)."""
-
-    state: Literal["rejected", "ignored"]
-    code: str
-    message: str
-    source: str
-    generation: int
-    origin: Literal["file", "metadata"]
-
-    @property
-    def key(self) -> str:
-        return f"{self.origin}:{self.source}#{self.generation}"
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "origin": self.origin,
-            "source": self.source,
-            "generation": self.generation,
-            "reason": {"code": self.code, "message": self.message},
-        }
-
-
-Found = Metrics | MetricsProblem | None
 
 
 def parse(data: bytes | str, where: str) -> dict[str, float]:

@@ -1,14 +1,9 @@
-"""One object <-> one local file: the canonical-name rule and the only way a download creates files.
+"""One object <-> one local file: the only way a download creates files.
 
-GCS object names are arbitrary strings: `models/m/v1/variables/../saved_model.pb` is an object of
-its own, distinct from `models/m/v1/saved_model.pb`, but a file system (ours while validating,
-Vertex's serving container after `gsutil cp -r`) folds both onto one file. So every member name
-(relative to its upload) must be its own normal form before it may name a local file:
-
-* no empty, `.` or `..` segment (so no leading, trailing or doubled `/`), no backslash;
-* no control character (C0, DEL, C1; NUL included);
-* Unicode NFC, and `posixpath.normpath(name) == name`;
-* every segment a valid file name on Linux (at most 255 bytes in UTF-8).
+GCS object names are arbitrary strings, but a file system (ours while validating, Vertex's serving
+container after `gsutil cp -r`) folds `variables/../saved_model.pb` onto `saved_model.pb`. So every
+member name (relative to its upload) must pass the canonical-name rule (handlers/object_names.py,
+shared with validation) before it may name a local file.
 
 Then each local path is built under the upload's work directory, resolved and proven to lie
 inside it, and created with `O_CREAT | O_EXCL | O_NOFOLLOW` through directory descriptors opened
@@ -20,51 +15,15 @@ is another's directory (`assets/a` and `assets/a/b`), are refused before anythin
 from __future__ import annotations
 
 import os
-import posixpath
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import Rejected
+from ..object_names import FIX, name_problem
 
 BAD_NAME = "upload.bad_member_name"
 COLLISION = "upload.member_collision"
-_NAME_MAX = 255  # bytes per path segment on Linux file systems
-_FIX = (
-    "Rename the file(s) and upload the model again; object names inside a model upload must be "
-    "plain relative paths (no '.', '..', empty segments, backslashes or control characters, "
-    "Unicode NFC)."
-)
-
-
-def name_problem(relative: str) -> str | None:
-    """Why `relative` may not name a local file, or None when it is canonical."""
-    if not relative:
-        return "it is empty"
-    if "\\" in relative:
-        return "it contains a backslash"
-    if any(_is_control(ch) for ch in relative):
-        return "it contains a control or NUL character"
-    segments = relative.split("/")
-    if any(s in ("", ".", "..") for s in segments):
-        return "it has an empty, '.' or '..' path segment"
-    try:
-        encoded = [s.encode("utf-8") for s in segments]
-    except UnicodeEncodeError:
-        return "it is not valid Unicode (a lone surrogate)"
-    if any(len(s) > _NAME_MAX for s in encoded):
-        return f"a path segment is longer than {_NAME_MAX} bytes"
-    if unicodedata.normalize("NFC", relative) != relative:
-        return "it is not in Unicode normal form C (NFC)"
-    if posixpath.normpath(relative) != relative:
-        return "it is not its own normal form (posixpath.normpath changes it)"
-    return None
-
-
-def _is_control(ch: str) -> bool:
-    code = ord(ch)
-    return code < 0x20 or 0x7F <= code < 0xA0
 
 
 def check_names(relatives: Iterable[str], where: str) -> list[str]:
@@ -77,14 +36,14 @@ def check_names(relatives: Iterable[str], where: str) -> list[str]:
         if problem:
             raise Rejected(
                 f"{where}: the object name {relative!r} cannot be a file of the model because "
-                f"{problem}. It was not downloaded. {_FIX}",
+                f"{problem}. It was not downloaded. {FIX}",
                 code=BAD_NAME,
             )
     files = set(names)
     if len(files) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
         raise Rejected(
-            f"{where}: two objects map to the same file {duplicate!r}. {_FIX}", code=COLLISION
+            f"{where}: two objects map to the same file {duplicate!r}. {FIX}", code=COLLISION
         )
     for relative in names:
         parts = relative.split("/")
@@ -93,7 +52,7 @@ def check_names(relatives: Iterable[str], where: str) -> list[str]:
             if parent in files:
                 raise Rejected(
                     f"{where}: {parent!r} is a file, but {relative!r} needs it to be a folder; "
-                    f"two objects cannot both be written. {_FIX}",
+                    f"two objects cannot both be written. {FIX}",
                     code=COLLISION,
                 )
     return names
@@ -103,11 +62,11 @@ def local_path(root: Path, relative: str) -> Path:
     """The path `relative` names under `root`, proven (resolved) to lie inside `root`."""
     problem = name_problem(relative)
     if problem:
-        raise Rejected(f"{relative!r} cannot name a local file: {problem}. {_FIX}", code=BAD_NAME)
+        raise Rejected(f"{relative!r} cannot name a local file: {problem}. {FIX}", code=BAD_NAME)
     base = root.resolve()
     path = (base / relative).resolve()
     if path == base or not path.is_relative_to(base):
-        raise Rejected(f"{relative!r} resolves outside the work directory. {_FIX}", code=BAD_NAME)
+        raise Rejected(f"{relative!r} resolves outside the work directory. {FIX}", code=BAD_NAME)
     return path
 
 

@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
 from ..errors import Rejected, Superseded, Waiting
 from ..gcs.objects import ObjectInfo, ObjectStore
+from ..gcs.publish import Source
+from ..limits import MAX_GRAPH_BYTES, MAX_INDEX_BYTES
+from ..object_names import name_problem
 from ..settings import Settings
 from .events import ObjectEvent
 from .layout import SAVED_MODEL_FILES, SAVED_MODEL_GRAPHS, KerasFile, SavedModelMember, shard_info
-from .names import name_problem
 
 _MEMBER_TOP = SAVED_MODEL_FILES
 _MEMBER_DIRS = ("variables/", "assets/", "assets.extra/")
 # Members that are not part of a SavedModel's completeness (TF writes them, nothing needs them).
 OPTIONAL_MEMBERS = frozenset({"fingerprint.pb"})
+# `saved_model.pb` bytes -> the asset files the graph reads (None: unparseable). Reading a graph is
+# validation's knowledge, so whoever wires the stages hands it in (`ModelValidator.asset_names`):
+# intake judges names, never bytes.
+AssetNames = Callable[[bytes], frozenset[str] | None]
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,11 @@ class Upload:
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 
     @property
+    def source(self) -> Source:
+        """The pinned members as plain store values, for publishing (the store knows no upload)."""
+        return Source(self.uri, self.bucket, {self.relative(m): m for m in self.members})
+
+    @property
     def record_key(self) -> str:
         """File name of the record: readable for a .keras, a short digest for a directory."""
         if self.kind == "keras":
@@ -99,7 +111,12 @@ def resolve_keras(
 
 
 def resolve_saved_model(
-    event: ObjectEvent, artifact: SavedModelMember, store: ObjectStore, settings: Settings
+    event: ObjectEvent,
+    artifact: SavedModelMember,
+    store: ObjectStore,
+    settings: Settings,
+    *,
+    asset_names: AssetNames,
 ) -> Upload:
     for directory in artifact.candidate_dirs:
         listing = [
@@ -114,7 +131,7 @@ def resolve_saved_model(
     trigger = next((o for o in listing if o.name == event.name), None)
     _check_current(event, trigger)
     _check_complete(directory, listing, event, settings)
-    _check_assets(directory, listing, event, store)
+    _check_assets(directory, listing, event, store, asset_names)
     return Upload(
         "saved_model", event.bucket, directory, tuple(sorted(listing, key=lambda o: o.name)), event
     )
@@ -140,10 +157,8 @@ def check_size(upload: Upload, settings: Settings) -> None:
     """Refuse before downloading anything: sizes come from the object metadata.
 
     The whole upload is held to MAX_ARTIFACT_BYTES; the SavedModel files that the function
-    process itself parses (outside the sandbox) to their own caps (`scan/limits.py`), so that
+    process itself parses (outside the sandbox) to their own caps (handlers/limits.py), so that
     they are refused from metadata instead of after a download."""
-    from ..validation.scan.limits import MAX_GRAPH_BYTES, MAX_INDEX_BYTES
-
     size, where = upload.size, upload.uri
     if size > settings.max_artifact_bytes:
         raise Rejected(
@@ -210,23 +225,25 @@ def _check_complete(
 
 
 def _check_assets(
-    directory: str, listing: list[ObjectInfo], event: ObjectEvent, store: ObjectStore
+    directory: str,
+    listing: list[ObjectInfo],
+    event: ObjectEvent,
+    store: ObjectStore,
+    asset_names: AssetNames,
 ) -> None:
     """Wait for asset files the graph reads (vocabularies...): they may be uploaded last.
 
     Runs only for events that find the directory complete by file names. Only the asset names
-    are parsed from `saved_model.pb` (`parse_asset_names`: the graph itself stays unparsed
-    bytes), at most once per instance and generation: they are cached, so the other member
+    are parsed from `saved_model.pb` (`asset_names`: the graph itself stays unparsed bytes), at
+    most once per instance and generation: they are cached, so the other member
     events and redeliveries of a finished upload neither read nor parse it again. One over the
     size cap is not read here: the upload is refused from its metadata after the claim
     (`check_size`), with a record."""
-    from ..validation.scan.limits import MAX_GRAPH_BYTES
-
     names = {o.name[len(directory) :]: o for o in listing}
     graph = names.get("saved_model.pb")
     if graph is None or graph.size > MAX_GRAPH_BYTES:
         return  # a .pbtxt graph, or too large: validation / check_size decide
-    assets = _asset_names(graph, store)
+    assets = _asset_names_at(graph.bucket, graph.name, graph.generation, store, asset_names)
     if assets is None:
         return  # unparseable: validation rejects it with the specific reason
     # A name that is not canonical ('../x') can never arrive as a member: validation rejects
@@ -239,17 +256,11 @@ def _check_assets(
         )
 
 
-def _asset_names(graph: ObjectInfo, store: ObjectStore) -> frozenset[str] | None:
-    """The asset file names `saved_model.pb` (this generation) names; None if it does not parse."""
-    return _asset_names_at(graph.bucket, graph.name, graph.generation, store)
-
-
 # Keyed by (bucket, name, generation): a generation's bytes never change, so an answer never goes
 # stale. Only the names are kept, never the parsed graph.
 @functools.lru_cache(maxsize=64)
 def _asset_names_at(
-    bucket: str, name: str, generation: int, store: ObjectStore
+    bucket: str, name: str, generation: int, store: ObjectStore, asset_names: AssetNames
 ) -> frozenset[str] | None:
-    from ..validation.scan.savedmodel import parse_asset_names
-
-    return parse_asset_names(store.read_object(ObjectInfo(bucket, name, generation)))
+    """The asset file names `saved_model.pb` (this generation) names; None if it does not parse."""
+    return asset_names(store.read_object(ObjectInfo(bucket, name, generation)))

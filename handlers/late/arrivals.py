@@ -46,9 +46,11 @@ from ..settings import Settings
 
 
 class FingerprintChecker(Protocol):
-    """What this stage asks of the validator."""
+    """What this stage asks of the validator (a part of validation.interface.ModelValidator)."""
 
     def check_late_fingerprint(self, directory: Path) -> None: ...
+
+    def asset_names(self, graph: bytes) -> frozenset[str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,15 @@ class LateArrivals:
         if prior_generation == found.generation and prior.get("state") != "rejected":
             return {**result, "result": "duplicate"}
         extra = gated.attach(
-            found, upload, model, version_id, self.registry(), self.store, settings, deadline
+            found,
+            upload.bucket,
+            upload.upload_key,
+            model,
+            version_id,
+            self.registry(),
+            self.store,
+            settings,
+            deadline,
         )
         if (
             settings.deploy_endpoint
@@ -245,7 +255,13 @@ class LateArrivals:
             member = SavedModelMember(root.name, (directory,))
             try:
                 found.append(
-                    artifacts.resolve_saved_model(_event_for(root), member, store, settings)
+                    artifacts.resolve_saved_model(
+                        _event_for(root),
+                        member,
+                        store,
+                        settings,
+                        asset_names=self.validator().asset_names,
+                    )
                 )
             except (Waiting, Superseded):
                 incomplete = True

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import PermanentError, TransientError
 from ..gcs.ledger import Ledger
 from ..gcs.objects import ObjectStore
 from ..gcs.records import Records
+from ..settings import Settings
 from .canary import Canaries, endpoint_ref, model_id
 from .endpoints import (
     DEFAULT_MACHINE_TYPE,
@@ -27,11 +28,7 @@ from .endpoints import (
     EndpointRegistry,
     make_endpoint_registry,
 )
-from .vertex_types import DEFAULT_ALIAS
-
-if TYPE_CHECKING:
-    from ..outcome import Registration
-    from ..settings import Settings
+from .interface import DEFAULT_ALIAS, RegisteredVersion
 
 _LOG = logging.getLogger(__name__)
 WARN_DAYS = 90  # a serving image this close to its end of availability is deployed with a warning
@@ -202,7 +199,9 @@ def start_canary(
 
 
 def after_registration(
-    registration: Registration,
+    version: RegisteredVersion,
+    display_name: str,
+    aliases: Collection[str],
     settings: Settings,
     store: ObjectStore,
     *,
@@ -211,13 +210,10 @@ def after_registration(
     deadline: float | None = None,
 ) -> dict[str, Any]:
     """The pipeline's hook, after the gate: `{"deployment": note}` for the upload's record, or {}
-    when `DEPLOY_ENDPOINT` is off. Only a version that became the default is deployed."""
+    when `DEPLOY_ENDPOINT` is off. Only a version that became the default (`aliases`: what it
+    holds after the gate) is deployed."""
     if not settings.deploy_endpoint:
         return {}
-    started = time.monotonic()
-    version = registration.version
-    extra = registration.extra
-    aliases = extra["aliases"] if "aliases" in extra else (version.aliases or registration.aliases)
     if DEFAULT_ALIAS not in aliases:
         note: dict[str, Any] | None = {
             "endpoint": endpoint_ref(settings.deploy_endpoint, model_id(version.model)),
@@ -233,10 +229,9 @@ def after_registration(
             bucket=bucket,
             model=version.model,
             version_id=version.version_id,
-            display_name=registration.name.display_name,
+            display_name=display_name,
             serving_image=settings.serving_image,
             record=record,
             deadline=deadline,
         )
-    registration.timings["deploy"] = round(time.monotonic() - started, 4)
     return {"deployment": note} if note else {}

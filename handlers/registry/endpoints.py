@@ -22,15 +22,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import PermanentError, TransientError
+from ..settings import Settings
+from .interface import ModelNotFound
 from .labels import MANAGED_BY
 from .vertex import VertexRegistry, gapic_client, rpc_timeout
-from .vertex_errors import AlreadyExists, ModelNotFound
-
-if TYPE_CHECKING:
-    from ..settings import Settings
+from .vertex_errors import AlreadyExists
+from .vertex_types import quote
 
 _LOG = logging.getLogger(__name__)
 DEFAULT_MACHINE_TYPE = "n1-standard-2"  # DeployedModel's documented default machine type
@@ -173,8 +173,6 @@ class EndpointRegistry(VertexRegistry):
         return endpoint_info(found)
 
     def list_endpoints(self, display_name: str | None = None) -> list[EndpointInfo]:
-        from .vertex_types import quote
-
         query = {"filter": f"display_name={quote(display_name)}"} if display_name else {}
         found = self._call(
             "ListEndpoints",

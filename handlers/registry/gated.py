@@ -21,9 +21,8 @@ from typing import Any
 from ..errors import PermanentError
 from ..gcs.ledger import WAIT_SECONDS, Ledger
 from ..gcs.objects import ObjectStore
-from ..intake import metrics as intake
-from ..intake import uploads as artifacts
 from ..logs import get_logger
+from ..model_metrics import Found, Metrics, MetricsProblem
 from ..settings import Settings
 from .evaluation import spec_for
 from .interface import ModelRegistry, RegisteredVersion, VersionRequest
@@ -35,38 +34,38 @@ _LOG = get_logger(__name__)
 @dataclass(frozen=True)
 class Prepared:
     request: VersionRequest
-    found: intake.Found
+    found: Found
     rule: Rule | None
 
 
-def prepare(
-    upload: artifacts.Upload, request: VersionRequest, store: ObjectStore, settings: Settings
-) -> Prepared:
-    """The upload's metrics, and the version request as the gate wants it."""
-    found = intake.for_upload(upload, store, settings)
+def prepare(found: Found, request: VersionRequest, settings: Settings) -> Prepared:
+    """The version request as the gate wants it, given the upload's metrics (read by intake)."""
     rule = Rule.from_settings(settings)
     if rule is None:
         return Prepared(request, found, None)
-    value = found.values.get(rule.metric) if isinstance(found, intake.Metrics) else None
+    value = found.values.get(rule.metric) if isinstance(found, Metrics) else None
     labels = {**request.labels, **gate_labels(rule, value)}
     return Prepared(replace(request, labels=labels, make_default=False), found, rule)
 
 
 def settle(
     prepared: Prepared,
-    upload: artifacts.Upload,
     version: RegisteredVersion,
     *,
+    bucket: str,
+    upload_key: str,
     registry: ModelRegistry,
     store: ObjectStore,
     settings: Settings,
     deadline: float | None = None,
 ) -> dict[str, Any]:
     """Evaluation and gate for a registered version; the record sections they produce.
+    `bucket`: where the model's ledger lives; `upload_key`: the upload's identity (labels).
     `deadline` (monotonic): when the run's waits must end (the gate's lock wait among them)."""
     return attach(
         prepared.found,
-        upload,
+        bucket,
+        upload_key,
         version.model,
         version.version_id,
         registry,
@@ -77,8 +76,9 @@ def settle(
 
 
 def attach(
-    found: intake.Found,
-    upload: artifacts.Upload,
+    found: Found,
+    bucket: str,
+    upload_key: str,
     model: str,
     version_id: str,
     registry: ModelRegistry,
@@ -88,14 +88,14 @@ def attach(
 ) -> dict[str, Any]:
     """Import `found` as the evaluation of model@version_id and run the gate on it."""
     version_name = f"{model}@{version_id}"
-    extra: dict[str, Any] = {"metrics": _import(found, upload, version_name, registry)}
+    extra: dict[str, Any] = {"metrics": _import(found, upload_key, version_name, registry)}
     rule = Rule.from_settings(settings)
     if rule is None:
         return extra
     candidate = _candidate(rule, found, model, version_id)
     wait = WAIT_SECONDS if deadline is None else min(WAIT_SECONDS, deadline - time.monotonic())
     ledger = Ledger(store, settings.state_prefix, wait_seconds=max(0.0, wait))
-    gate = Gate(rule, registry, ledger, upload.bucket)
+    gate = Gate(rule, registry, ledger, bucket)
     try:
         result = gate.run(candidate)
     except PermanentError as exc:  # e.g. Vertex refused an alias move: the version stays
@@ -108,18 +108,18 @@ def attach(
 
 
 def _import(
-    found: intake.Found, upload: artifacts.Upload, version_name: str, registry: ModelRegistry
+    found: Found, upload_key: str, version_name: str, registry: ModelRegistry
 ) -> dict[str, Any]:
     if found is None:
         return {"state": "none"}
-    if not isinstance(found, intake.Metrics):
+    if not isinstance(found, Metrics):
         return found.record()
     spec = spec_for(
         found.values,
         source=found.source,
         generation=found.generation,
         origin=found.origin,
-        upload_key=upload.upload_key,
+        upload_key=upload_key,
     )
     section = {**found.record(), "task": spec.task, "schema": spec.metrics_schema_uri}
     try:
@@ -134,11 +134,11 @@ def _import(
     return {**section, "evaluation": evaluation.name}
 
 
-def _candidate(rule: Rule, found: intake.Found, model: str, version_id: str) -> Candidate:
+def _candidate(rule: Rule, found: Found, model: str, version_id: str) -> Candidate:
     if found is None:
         why = "the upload has no metrics (no `metrics` metadata, no metrics.json beside it)"
         return Candidate(model, version_id, None, NO_METRICS, why)
-    if isinstance(found, intake.MetricsProblem):
+    if isinstance(found, MetricsProblem):
         why = f"its metrics were {found.state} ({found.code})"
         return Candidate(model, version_id, None, found.key, why)
     value = found.values.get(rule.metric)

@@ -1,21 +1,31 @@
-"""What the pipeline asks of a model registry, independent of any SDK.
+"""What the pipeline asks of a model registry, independent of any SDK: the contract and the
+values it speaks in (as MLflow's entities live beside its store contract).
 
-The pipeline depends on `ModelRegistry`; `handlers.registry.vertex` implements it over the
-google-cloud-aiplatform GAPIC client (imported lazily: it costs ~0.7 s).
+The pipeline, the gate, deploy and the CLI depend on `ModelRegistry` and these types;
+`handlers.registry.vertex` implements it over the google-cloud-aiplatform GAPIC client (imported
+lazily: it costs ~0.7 s). Nothing here imports an implementation: `vertex_types` (the Vertex
+rules) and `vertex_errors` (the SDK's failures translated) import this module, never the reverse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .evaluation import EvaluationInfo, EvaluationSpec
-    from .vertex_types import ModelVersionInfo
+from ..errors import PermanentError
+from .evaluation import EvaluationInfo, EvaluationSpec
 
 # Label that carries an upload's identity; the dedupe lookup filters on it.
 UPLOAD_KEY_LABEL = "registrar-upload-key"
+DEFAULT_ALIAS = "default"  # the alias that marks a model's default version
+
+
+class ModelNotFound(PermanentError):
+    """The model, version or alias asked for does not exist (any registry)."""
+
+    code = "not_found"
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,26 @@ class RegisteredVersion:
     @property
     def version_name(self) -> str:
         return f"{self.model}@{self.version_id}"
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    model: str  # projects/P/locations/L/models/ID
+    version_id: str
+    display_name: str
+    aliases: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    artifact_uri: str = ""
+    description: str = ""
+    create_time: datetime | None = None
+
+    @property
+    def version_name(self) -> str:
+        return f"{self.model}@{self.version_id}"
+
+    @property
+    def is_default(self) -> bool:
+        return DEFAULT_ALIAS in self.aliases
 
 
 class ModelRegistry(Protocol):

@@ -8,17 +8,35 @@ hold what can be filtered on (upload key, generation, digest prefix, validation 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ..errors import PermanentError
-from ..gcs.publish import Published
-from ..intake.uploads import Upload
 from ..settings import Settings
 from .interface import UPLOAD_KEY_LABEL, VersionRequest
 from .labels import MANAGED_BY
 from .vertex_types import DEFAULT_ALIAS, bad_aliases
 
 _MAX_DESCRIPTION = 4000
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a version comes from, as plain values: the registry knows no upload, no published
+    directory and no validation report (the pipeline's handlers/registration.py fills this in)."""
+
+    upload_key: str
+    bucket: str
+    uri: str  # gs://bucket/path of the upload
+    generation: int
+    kind: str  # "keras" or "saved_model"
+    files: int  # how many objects the upload is
+    metadata: Mapping[str, str]  # the upload's custom metadata (description)
+    source_digest: str
+    artifact_uri: str  # the published, content-addressed copy
+    smoke_passed: bool
+    validation_summary: str
+    signature: str  # "inputs x:float32[None, 4]; outputs y:float32[None, 1]"
 
 
 def label_value(text: str) -> str:
@@ -51,44 +69,34 @@ def parse_aliases(raw: str | None, where: str) -> tuple[str, ...]:
 
 def version_request(
     *,
-    upload: Upload,
+    source: Provenance,
     display_name: str,
     version_hint: str | None,
     aliases: tuple[str, ...],
-    published: Published,
-    validation: Any,
     settings: Settings,
 ) -> VersionRequest:
     labels = {
         "managed-by": MANAGED_BY,
-        UPLOAD_KEY_LABEL: upload.upload_key,
-        "source-generation": str(upload.generation),
-        "source-kind": "keras" if upload.kind == "keras" else "saved-model",
-        "content-sha256": published.source_digest[:40],
-        "validation": "passed" if validation.smoke_test == "passed" else "smoke-skipped",
-        "source-bucket": label_value(upload.bucket),
+        UPLOAD_KEY_LABEL: source.upload_key,
+        "source-generation": str(source.generation),
+        "source-kind": "keras" if source.kind == "keras" else "saved-model",
+        "content-sha256": source.source_digest[:40],
+        "validation": "passed" if source.smoke_passed else "smoke-skipped",
+        "source-bucket": label_value(source.bucket),
     }
     if version_hint:
         labels["source-version"] = label_value(version_hint)
-    metadata = upload.metadata
-    signature = "; ".join(
-        [
-            "inputs " + ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in validation.inputs),
-            "outputs "
-            + ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in validation.outputs),
-        ]
-    )
     provenance = (
-        f"Registered by {MANAGED_BY} from {upload.uri} (generation {upload.generation}, "
-        f"{len(upload.members)} file(s)), sha256 {published.source_digest}. "
+        f"Registered by {MANAGED_BY} from {source.uri} (generation {source.generation}, "
+        f"{source.files} file(s)), sha256 {source.source_digest}. "
         + (f"Version from the path: {version_hint}. " if version_hint else "")
-        + f"Validation: {validation.summary()}. serving_default {signature}."
+        + f"Validation: {source.validation_summary}. serving_default {source.signature}."
     )
-    user_text = metadata.get("description", "").strip()
+    user_text = source.metadata.get("description", "").strip()
     description = f"{user_text}\n\n{provenance}" if user_text else provenance
     return VersionRequest(
         display_name=display_name,
-        artifact_uri=published.artifact_uri,
+        artifact_uri=source.artifact_uri,
         serving_image=settings.serving_image,
         description=description[:_MAX_DESCRIPTION],
         labels=labels,

@@ -38,9 +38,8 @@ from ..gcs.ledger import Held, Ledger
 from ..gcs.records import now_iso
 from ..settings import Settings
 from .evaluation import value_of
-from .interface import ModelRegistry
-from .vertex_errors import ModelNotFound
-from .vertex_types import DEFAULT_ALIAS, ModelVersionInfo
+from .interface import DEFAULT_ALIAS, ModelNotFound, ModelRegistry, ModelVersionInfo
+from .lineage import label_value
 
 T = TypeVar("T")
 CHALLENGER_ALIAS = "challenger"
@@ -185,8 +184,6 @@ def decode_value(text: str | None) -> float | None:
 def gate_labels(rule: Rule, value: float | None) -> dict[str, str]:
     """Labels every version registered under the gate carries (its own, so none is inherited from
     the model's labels, which Vertex merges into every version)."""
-    from .lineage import label_value
-
     return {METRIC_LABEL: label_value(rule.metric), VALUE_LABEL: encode_value(value)}
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import PermanentError, TransientError
 from ..logs import get_logger
 from ..retry import RetryPolicy, call_with_retry
+from ..settings import Settings
 from .evaluation import (
     EvaluationInfo,
     EvaluationSpec,
@@ -45,9 +46,6 @@ from .vertex_types import (
     quote,
     version_info,
 )
-
-if TYPE_CHECKING:
-    from ..settings import Settings
 
 # The public API; names defined in vertex_types / vertex_errors stay importable from here.
 __all__ = [

@@ -8,6 +8,7 @@ to do. The SDK's exception modules are imported only when a failure is translate
 from __future__ import annotations
 
 from ..errors import PermanentError, PermissionDenied, RegistrarError, TransientError
+from .interface import ModelNotFound
 
 # The IAM permission each RPC needs (cloud.google.com/vertex-ai/docs/general/access-control).
 _PERMISSIONS = {
@@ -21,10 +22,6 @@ _PERMISSIONS = {
     "GetModelEvaluation": "aiplatform.modelEvaluations.get",
     "ListModelEvaluations": "aiplatform.modelEvaluations.list",
 }
-
-
-class ModelNotFound(PermanentError):
-    code = "not_found"
 
 
 class AlreadyExists(PermanentError):

@@ -1,6 +1,7 @@
-"""The plain values `VertexRegistry` takes and returns, and the rules it checks before any call.
+"""The rules `VertexRegistry` checks before any call, and the SDK message -> contract value step.
 
-No SDK import: model ids, alias rules and filter strings are pure functions of their inputs.
+No SDK import: model ids, alias rules and filter strings are pure functions of their inputs. The
+values themselves (`ModelVersionInfo`...) belong to the contract, handlers/registry/interface.py.
 """
 
 from __future__ import annotations
@@ -8,36 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from ..errors import PermanentError
-from .interface import UPLOAD_KEY_LABEL, VersionRequest
+from .interface import DEFAULT_ALIAS, UPLOAD_KEY_LABEL, ModelVersionInfo, VersionRequest
 
 ALIAS_PATTERN = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
-DEFAULT_ALIAS = "default"
 MODEL_ID_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")  # Vertex: <= 63, not a digit first
-
-
-@dataclass(frozen=True)
-class ModelVersionInfo:
-    model: str  # projects/P/locations/L/models/ID
-    version_id: str
-    display_name: str
-    aliases: tuple[str, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
-    artifact_uri: str = ""
-    description: str = ""
-    create_time: datetime | None = None
-
-    @property
-    def version_name(self) -> str:
-        return f"{self.model}@{self.version_id}"
-
-    @property
-    def is_default(self) -> bool:
-        return DEFAULT_ALIAS in self.aliases
 
 
 def model_id_for(display_name: str) -> str:

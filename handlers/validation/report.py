@@ -42,6 +42,13 @@ class ValidationReport:
             section["sandbox_layers"] = dict(self.sandbox_layers)
         return section
 
+    def signature(self) -> str:
+        """The serving signature as a version's description names it, e.g.
+        ``inputs x:float32[None, 4]; outputs y:float32[None, 1]``."""
+        ins = ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in self.inputs)
+        outs = ", ".join(f"{t.name}:{t.dtype}{list(t.shape)}" for t in self.outputs)
+        return f"inputs {ins}; outputs {outs}"
+
     def summary(self) -> str:
         """One short line for labels and logs, e.g. ``passed; in=x:float32[?,4]; out=y:...``."""
         ins = ",".join(t.describe() for t in self.inputs)

@@ -22,7 +22,7 @@ from .sandbox import reasons
 from .sandbox.process import Sandbox, default_memory_mb
 from .sandbox.protocol import DETAIL_LIMIT
 from .scan.keras import scan_keras_file
-from .scan.savedmodel import scan_saved_model_dir
+from .scan.savedmodel import parse_asset_names, scan_saved_model_dir
 
 __all__ = ["TensorInfo", "ValidationReport", "Validator", "get_validator"]
 
@@ -88,6 +88,10 @@ class Validator:
             {"op": "fingerprint", "dir": str(Path(directory).resolve())},
             what="the late fingerprint.pb",
         )
+
+    def asset_names(self, graph: bytes) -> frozenset[str] | None:
+        """Only the asset names are parsed from the graph's bytes (scan/savedmodel.py)."""
+        return parse_asset_names(graph)
 
     @property
     def sandbox_layers(self) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def setup(tmp_path: Path) -> tuple[SlowStore, Upload, Path]:
 
 def _publish(store: SlowStore, upload: Upload, export: Path) -> publish.Published:
     return publish.publish(
-        upload,
+        upload.source,
         store=store,  # type: ignore[arg-type]
         directory="registered/m/sha256-abc/",
         digest="abc",

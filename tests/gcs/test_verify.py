@@ -34,7 +34,7 @@ def published(settings: Settings, bucket: Bucket, tmp_path: Path):
         (export / name).write_bytes(f"exported {name}".encode())
     upload = Upload("keras", bucket.name, info.name, (info,), None)  # type: ignore[arg-type]
     result = publish.publish(
-        upload,
+        upload.source,
         store=store,
         directory="registered/m/sha256-abc/",
         digest=seen.sha256,

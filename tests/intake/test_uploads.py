@@ -9,9 +9,10 @@ from handlers.errors import Rejected, Waiting
 from handlers.gcs.objects import ObjectInfo
 from handlers.intake import uploads
 from handlers.intake.events import ObjectEvent
+from handlers.limits import MAX_GRAPH_BYTES, MAX_INDEX_BYTES
 from handlers.settings import Settings
-from handlers.validation.scan.limits import MAX_GRAPH_BYTES, MAX_INDEX_BYTES
 from handlers.validation.scan.proto import message
+from handlers.validation.scan.savedmodel import parse_asset_names
 
 DIR = "models/m/v1/"
 SETTINGS = Settings(project="p")
@@ -82,13 +83,15 @@ def test_the_graph_is_read_and_parsed_once_per_generation_across_member_events()
     event = ObjectEvent(bucket="b", name=DIR + "saved_model.pb", generation=77)
     for _ in range(5):  # five member events / redeliveries before the asset arrives
         with pytest.raises(Waiting, match=r"vocab\.txt"):
-            uploads._check_assets(DIR, listing, event, store)  # type: ignore[arg-type]
-    uploads._check_assets(DIR, [*listing, _info("assets/vocab.txt")], event, store)  # type: ignore[arg-type]
+            uploads._check_assets(DIR, listing, event, store, parse_asset_names)  # type: ignore[arg-type]
+    uploads._check_assets(
+        DIR, [*listing, _info("assets/vocab.txt")], event, store, parse_asset_names
+    )  # type: ignore[arg-type]
     assert store.reads == 1
     # A new generation of saved_model.pb is a new graph: read again.
     listing[0] = _info("saved_model.pb", len(graph), generation=78)
     with pytest.raises(Waiting):
-        uploads._check_assets(DIR, listing, event, store)  # type: ignore[arg-type]
+        uploads._check_assets(DIR, listing, event, store, parse_asset_names)  # type: ignore[arg-type]
     assert store.reads == 2
 
 
@@ -96,7 +99,7 @@ def test_a_graph_over_the_cap_is_not_read_while_resolving() -> None:
     store = CountingStore(b"")
     listing = [_info("saved_model.pb", MAX_GRAPH_BYTES + 1, generation=5)]
     event = ObjectEvent(bucket="b", name=DIR + "saved_model.pb", generation=5)
-    uploads._check_assets(DIR, listing, event, store)  # type: ignore[arg-type]
+    uploads._check_assets(DIR, listing, event, store, parse_asset_names)  # type: ignore[arg-type]
     assert store.reads == 0  # check_size refuses it after the claim, with a record
 
 
@@ -110,4 +113,4 @@ def test_an_asset_name_that_can_never_arrive_is_not_waited_for() -> None:
         _info("variables/variables.data-00000-of-00001"),
     ]
     event = ObjectEvent(bucket="b", name=DIR + "saved_model.pb", generation=90)
-    uploads._check_assets(DIR, listing, event, CountingStore(graph))  # type: ignore[arg-type]
+    uploads._check_assets(DIR, listing, event, CountingStore(graph), parse_asset_names)  # type: ignore[arg-type]

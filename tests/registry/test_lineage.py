@@ -1,4 +1,7 @@
-"""Lineage: the labels and description every registered version carries (pure, no services)."""
+"""Lineage: the labels and description every registered version carries (pure, no services).
+
+Built through handlers/registration.py, which turns the pipeline's values (upload, published copy,
+report) into the plain `lineage.Provenance` the registry takes."""
 
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ from handlers.gcs.objects import ObjectInfo
 from handlers.gcs.publish import Published
 from handlers.intake.events import ObjectEvent
 from handlers.intake.uploads import Upload
+from handlers.registration import version_request
 from handlers.registry.interface import UPLOAD_KEY_LABEL
-from handlers.registry.lineage import MANAGED_BY, label_value, parse_aliases, version_request
+from handlers.registry.lineage import MANAGED_BY, label_value, parse_aliases
 from handlers.registry.vertex_types import ALIAS_PATTERN
 from handlers.settings import Settings
 from handlers.validation.report import TensorInfo, ValidationReport

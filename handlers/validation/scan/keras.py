@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import Rejected
-from ...settings import Settings
-from . import zip_framing as framing
-from .h5 import scan_h5_member
-from .keras_config import scan_keras_config
-from .limits import (
+from ...limits import (
     MAX_CONFIG_JSON_BYTES,
     MAX_JSON_VALUES,
     MAX_METADATA_JSON_BYTES,
 )
+from ...settings import Settings
+from . import zip_framing as framing
+from .h5 import scan_h5_member
+from .keras_config import scan_keras_config
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _WEIGHTS = "model.weights.h5"

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import Rejected
-from ...intake.names import name_problem
+from ...limits import MAX_GRAPH_BYTES, MAX_GRAPH_PARSE_BYTES
+from ...object_names import name_problem
 from ...settings import Settings
 from ..report import TensorInfo
 from .graph_checks import check_graph
-from .limits import MAX_GRAPH_BYTES, MAX_GRAPH_PARSE_BYTES
 from .proto import DTYPES, ProtoLimit, parse_limited
 from .tensor_bundle import BundleError, Entry, open_bundle_index
 

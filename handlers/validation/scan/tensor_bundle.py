@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .limits import (
+from ...limits import (
     MAX_INDEX_BYTES,
     MAX_INDEX_ENTRIES,
     MAX_INDEX_KEY_BYTES,

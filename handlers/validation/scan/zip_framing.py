@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ...errors import Rejected
-from .limits import CD_BYTES_PER_MEMBER
+from ...limits import CD_BYTES_PER_MEMBER
 
 CODE = "keras.bad_zip_framing"
 _EOCD = struct.Struct(

@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 
 from handlers.errors import Rejected
-from handlers.settings import Settings
-from handlers.validation.scan import proto, savedmodel, zip_framing
-from handlers.validation.scan.keras import scan_keras_file
-from handlers.validation.scan.limits import (
+from handlers.limits import (
     MAX_GRAPH_PARSE_BYTES,
     MAX_INDEX_ENTRIES,
     MAX_INDEX_KEY_BYTES,
 )
+from handlers.settings import Settings
+from handlers.validation.scan import proto, savedmodel, zip_framing
+from handlers.validation.scan.keras import scan_keras_file
 from handlers.validation.scan.tensor_bundle import (
     BundleError,
     BundleLimit,

@@ -1,5 +1,9 @@
 """Caps on what the function process itself parses from an untrusted upload (outside the sandbox).
 
+A leaf shared by two stages: intake refuses an upload over a cap from its object metadata, before
+any download (`intake/uploads.check_size`); validation refuses the downloaded file over the same
+cap (`validation/scan/`). One home, so the two can never disagree.
+
 Each cap bounds memory and CPU in the function process, whose memory is the ~20% of the instance
 the sandbox does not get. Reference points, measured with Keras 3.15 / TF 2.21 (`model.save` and
 `model.export` of `keras.applications` models, the largest of which is EfficientNetB7):

@@ -84,6 +84,7 @@ class _ObjectView:
         # A protobuf map keeps the last entry of a key; so does this.
         self.concrete = {e.key: list(e.value.bound_inputs) for e in graph.concrete_functions}
         self.assets = list(index.meta.asset_file_def)
+        self._seen: set[tuple[str, int]] = set()  # (function, argument) traced for a path
 
     # ---- structure -----------------------------------------------------------------------
 
@@ -194,42 +195,43 @@ class _ObjectView:
 
     def check_paths(self) -> None:
         index = self.index
+        checkpoint = self._reaching_checkpoint_ops()
         for name in self.concrete:
-            reached = self._reachable(name)
-            banned = reached & saver_functions(index)
-            saver_ops = sorted(
-                {n.op for f in reached for n in index.place[f].nodes if n.op in allow.SAVER_ONLY}
-            )
-            if banned or saver_ops:
+            if name in checkpoint:
                 _path(
-                    f"the loader can call function {name!r}, which reaches checkpoint "
-                    f"{'functions ' + repr(sorted(banned)) if banned else 'ops ' + repr(saver_ops)}"
-                    " (files named by the caller)"
+                    f"the loader can call function {name!r}, which reaches the checkpoint "
+                    f"{checkpoint[name]} (it reads or writes files its caller names)"
                 )
         for place in index.places:
             for node in place.nodes:
                 position = PATH_INPUTS.get(node.op)
-                inputs = data_inputs(node)
                 if position is None:
                     continue
+                inputs = data_inputs(node)
                 if position >= len(inputs):
                     _path(f"{node.op} node {node.name!r} has no file-name input")
                 where = f"the file name of {node.op} node {node.name!r} in {place.describe()}"
                 self._path_source(index.trace(place, inputs[position]), where, 0)
 
-    def _reachable(self, name: str) -> set[str]:
-        """`name` and every library function it calls, by attribute or by op name."""
-        seen, stack = {name}, [name]
+    def _reaching_checkpoint_ops(self) -> dict[str, str]:
+        """Library functions that are, or call (by attribute or op name, however deep), the
+        saver's functions or a checkpoint op -> what they reach; one pass over the callers."""
+        index = self.index
+        found: dict[str, str] = {name: "function the saver_def names"
+                                 for name in saver_functions(index)}  # fmt: skip
+        for place in index.places[1:]:
+            ops = sorted({n.op for n in place.nodes if n.op in allow.SAVER_ONLY})
+            if ops and place.name not in found:
+                found[place.name] = f"op(s) {ops}"
+        stack = list(found)
         while stack:
-            for node in self.index.place[stack.pop()].nodes:
-                called = [f for _, f in node.funcs]
-                if node.op in self.index.functions:
-                    called.append(node.op)
-                for fn in called:
-                    if fn in self.index.functions and fn not in seen:
-                        seen.add(fn)
-                        stack.append(fn)
-        return seen
+            name = stack.pop()
+            for ref in index.references.get(name, []):
+                caller = ref.place.name
+                if not ref.place.is_graph and caller not in found:
+                    found[caller] = f"{found[name]} through {name!r}"[:300]
+                    stack.append(caller)
+        return found
 
     def _path_source(self, source: Source | None, where: str, depth: int) -> None:
         """A file name must come, in the loader's wiring, from an asset object (the graph's
@@ -242,6 +244,9 @@ class _ObjectView:
                 return  # run by TF1 loaders and TF Serving only: checked by scan.ops
             _path(f"{where} is computed inside the function ({source.node.op})")
         position = source.arg_index
+        if (place.name, position) in self._seen:
+            return  # every way here was or is being checked
+        self._seen.add((place.name, position))
         bound = self.concrete.get(place.name)
         if bound is not None:
             first = len(self.index.functions[place.name].signature.input_arg) - len(bound)

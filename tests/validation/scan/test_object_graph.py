@@ -192,7 +192,7 @@ def test_a_checkpoint_function_the_loader_can_call_is_rejected(validator, fresh,
     """The saver's restore function (RestoreV2 on a prefix its caller names) made callable by
     the loader as an attribute of the root object."""
     message = _rejected(validator, _meta_edit(fresh(), _add_saver_function), tmp_path, PATH)
-    assert "reaches checkpoint" in message
+    assert "reaches the checkpoint function the saver_def names" in message
 
 
 def test_a_constant_named_by_the_graph_and_the_object_graph_must_agree(tmp_path) -> None:

@@ -94,18 +94,18 @@ class _ObjectView:
         for name, bound in self.concrete.items():
             fn = self.index.functions.get(name)
             if fn is None:
-                _mismatch(f"concrete function {name!r} is not in the graph's function library")
+                _mismatch(f"concrete function {_q(name)} is not in the graph's function library")
             args = len(fn.signature.input_arg)
             if len(bound) > args:
                 _mismatch(
-                    f"concrete function {name!r} binds {len(bound)} captured inputs but takes "
+                    f"concrete function {_q(name)} binds {len(bound)} captured inputs but takes "
                     f"{args} arguments"
                 )
             for node_id in bound:
-                self._ref(node_id, f"a bound input of concrete function {name!r}")
+                self._ref(node_id, f"a bound input of concrete function {_q(name)}")
                 if self.kinds[node_id] not in BINDABLE:
                     _mismatch(
-                        f"concrete function {name!r} binds object {node_id}, a "
+                        f"concrete function {_q(name)} binds object {node_id}, a "
                         f"{self.kinds[node_id]}, as a captured input (the loader feeds only "
                         "assets, constants, variables, resources and captured tensors)"
                     )
@@ -119,13 +119,13 @@ class _ObjectView:
             kind,
         ):
             _mismatch(
-                f"{what} (a {kind}) is registered as {node.registered_name[:80]!r}, which "
+                f"{what} (a {kind}) is registered as {_q(node.registered_name)}, which "
                 "the loader would build with a class the scan cannot check"
             )
         if node.registered_saver:
             _mismatch(
                 f"{what} names the registered checkpoint saver "
-                f"{node.registered_saver[:80]!r}, which would restore it with code the scan "
+                f"{_q(node.registered_saver)}, which would restore it with code the scan "
                 "cannot check"
             )
         for ref in [*node.children, *node.dependencies]:
@@ -144,7 +144,7 @@ class _ObjectView:
             op = node.constant.operation
             target = self.index.graph.by_name.get(op)
             if target is None or target.op != "Const" or "value" not in target.attr:
-                _mismatch(f"constant {what} names {op[:80]!r}, which is not a Const of the graph")
+                _mismatch(f"constant {what} names {_q(op)}, which is not a Const of the graph")
         elif kind == "function":
             for name in node.function.concrete_functions:
                 self._concrete(name, what)
@@ -153,9 +153,7 @@ class _ObjectView:
         elif kind == "captured_tensor":
             name = node.captured_tensor.concrete_function
             if name not in self.index.functions:
-                _mismatch(
-                    f"captured tensor {what} comes from {name[:80]!r}, not a library function"
-                )
+                _mismatch(f"captured tensor {what} comes from {_q(name)}, not a library function")
         elif kind == "resource":
             for child in node.children:
                 if child.local_name in _RESOURCE_FUNCTIONS and (
@@ -170,7 +168,7 @@ class _ObjectView:
     def _concrete(self, name: str, what: str) -> None:
         if name not in self.concrete or name not in self.index.functions:
             _mismatch(
-                f"{what} names concrete function {name[:80]!r}, which is not in both the "
+                f"{what} names concrete function {_q(name)}, which is not in both the "
                 "object graph's concrete functions and the function library"
             )
 
@@ -186,7 +184,7 @@ class _ObjectView:
         problem = name_problem(name) if name else "it is empty"
         if problem or not (self.root / "assets" / name).is_file():
             _path(
-                f"asset object {number} names {name[:80]!r}, which is not a file of assets/ "
+                f"asset object {number} names {_q(name)}, which is not a file of assets/ "
                 f"({problem or 'missing'})"
             )
         return name
@@ -199,7 +197,7 @@ class _ObjectView:
         for name in self.concrete:
             if name in checkpoint:
                 _path(
-                    f"the loader can call function {name!r}, which reaches the checkpoint "
+                    f"the loader can call function {_q(name)}, which reaches the checkpoint "
                     f"{checkpoint[name]} (it reads or writes files its caller names)"
                 )
         for place in index.places:
@@ -209,8 +207,10 @@ class _ObjectView:
                     continue
                 inputs = data_inputs(node)
                 if position >= len(inputs):
-                    _path(f"{node.op} node {node.name!r} has no file-name input")
-                where = f"the file name of {node.op} node {node.name!r} in {place.describe()}"
+                    _path(f"{node.op} node {_q(node.name)} has no file-name input")
+                where = (
+                    f"the file name of {node.op} node {_q(node.name)} in {place.describe()[:120]}"
+                )
                 self._path_source(index.trace(place, inputs[position]), where, 0)
 
     def _reaching_checkpoint_ops(self) -> dict[str, str]:
@@ -229,7 +229,7 @@ class _ObjectView:
             for ref in index.references.get(name, []):
                 caller = ref.place.name
                 if not ref.place.is_graph and caller not in found:
-                    found[caller] = f"{found[name]} through {name!r}"[:300]
+                    found[caller] = f"{found[name]} through {_q(name)}"[:300]
                     stack.append(caller)
         return found
 
@@ -252,7 +252,7 @@ class _ObjectView:
             first = len(self.index.functions[place.name].signature.input_arg) - len(bound)
             if position < first:
                 _path(
-                    f"{where} is argument {position} of {place.name!r}, which the loader "
+                    f"{where} is argument {position} of {_q(place.name)}, which the loader "
                     "lets its caller choose"
                 )
             node_id = bound[position - first]
@@ -268,16 +268,18 @@ class _ObjectView:
                     source = self.index.trace(ref.place, inputs[position])
                     self._path_source(source, where, depth + 1)
                     continue
-            _path(f"{where} is passed in by {ref.place.describe()} in a way the scan cannot follow")
+            _path(
+                f"{where} is passed in by {ref.place.describe()[:120]} in a way the scan cannot follow"
+            )
 
     def _describe(self, node_id: int) -> str:
         node, kind = self.nodes[node_id], self.kinds[node_id]
         if kind == "constant":
-            return f"constant {node_id} (graph node {node.constant.operation[:80]!r})"
+            return f"constant {node_id} (graph node {_q(node.constant.operation)})"
         if kind == "variable":
-            return f"variable {node_id} ({node.variable.name[:80]!r}, restored from variables/)"
+            return f"variable {node_id} ({_q(node.variable.name)}, restored from variables/)"
         if kind == "captured_tensor":
-            return f"captured tensor {node_id} ({node.captured_tensor.name[:80]!r})"
+            return f"captured tensor {node_id} ({_q(node.captured_tensor.name)})"
         return f"{kind} object {node_id}, not an asset file"
 
     # ---- agreement ---------------------------------------------------------------------------
@@ -306,8 +308,8 @@ class _ObjectView:
                     object_view = self._object_kind(node_id)
                     if not _agree(graph_view, object_view):
                         _mismatch(
-                            f"graph node {ref.node.name!r} passes {_say(graph_view)} to "
-                            f"{name!r} as captured input {offset}, where the object graph binds "
+                            f"graph node {_q(ref.node.name)} passes {_say(graph_view)} to "
+                            f"{_q(name)} as captured input {offset}, where the object graph binds "
                             f"{_say(object_view)}"
                         )
 
@@ -381,14 +383,19 @@ def _agree(graph_view: tuple[str, str], object_view: tuple[str, str]) -> bool:
 def _say(view: tuple[str, str]) -> str:
     kind, detail = view
     return {
-        "asset": f"asset file {detail[:80]!r}",
-        "constant": f"constant {detail[:80]!r}",
+        "asset": f"asset file {_q(detail)}",
+        "constant": f"constant {_q(detail)}",
         "variable": "a variable",
-        "input": f"placeholder {detail[:80]!r}",
+        "input": f"placeholder {_q(detail)}",
         "op": f"the output of a {detail[:40]} op",
         "resource": "a resource",
         "captured_tensor": "a captured tensor",
     }.get(kind, f"{kind or 'nothing the scan can follow'}")
+
+
+def _q(text: str) -> str:
+    """A name from the upload, quoted and cut short (it goes into the record)."""
+    return repr(text[:80])
 
 
 def _mismatch(what: str) -> NoReturn:

@@ -28,6 +28,7 @@ leaves protocol, h5 and errors).
             h5.py [F+C+W: keras_load reads member offsets with it]
             proto.py tensor_bundle.py savedmodel.py
             graph.py graph_checks.py ops.py op_allowlist.py (generated) saver.py assets_extra.py
+            object_graph.py      what tf.saved_model.load wires, held to the graph's rules
             serving_ops.py serving_registry/ (generated op registries per TensorFlow version)
         sandbox/
             process.py reasons.py    [F+C] the worker's parent side; our words per reason code

@@ -58,6 +58,7 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
             h5.py [F+C+W: keras_load reads member offsets with it]
             proto.py tensor_bundle.py savedmodel.py
             graph.py graph_checks.py ops.py op_allowlist.py (generated) saver.py assets_extra.py
+            object_graph.py      what tf.saved_model.load wires, held to the graph's rules
             serving_ops.py serving_registry/ (generated op registries per TensorFlow version)
         sandbox/
             process.py reasons.py    [F+C] the worker's parent side; our words per reason code

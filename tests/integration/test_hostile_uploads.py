@@ -406,6 +406,33 @@ def test_attempts_to_read_the_canary_file_are_rejected(
     _nothing_registered(bucket, vertex, "canary-sm")
 
 
+def test_object_graphs_that_point_the_loader_at_the_canary_are_rejected(
+    server: Server, bucket: Bucket, vertex: Vertex, tmp_path: Path
+) -> None:
+    """A real table-from-asset export whose graph is untouched but whose object graph (what
+    tf.saved_model.load wires) binds the table initializer's file name to a constant holding
+    the canary file's absolute path, or to a string variable: without the check, the sandbox's
+    load (and every later consumer's) reads the canary."""
+    from tests.validation.scan import object_graphs
+
+    cases = {
+        "canary-og-const": lambda d: object_graphs.bind_constant(d, str(server.canary_file)),
+        "canary-og-var": object_graphs.bind_variable,
+    }
+    resources, prefixes = [], {}
+    for name, rebind in cases.items():
+        model = rebind(object_graphs.build(tmp_path / name))
+        prefixes[name] = f"models/{name}/v1/"
+        resources += bucket.upload_dir(model, prefixes[name], seed=7)
+    _attack(server, "object graph re-pointed at the canary", resources)
+    for name, prefix in prefixes.items():
+        records = [r for r in _directory_records(bucket, prefix) if r.get("state") != "claimed"]
+        assert records and {r["state"] for r in records} == {"rejected"}, name
+        assert {r["reason"]["code"] for r in records} == {"savedmodel.object_graph_path"}, name
+        assert "bound, in the object graph, to" in records[0]["reason"]["message"]
+        _nothing_registered(bucket, vertex, name)
+
+
 def test_the_canaries_appear_nowhere(server: Server, bucket: Bucket, vertex: Vertex) -> None:
     """After every hostile upload above: neither canary in any object (all generations, records
     included) or in the function's log; only the warm-up model is registered."""

@@ -1,5 +1,6 @@
 """The graph-level checks of a SavedModel, in the function process, on the parsed MetaGraph:
-op allowlist (`scan.ops`), saver structure (`scan.saver`), `assets.extra/` (`scan.assets_extra`)
+op allowlist (`scan.ops`), saver structure (`scan.saver`), the object graph the Python loader
+wires (`scan.object_graph`), `assets.extra/` (`scan.assets_extra`)
 and the serving runtime's op registry (`scan.serving_ops`). Called by
 `scan.savedmodel.scan_saved_model_dir` for uploads and for the export of every `.keras`.
 """
@@ -13,6 +14,7 @@ from ...errors import PermanentError, SettingsError
 from ...settings import Settings
 from .assets_extra import check_assets_extra
 from .graph import GraphIndex
+from .object_graph import check_object_graph
 from .ops import check_ops
 from .saver import check_saver, restore_names, saver_functions
 from .serving_ops import check_serving_compat, resolve_serving_tf_version
@@ -20,15 +22,16 @@ from .tensor_bundle import BundleError, open_bundle_index
 
 
 def check_graph(root: Path, meta: Any, settings: Settings) -> list[str]:
-    """Raise `Rejected` (`savedmodel.disallowed_op`, `.bad_saver`, `.bad_assets_extra`,
-    `.serving_incompatible`) or return notes for the report. The variables index must already
-    have been checked (`scan.savedmodel`)."""
+    """Raise `Rejected` (`savedmodel.disallowed_op`, `.bad_saver`, `.object_graph_mismatch`,
+    `.object_graph_path`, `.bad_assets_extra`, `.serving_incompatible`) or return notes for
+    the report. The variables index must already have been checked (`scan.savedmodel`)."""
     index = GraphIndex(meta)
     saver_fns = saver_functions(index)
     check_ops(index, saver_fns)
     wanted = restore_names(index, saver_fns)
     check_saver(index, _index_keys(root / "variables" / "variables.index", wanted))
-    notes = check_assets_extra(root, meta)
+    notes = check_object_graph(root, index)
+    notes += check_assets_extra(root, meta)
     version = serving_tf_version(settings)
     check_serving_compat(index, version)
     return [*notes, f"loads in serving TensorFlow {version}"]

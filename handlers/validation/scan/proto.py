@@ -122,10 +122,79 @@ _MESSAGES: dict[str, list[tuple[str, int, int, int, str | None]]] = {
         ("unknown_rank", 3, _F.TYPE_BOOL, _F.LABEL_OPTIONAL, None),
     ],
     "Dim": [("size", 1, _F.TYPE_INT64, _F.LABEL_OPTIONAL, None)],
+    # saved_object_graph.proto + trackable_object_graph.proto: what tf.saved_model.load wires
+    # (scan.object_graph); SavedObject's kinds are one oneof, as in TensorFlow's schema.
     "SavedObjectGraph": [
-        ("concrete_functions", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "ConcreteFunctionEntry")
+        ("nodes", 1, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "SavedObject"),
+        ("concrete_functions", 2, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "ConcreteFunctionEntry"),
     ],
-    "ConcreteFunctionEntry": [("key", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None)],
+    "ConcreteFunctionEntry": [
+        ("key", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        ("value", 2, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SavedConcreteFunction"),
+    ],
+    "SavedConcreteFunction": [("bound_inputs", 2, _F.TYPE_INT32, _F.LABEL_REPEATED, None)],
+    "SavedObject": [
+        ("children", 1, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "ObjectReference"),
+        ("dependencies", 15, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "ObjectReference"),
+        ("slot_variables", 3, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "SlotVariableReference"),
+        ("user_object", 4, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SavedUserObject"),
+        ("asset", 5, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SavedAsset"),
+        ("function", 6, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SavedFunction"),
+        ("variable", 7, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SavedVariable"),
+        (
+            "bare_concrete_function",
+            8,
+            _F.TYPE_MESSAGE,
+            _F.LABEL_OPTIONAL,
+            "SavedBareConcreteFunction",
+        ),
+        ("constant", 9, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SavedConstant"),
+        ("resource", 10, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SavedResource"),
+        ("captured_tensor", 12, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "CapturedTensor"),
+        ("saveable_objects", 11, _F.TYPE_MESSAGE, _F.LABEL_REPEATED, "SaveableObjectsEntry"),
+        ("registered_name", 13, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        ("registered_saver", 16, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+    ],
+    "ObjectReference": [
+        ("node_id", 1, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None),
+        ("local_name", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+    ],
+    "SlotVariableReference": [
+        ("original_variable_node_id", 1, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None),
+        ("slot_name", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        ("slot_variable_node_id", 3, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None),
+    ],
+    "SavedUserObject": [("identifier", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None)],
+    "SavedAsset": [("asset_file_def_index", 1, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None)],
+    "SavedFunction": [("concrete_functions", 1, _F.TYPE_STRING, _F.LABEL_REPEATED, None)],
+    "SavedBareConcreteFunction": [
+        ("concrete_function_name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None)
+    ],
+    "SavedConstant": [("operation", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None)],
+    "SavedVariable": [
+        ("dtype", 1, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None),  # DataType enum
+        ("name", 6, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        (
+            "experimental_distributed_variable_components",
+            8,
+            _F.TYPE_MESSAGE,
+            _F.LABEL_REPEATED,
+            "SavedVariable",
+        ),
+    ],
+    "SavedResource": [("device", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None)],
+    "CapturedTensor": [
+        ("name", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        ("concrete_function", 2, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+    ],
+    "SaveableObjectsEntry": [
+        ("key", 1, _F.TYPE_STRING, _F.LABEL_OPTIONAL, None),
+        ("value", 2, _F.TYPE_MESSAGE, _F.LABEL_OPTIONAL, "SaveableObject"),
+    ],
+    "SaveableObject": [
+        ("save_function", 2, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None),
+        ("restore_function", 3, _F.TYPE_INT32, _F.LABEL_OPTIONAL, None),
+    ],
     # tensorflow_serving/apis/prediction_log.proto and the requests it holds
     # (assets.extra/tf_serving_warmup_requests); responses are skipped as unknown fields.
     "PredictionLog": [
@@ -167,6 +236,14 @@ _MESSAGES: dict[str, list[tuple[str, int, int, int, str | None]]] = {
     ],
 }
 
+# message -> (oneof, its fields): TensorFlow's parser keeps only the last kind on the wire;
+# declaring the oneof makes ours do the same (WhichOneof), so both read one kind.
+ONEOFS = {
+    "SavedObject": ("kind", ("user_object", "asset", "function", "variable",
+                             "bare_concrete_function", "constant", "resource",
+                             "captured_tensor")),
+}  # fmt: skip
+
 # tensorflow/core/framework/types.proto DataType -> numpy-style names
 DTYPES = {
     1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8", 7: "string",
@@ -189,10 +266,15 @@ def _pool() -> descriptor_pool.DescriptorPool:
     file.syntax = "proto3"
     for msg_name, fields in _MESSAGES.items():
         msg = file.message_type.add(name=msg_name)
+        oneof, members = ONEOFS.get(msg_name, ("", ()))
+        if oneof:
+            msg.oneof_decl.add(name=oneof)
         for field, number, ftype, label, type_name in fields:
             f = msg.field.add(name=field, number=number, type=ftype, label=label)
             if type_name:
                 f.type_name = f".{_PACKAGE}.{type_name}"
+            if field in members:
+                f.oneof_index = 0
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return pool

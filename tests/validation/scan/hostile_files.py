@@ -54,6 +54,14 @@ def empty_input_graph(inputs: int) -> bytes:
     return _field(2, _field(2, _field(1, node)))
 
 
+def empty_object_graph(objects: int) -> bytes:
+    """An object graph (MetaGraphDef.object_graph_def, 7) of `objects` empty SavedObjects, each
+    with an empty child reference (SavedObject.children, 1): 4 bytes, two messages each."""
+    obj = _field(1, b"")
+    graph = _field(1, obj) * objects  # SavedObjectGraph.nodes (1)
+    return _field(2, _field(7, graph))
+
+
 def with_meta_graph_fields(pb: bytes, extra_graph: bytes) -> bytes:
     """A real `saved_model.pb` with `extra_graph` (serialized GraphDef fields) merged into its
     MetaGraph's graph_def: protobuf merges repeated fields, so the nodes are appended."""

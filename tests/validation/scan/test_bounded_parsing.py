@@ -112,6 +112,7 @@ _MEASURE = textwrap.dedent(
         ("empty_node_graph", (1_000_000,)),
         ("empty_attr_graph", (2_000, 500)),
         ("empty_input_graph", (1_000_000,)),
+        ("empty_object_graph", (1_000_000,)),
     ],
 )
 def test_the_estimate_bounds_what_the_parser_allocates(kind: str, args: tuple) -> None:

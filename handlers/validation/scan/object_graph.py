@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ...errors import Rejected
-from ...intake.names import name_problem
+from ...object_names import name_problem
 from . import op_allowlist as allow
 from .graph import CALL_OPS, GraphIndex, Source, data_inputs
 from .saver import saver_functions

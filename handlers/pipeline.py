@@ -21,13 +21,13 @@ from .errors import PermanentError, PermissionDenied, Superseded, TransientError
 from .gcs import publish
 from .gcs.objects import Digests, ObjectInfo, ObjectStore
 from .gcs.records import AlreadyFinal, Claim, Records, record_name
-from .intake import layout, names
+from .intake import layout, names, user_metadata
 from .intake import uploads as artifacts
 from .intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
 from .logs import get_logger, log
 from .notify import Notifier
 from .outcome import Outcome, Registration
-from .registry import lineage
+from .registry import folders, lineage
 from .registry.interface import ModelRegistry
 from .registry.vertex_errors import OperationPending
 from .settings import Settings
@@ -307,6 +307,11 @@ class Pipeline:
         name = layout.display_name_for(upload.source_path, self.settings, upload.metadata)
         artifacts.check_size(upload, self.settings)
         aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
+        user_metadata.check(upload.metadata, upload.uri)
+        folder = folders.owner_label(  # before download: another folder's model is refused here
+            self.registry, name.display_name, bucket=upload.bucket,
+            source_path=upload.source_path, uri=upload.uri, settings=self.settings,
+        )  # fmt: skip
         report, published = self._validate_and_publish(upload, name, timings)
         request = lineage.version_request(
             upload=upload,
@@ -317,6 +322,7 @@ class Pipeline:
             validation=report,
             settings=self.settings,
         )
+        request = folders.labelled(request, folder)
         from .registry import gated  # imported on the first model event, not at start-up
 
         prepared = gated.prepare(upload, request, self.store, self.settings)

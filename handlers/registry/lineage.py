@@ -40,6 +40,17 @@ def parse_aliases(raw: str | None, where: str) -> tuple[str, ...]:
     return aliases
 
 
+def _non_finite(validation: Any) -> bool:
+    return bool(getattr(validation, "sample_non_finite", ()))
+
+
+def _validation_label(validation: Any) -> str:
+    """`passed`, `passed-sample-non-finite` (NaN/inf on the random sample), or `smoke-skipped`."""
+    if validation.smoke_test != "passed":
+        return "smoke-skipped"
+    return "passed-sample-non-finite" if _non_finite(validation) else "passed"
+
+
 def version_request(
     *,
     upload: Upload,
@@ -56,7 +67,7 @@ def version_request(
         "source-generation": str(upload.generation),
         "source-kind": "keras" if upload.kind == "keras" else "saved-model",
         "content-sha256": published.source_digest[:40],
-        "validation": "passed" if validation.smoke_test == "passed" else "smoke-skipped",
+        "validation": _validation_label(validation),
         "source-bucket": label_value(upload.bucket),
     }
     if version_hint:
@@ -77,6 +88,8 @@ def version_request(
     )
     user_text = metadata.get("description", "").strip()
     description = f"{user_text}\n\n{provenance}" if user_text else provenance
+    if _non_finite(validation):  # first, so no truncation hides it
+        description = f"WARNING: {validation.non_finite_text()}.\n\n{description}"
     return VersionRequest(
         display_name=display_name,
         artifact_uri=published.artifact_uri,

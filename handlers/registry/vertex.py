@@ -25,6 +25,7 @@ from .evaluation import (
     evaluation_info,
     same_source,
 )
+from .folders import FOLDER_LABEL
 from .interface import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
 from .vertex_errors import (
     AlreadyExists,
@@ -258,6 +259,20 @@ class VertexRegistry:
             aliases.append(DEFAULT_ALIAS)  # a model's first version is always its default
         return RegisteredVersion(result.model, result.model_version_id, aliases=tuple(aliases))
 
+    def model_label(self, display_name: str, key: str) -> str | None:
+        """Label `key` of the model named `display_name`: as its default version returns it (model
+        labels merged), else from its oldest version that carries it; None when there is no such
+        model or no version carries the label."""
+        model = self._find_model(display_name)
+        return None if model is None else self._label_of(model, key)
+
+    def _label_of(self, model: str, key: str) -> str | None:
+        value = self.get_model(model).labels.get(key)
+        if value is not None:
+            return value
+        versions = sorted(self.list_versions(model), key=lambda v: int(v.version_id or 0))
+        return next((v.labels[key] for v in versions if key in v.labels), None)
+
     # ---- the composite -------------------------------------------------------------------
     def ensure_version(
         self, request: VersionRequest, *, deadline: float | None = None
@@ -293,6 +308,7 @@ class VertexRegistry:
                     raise UploadInterrupted(
                         "the model reported as existing was not found"
                     ) from None
+        self._check_folder(model, request)
         key = request.labels[UPLOAD_KEY_LABEL]
         for found in self.list_versions(model, labels={UPLOAD_KEY_LABEL: key}):
             # Vertex merges model-level labels into every version it returns, so the label alone
@@ -302,6 +318,21 @@ class VertexRegistry:
             _LOG.info("upload key %s is already %s; keeping it", key, found.version_name)
             return RegisteredVersion(found.model, found.version_id, True, found.aliases)
         return self._upload(request, deadline, parent_model=model)
+
+    def _check_folder(self, model: str, request: VersionRequest) -> None:
+        """The model a version is added to still belongs to the folder the pipeline checked
+        before download (handlers/registry/folders.py): when another folder created it meanwhile,
+        redeliver, and the check before download decides again."""
+        mine = request.labels.get(FOLDER_LABEL)
+        if mine is None:
+            return
+        owner = self._label_of(model, FOLDER_LABEL)
+        if owner is not None and owner != mine:
+            raise TransientError(
+                f"{model} was created meanwhile from another folder ({FOLDER_LABEL}={owner}, "
+                f"this upload's is {mine}); asking for redelivery to check the folder rule again",
+                code="folder_owner_changed",
+            )
 
     def _upload(
         self, request: VersionRequest, deadline: float | None, **target: str

@@ -20,6 +20,7 @@ leaves protocol, h5 and errors).
         names.py             canonical object names; the only way a download creates a file
         uploads.py           classified object -> pinned Upload (exact generations, completeness)
         metrics.py           the metrics that travel with an upload (metadata / metrics.json)
+        user_metadata.py     the `description` metadata held to text Vertex can take
 
     validation/          [F+C] the Validator seam and its report
         validator.py report.py
@@ -39,6 +40,7 @@ leaves protocol, h5 and errors).
 
     registry/            [F+C] interface (what the pipeline asks of a registry), lineage,
                          vertex, vertex_types, vertex_errors (the Vertex implementation),
+                         folders (a model belongs to the folder of its first version),
                          evaluation (metrics -> ModelEvaluation), promotion (the gate),
                          gated (metrics + gate as the pipeline runs them, late metrics.json),
                          endpoints (deploy one exact version, traffic splits, operations),

@@ -1,5 +1,5 @@
 """Properties of every parser of a user-controlled value (metrics, display_name, description,
-aliases, object names): whatever the input, the result is a value or the parser's documented
+aliases, object names, folder labels, warm-up files): whatever the input, the result is a value or the parser's documented
 rejection — never any other exception (which the pipeline would answer with a 5xx, and the platform
 redeliver for 24 h).
 
@@ -178,3 +178,50 @@ def test_folder_labels_are_vertex_label_values_and_tell_folders_apart(
     assert LABEL_VALUE.fullmatch(value), value
     other = folders.folder_label(bucket, folder + "x/", SETTINGS)
     assert other != value
+
+
+# ---- warm-up files (assets.extra/tf_serving_warmup_requests): the one file TF Serving replays ----
+def _framed(payload: bytes) -> bytes:
+    import struct
+
+    from handlers.validation.scan.assets_extra import _masked_crc
+
+    length = struct.pack("<Q", len(payload))
+    return (
+        length
+        + struct.pack("<I", _masked_crc(length))
+        + payload
+        + struct.pack("<I", _masked_crc(payload))
+    )
+
+
+WARMUP_BYTES = st.one_of(
+    st.binary(max_size=400),
+    st.lists(st.binary(max_size=200), max_size=5).map(lambda ps: b"".join(map(_framed, ps))),
+)
+
+
+@BUDGET
+@given(WARMUP_BYTES)
+def test_a_warmup_file_is_checked_or_bad_assets_extra(data: bytes) -> None:
+    import tempfile
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from handlers.errors import Rejected
+    from handlers.validation.scan.assets_extra import WARMUP, check_assets_extra
+
+    signature = SimpleNamespace(
+        inputs=[SimpleNamespace(key="x")], outputs=[SimpleNamespace(key="y")]
+    )
+    meta = SimpleNamespace(signature_def=[SimpleNamespace(key="serving_default", value=signature)])
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = Path(tmp) / "assets.extra"
+        extra.mkdir()
+        (extra / WARMUP).write_bytes(data)
+        try:
+            notes = check_assets_extra(Path(tmp), meta)
+        except Rejected as exc:
+            assert exc.code == "savedmodel.bad_assets_extra"
+            return
+    assert notes and notes[0].startswith("warmup: ")

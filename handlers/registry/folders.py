@@ -17,6 +17,12 @@ readable in the console, and two folders never share one. With ALLOW_CROSS_FOLDE
 version from another folder still carries the owner's value: the label says whose model it is, the
 version's description says where the upload came from.
 
+One exception: a model first registered by flat uploads (owned by the prefix) also takes versions
+from the folder named after it, `MODEL_PREFIX<name>/` — where `models/<name>/<version>/` uploads
+of it go, so flat uploads and that folder can both carry one model (the tutorial's flat versions,
+then a folder upload that can have a late `metrics.json`, which flat uploads cannot). A folder
+holds only what those who may write under it put there.
+
 A model with no `registrar-folder` label on any version (registered before this rule, or by
 hand) is claimed by the first upload registered into it under the rule: there is no record of its
 first folder to go by (documented in the README's folder rule).
@@ -74,6 +80,10 @@ def owner_label(
     owner = registry.model_label(display_name, FOLDER_LABEL)
     if owner is None or owner == mine:
         return mine
+    if folder == f"{settings.model_prefix}{display_name}/" and owner == folder_label(
+        bucket, settings.model_prefix, settings
+    ):  # a flat-first model also takes versions from its namesake folder, models/<name>/
+        return owner
     if settings.allow_cross_folder_models:
         return owner  # the label keeps naming the model's owner
     raise PermanentError(

@@ -143,3 +143,20 @@ def test_ensure_version_refuses_a_model_another_folder_created_meanwhile(
     assert len(errors) == 1 and errors[0].code == "folder_owner_changed", outcomes
     [model] = registry.list_models("churn")
     assert len(registry.list_versions(model.model)) == 1
+
+
+def test_a_flat_first_model_also_takes_versions_from_its_namesake_folder_only(
+    registry: VertexRegistry,
+) -> None:
+    flat = _owner(registry, "models/churn_v1.keras")
+    registry.ensure_version(_request("k1", flat))
+    assert _owner(registry, "models/churn_v2.keras") == flat
+    assert _owner(registry, "models/churn/v3/model.keras") == flat  # models/<name>/<version>/
+    with pytest.raises(PermanentError):
+        _owner(registry, "models/team-a/churn/model.keras")
+
+
+def test_a_folder_first_model_refuses_flat_uploads_naming_it(registry: VertexRegistry) -> None:
+    registry.ensure_version(_request("k1", _owner(registry, "models/churn/v1/model.keras")))
+    with pytest.raises(PermanentError):
+        _owner(registry, "models/churn_v2.keras")

@@ -308,10 +308,11 @@ class Pipeline:
         artifacts.check_size(upload, self.settings)
         aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
         user_metadata.check(upload.metadata, upload.uri)
-        folder = folders.owner_label(  # before download: another folder's model is refused here
-            self.registry, name.display_name, bucket=upload.bucket,
-            source_path=upload.source_path, uri=upload.uri, settings=self.settings,
-        )  # fmt: skip
+        with _timed(timings, "folder"):  # before download: another folder's model is refused
+            folder = folders.owner_label(
+                self.registry, name.display_name, bucket=upload.bucket,
+                source_path=upload.source_path, uri=upload.uri, settings=self.settings,
+            )  # fmt: skip
         report, published = self._validate_and_publish(upload, name, timings)
         request = lineage.version_request(
             upload=upload,

@@ -225,3 +225,38 @@ def test_a_warmup_file_is_checked_or_bad_assets_extra(data: bytes) -> None:
             assert exc.code == "savedmodel.bad_assets_extra"
             return
     assert notes and notes[0].startswith("warmup: ")
+
+
+# ---- object names: an upload's member names, and the event that names an object ---------------
+@BUDGET
+@given(st.lists(ANY_TEXT, min_size=1, max_size=5))
+def test_member_names_are_canonical_or_rejected(relatives: list[str]) -> None:
+    from handlers.errors import Rejected
+    from handlers.intake import names
+
+    try:
+        checked = names.check_names(relatives, "gs://b/models/m/")
+    except Rejected as exc:
+        assert exc.code in (names.BAD_NAME, names.COLLISION), exc.code
+        return
+    assert isinstance(checked, list)
+    assert all(names.name_problem(r) is None for r in relatives)
+
+
+@BUDGET
+@given(
+    name=st.one_of(ANY_TEXT, st.none(), st.integers()),
+    generation=st.one_of(st.integers(), ANY_TEXT, st.none(), st.just("9" * 5000)),
+)
+def test_any_event_payload_is_an_object_event_or_malformed(
+    name: object, generation: object
+) -> None:
+    from handlers.intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
+
+    attributes = {"id": "e1", "type": "google.cloud.storage.object.v1.finalized"}
+    data = {"bucket": "b", "name": name, "generation": generation}
+    try:
+        event = parse_event(attributes, data)
+    except (MalformedEvent, NotAFinalizeEvent):
+        return
+    assert isinstance(event, ObjectEvent) and isinstance(event.name, str)

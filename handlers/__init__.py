@@ -50,6 +50,7 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
         listing.py           which uploads a listing holds (backfill, late arrivals)
         download.py          pinned objects into a new local directory, names checked first
         metrics.py           the metrics that travel with an upload (metadata / metrics.json)
+        user_metadata.py     the `description` metadata held to text Vertex can take
 
     validation/          [F+C] the ModelValidator seam (interface.py), its implementation and report
         interface.py validator.py report.py
@@ -74,6 +75,7 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
                          not-found error), labels (MANAGED_BY, how our Vertex resources are
                          marked), lineage (labels + description from plain values),
                          vertex, vertex_types, vertex_errors (the Vertex implementation),
+                         folders (a model belongs to the folder of its first version),
                          evaluation (metrics -> ModelEvaluation), promotion (the gate),
                          gated (metrics + gate as a registration stage: prepare / settle),
                          endpoints (deploy one exact version, traffic splits, operations),

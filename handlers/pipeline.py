@@ -22,7 +22,7 @@ from .errors import PermanentError, PermissionDenied, Superseded, TransientError
 from .gcs import publish
 from .gcs.objects import Digests, ObjectStore
 from .gcs.records import AlreadyFinal, Held, Records, claimed, record_name
-from .intake import layout, metrics
+from .intake import layout, metrics, user_metadata
 from .intake import uploads as artifacts
 from .intake.download import fetch
 from .intake.events import MalformedEvent, NotAFinalizeEvent, ObjectEvent, parse_event
@@ -30,7 +30,7 @@ from .logs import get_logger, log, timed
 from .notify import Notifier
 from .outcome import Outcome
 from .registration import Registration, version_request
-from .registry import lineage
+from .registry import folders, lineage
 from .registry.interface import ModelRegistry
 from .registry.vertex_errors import OperationPending
 from .settings import Settings
@@ -363,6 +363,12 @@ class Pipeline:
         name = layout.display_name_for(upload.source_path, self.settings, upload.metadata)
         artifacts.check_size(upload, self.settings)
         aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
+        user_metadata.check(upload.metadata, upload.uri)
+        with timed(timings, "folder"):  # before download: another folder's model is refused
+            folder = folders.owner_label(
+                self.registry, name.display_name, bucket=upload.bucket,
+                source_path=upload.source_path, uri=upload.uri, settings=self.settings,
+            )  # fmt: skip
         report, published = self._validate_and_publish(upload, name, timings)
         request = version_request(
             upload=upload,
@@ -373,6 +379,7 @@ class Pipeline:
             validation=report,
             settings=self.settings,
         )
+        request = folders.labelled(request, folder)
         from .registry import gated  # imported on the first model event, not at start-up
 
         found = metrics.for_upload(upload, self.store, self.settings)

@@ -46,6 +46,7 @@ def version_request(
         smoke_passed=validation.smoke_test == "passed",
         validation_summary=validation.summary(),
         signature=validation.signature(),
+        warning=validation.non_finite_text(),
     )
     return lineage.version_request(
         source=source,

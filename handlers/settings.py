@@ -226,6 +226,15 @@ DECLARATIONS: tuple[Declaration, ...] = (
         shown_default="`new`",
     ),
     _D(
+        "ALLOW_CROSS_FOLDER_MODELS",
+        "allow_cross_folder_models",
+        False,
+        parse_bool,
+        "`false`: a model belongs to the top-level folder under `MODEL_PREFIX` its first version "
+        "came from (the prefix itself for flat uploads), and an upload from another folder that "
+        "names it is rejected (`name.owned_by_another_folder`); `true`: any folder may add versions",
+    ),
+    _D(
         "SERVING_CONTAINER_IMAGE_URI",
         "serving_image",
         DEFAULT_SERVING_IMAGE,
@@ -466,6 +475,7 @@ class Settings:
     model_prefix: str = _default("model_prefix")
     model_path_pattern: re.Pattern[str] | None = _default("model_path_pattern")  # noqa: RUF009
     make_new_version_default: bool = _default("make_new_version_default")
+    allow_cross_folder_models: bool = _default("allow_cross_folder_models")
     serving_image: str = _default("serving_image")
     artifact_prefix: str = _default("artifact_prefix")
     state_prefix: str = _default("state_prefix")

@@ -20,6 +20,7 @@ locals {
     STATE_PREFIX                = var.state_prefix
     SERVING_CONTAINER_IMAGE_URI = var.serving_image
     DEFAULT_VERSION_POLICY      = var.default_version_policy
+    ALLOW_CROSS_FOLDER_MODELS   = var.allow_cross_folder_models ? "true" : "false"
     LOG_LEVEL                   = var.log_level
     # functions-framework reads it too: uvicorn (ASGI) instead of gunicorn + Flask.
     FUNCTION_USE_ASGI = var.asgi_server ? "true" : "false"

@@ -205,6 +205,12 @@ variable "default_version_policy" {
   }
 }
 
+variable "allow_cross_folder_models" {
+  description = "false: a model belongs to the top-level folder under model_prefix its first version came from (the prefix itself for flat uploads), and an upload from another folder naming it is rejected; true: any folder may add versions (ALLOW_CROSS_FOLDER_MODELS)."
+  type        = bool
+  default     = false
+}
+
 variable "promotion" {
   description = <<-EOT
     Which newly registered version takes the `default` alias, judged by an evaluation metric of the

@@ -282,7 +282,8 @@ def _info(blob: Any) -> ObjectInfo:
         size=int(blob.size or 0),
         crc32c=blob.crc32c,
         md5_hash=blob.md5_hash,
-        metadata=dict(blob.metadata or {}),
+        # Custom metadata is string to string; anything else (a null) is as good as absent.
+        metadata={k: v for k, v in (blob.metadata or {}).items() if isinstance(v, str)},
     )
 
 

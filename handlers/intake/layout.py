@@ -195,6 +195,8 @@ def _checked(name: str, source: str, *, metadata: bool = False) -> str:
         problem = "it contains control characters"
     elif name != name.strip():
         problem = "it starts or ends with whitespace"
+    elif any(0xD800 <= ord(ch) <= 0xDFFF for ch in name):
+        problem = "it is not valid Unicode text (a lone surrogate)"
     if problem:
         where = (
             f"the custom metadata {DISPLAY_NAME_METADATA!r} of {source!r}"

@@ -12,9 +12,11 @@ Two places, both optional:
   that place and is not used. A `metrics.json` directly under `MODEL_PREFIX` is not used: it would
   name no single upload.
 
-Valid metrics: a flat JSON object of finite numbers, names 1-128 characters, the object at most
-256 KiB (checked before parsing). Anything else is a `MetricsRejected` with its own code — a
-rejection of the metrics, never of the model.
+Valid metrics: a flat JSON object of finite numbers, names 1-128 printable characters, the object
+at most 256 KiB (checked before parsing). Anything else is a `MetricsRejected` with its own code — a
+rejection of the metrics, never of the model. `parse` guarantees it: whatever the bytes, it returns
+metrics or raises `MetricsRejected` (an integer of thousands of digits, which `int()` refuses, is
+read as the infinite number it is; any failure the rules did not foresee is `metrics.unreadable`).
 """
 
 from __future__ import annotations
@@ -47,7 +49,22 @@ class MetricsRejected(Rejected):
 
 
 def parse(data: bytes | str, where: str) -> dict[str, float]:
-    """The metrics in `data`; raises `MetricsRejected` (with a specific code) for anything else."""
+    """The metrics in `data`; raises `MetricsRejected` (with a specific code) for anything else,
+    and never any other exception: bad metrics must not block (or loop) their model."""
+    try:
+        return _parse(data, where)
+    except MetricsRejected:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 the promise above, for whatever the rules missed
+        raise MetricsRejected(
+            f"{where} could not be read as metrics ({type(exc).__name__}). " + _FIX,
+            code="metrics.unreadable",
+        ) from None
+
+
+def _parse(data: bytes | str, where: str) -> dict[str, float]:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     if len(raw) > MAX_METRICS_BYTES:
         raise MetricsRejected(
@@ -57,7 +74,12 @@ def parse(data: bytes | str, where: str) -> dict[str, float]:
         )
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+        value = json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_int=_integer,
+            object_pairs_hook=_no_duplicates,
+        )
     except UnicodeDecodeError:
         raise MetricsRejected(
             f"{where} is not UTF-8 text. " + _FIX, code="metrics.not_json"
@@ -88,7 +110,7 @@ def parse(data: bytes | str, where: str) -> dict[str, float]:
         if (
             not name
             or len(name) > MAX_NAME_CHARS
-            or any(ord(c) < 32 or ord(c) == 127 for c in name)
+            or any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in name)
         ):
             raise MetricsRejected(
                 f"{where}: metric name {name[:140]!r} is not 1-{MAX_NAME_CHARS} printable "
@@ -206,6 +228,16 @@ class _NotFinite(ValueError):
 
 class _Duplicate(ValueError):
     pass
+
+
+def _integer(digits: str) -> int | float:
+    """A JSON integer. Beyond what a double holds (309 digits) its value as a metric is infinite;
+    `int()` would refuse thousands of digits with a plain ValueError (Python's int-string
+    conversion limit), so it is never asked to."""
+    return int(digits) if len(digits) <= _MAX_INT_DIGITS else float(digits)
+
+
+_MAX_INT_DIGITS = 400
 
 
 def _no_constant(name: str) -> Any:

@@ -80,6 +80,10 @@ class ModelRegistry(Protocol):
         `deadline` (time.monotonic() seconds) bounds waiting on long-running operations."""
         ...
 
+    def model_label(self, display_name: str, key: str) -> str | None:
+        """Label `key` of the model named `display_name` (None: no such model, or no label)."""
+        ...
+
     # ---- what gated promotion (handlers/registry/promotion.py) asks of the registry ----------
     def get_model(self, model: str, version: str | None = None) -> ModelVersionInfo:
         """`version` is a version id or an alias; None means the default version."""

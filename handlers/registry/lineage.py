@@ -37,6 +37,7 @@ class Provenance:
     smoke_passed: bool
     validation_summary: str
     signature: str  # "inputs x:float32[None, 4]; outputs y:float32[None, 1]"
+    warning: str = ""  # a finding the version must carry (NaN/inf on the random sample)
 
 
 def label_value(text: str) -> str:
@@ -67,6 +68,13 @@ def parse_aliases(raw: str | None, where: str) -> tuple[str, ...]:
     return aliases
 
 
+def _validation_label(source: Provenance) -> str:
+    """`passed`, `passed-sample-non-finite` (NaN/inf on the random sample), or `smoke-skipped`."""
+    if not source.smoke_passed:
+        return "smoke-skipped"
+    return "passed-sample-non-finite" if source.warning else "passed"
+
+
 def version_request(
     *,
     source: Provenance,
@@ -81,7 +89,7 @@ def version_request(
         "source-generation": str(source.generation),
         "source-kind": "keras" if source.kind == "keras" else "saved-model",
         "content-sha256": source.source_digest[:40],
-        "validation": "passed" if source.smoke_passed else "smoke-skipped",
+        "validation": _validation_label(source),
         "source-bucket": label_value(source.bucket),
     }
     if version_hint:
@@ -94,6 +102,8 @@ def version_request(
     )
     user_text = source.metadata.get("description", "").strip()
     description = f"{user_text}\n\n{provenance}" if user_text else provenance
+    if source.warning:  # first, so no truncation hides it
+        description = f"WARNING: {source.warning}.\n\n{description}"
     return VersionRequest(
         display_name=display_name,
         artifact_uri=source.artifact_uri,

@@ -26,6 +26,7 @@ from .evaluation import (
     evaluation_info,
     same_source,
 )
+from .folders import FOLDER_LABEL
 from .interface import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
 from .vertex_errors import (
     AlreadyExists,
@@ -270,6 +271,20 @@ class VertexRegistry:
             aliases.append(DEFAULT_ALIAS)  # a model's first version is always its default
         return RegisteredVersion(result.model, result.model_version_id, aliases=tuple(aliases))
 
+    def model_label(self, display_name: str, key: str) -> str | None:
+        """Label `key` of the model named `display_name`: as its default version returns it (model
+        labels merged), else from its oldest version that carries it; None when there is no such
+        model or no version carries the label."""
+        found = self._find(display_name)
+        return None if found is None else self._label_of(found, key)
+
+    def _label_of(self, model: ModelVersionInfo, key: str) -> str | None:
+        value = model.labels.get(key)
+        if value is not None:
+            return value
+        versions = sorted(self.list_versions(model.model), key=lambda v: int(v.version_id or 0))
+        return next((v.labels[key] for v in versions if key in v.labels), None)
+
     # ---- the composite -------------------------------------------------------------------
     def ensure_version(
         self, request: VersionRequest, *, deadline: float | None = None
@@ -295,16 +310,18 @@ class VertexRegistry:
         )
 
     def _ensure_once(self, request: VersionRequest, deadline: float | None) -> RegisteredVersion:
-        model = self._find_model(request.display_name)
-        if model is None:
+        existing = self._find(request.display_name)
+        if existing is None:
             try:
                 return self._upload(request, deadline, model_id=model_id_for(request.display_name))
             except AlreadyExists:  # another worker created it first: add our version to it
-                model = self._find_model(request.display_name)
-                if model is None:
+                existing = self._find(request.display_name)
+                if existing is None:
                     raise UploadInterrupted(
                         "the model reported as existing was not found"
                     ) from None
+        self._check_folder(existing, request)
+        model = existing.model
         key = request.labels[UPLOAD_KEY_LABEL]
         for found in self.list_versions(model, labels={UPLOAD_KEY_LABEL: key}):
             # Vertex merges model-level labels into every version it returns, so the label alone
@@ -314,6 +331,21 @@ class VertexRegistry:
             _LOG.info("upload key %s is already %s; keeping it", key, found.version_name)
             return RegisteredVersion(found.model, found.version_id, True, found.aliases)
         return self._upload(request, deadline, parent_model=model)
+
+    def _check_folder(self, model: ModelVersionInfo, request: VersionRequest) -> None:
+        """The model a version is added to still belongs to the folder the pipeline checked
+        before download (handlers/registry/folders.py): when another folder created it meanwhile,
+        redeliver, and the check before download decides again."""
+        mine = request.labels.get(FOLDER_LABEL)
+        if mine is None:
+            return
+        owner = self._label_of(model, FOLDER_LABEL)
+        if owner is not None and owner != mine:
+            raise TransientError(
+                f"{model.model} was created meanwhile from another folder ({FOLDER_LABEL}={owner}, "
+                f"this upload's is {mine}); asking for redelivery to check the folder rule again",
+                code="folder_owner_changed",
+            )
 
     def _upload(
         self, request: VersionRequest, deadline: float | None, **target: str
@@ -329,7 +361,8 @@ class VertexRegistry:
                 raise
             raise UploadInterrupted(str(exc)) from exc
 
-    def _find_model(self, display_name: str) -> str | None:
+    def _find(self, display_name: str) -> ModelVersionInfo | None:
+        """The model named `display_name`, as its default version (model labels merged)."""
         model_id = model_id_for(display_name)
         try:
             info = self.get_model(model_id)
@@ -342,7 +375,7 @@ class VertexRegistry:
                     f"to {info.model} named {info.display_name!r}. Rename one of the two models.",
                     code="model_id_taken",
                 )
-            return info.model
+            return info
         found = self.list_models(display_name)
         if len(found) > 1:
             names = ", ".join(sorted(m.model for m in found))
@@ -352,7 +385,7 @@ class VertexRegistry:
                 "model name.",
                 code="ambiguous_display_name",
             )
-        return found[0].model if found else None
+        return found[0] if found else None
 
     # ---- plumbing ------------------------------------------------------------------------
     def _opts(self, **request: Any) -> dict[str, Any]:

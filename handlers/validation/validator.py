@@ -138,7 +138,17 @@ class Validator:
             reasons.smoke_text(answer),
             tuple(notes),
             sandbox_layers=self.sandbox.layers,
+            sample_non_finite=_declared(answer.get("sample_non_finite"), outputs),
         )
+
+
+def _declared(names: Any, outputs: tuple[TensorInfo, ...]) -> tuple[str, ...]:
+    """The worker's output names, kept only where they are outputs the static scan declared (the
+    worker's answer is the model's to shape; the record takes names it already has)."""
+    known = {t.name for t in outputs}
+    if not isinstance(names, list):
+        return ()
+    return tuple(sorted({n for n in names if isinstance(n, str) and n in known}))
 
 
 _shared: Validator | None = None

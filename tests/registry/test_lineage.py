@@ -123,3 +123,18 @@ def test_label_value_is_always_a_valid_vertex_label_value() -> None:
     assert label_value("My.Bucket_Name") == "my-bucket_name"
     assert label_value("x" * 100) == "x" * 63
     assert LABEL_VALUE.fullmatch(label_value("Ünïcode / spaces"))
+
+
+def test_non_finite_outputs_on_the_sample_are_on_the_label_and_first_in_the_description() -> None:
+    report = replace(_report(), sample_non_finite=("y",))
+    long_text = "d" * 5000  # the description is capped: the warning must survive the cap
+    request = _request(validation=report, upload=_upload({"description": long_text}))
+    assert request.labels["validation"] == "passed-sample-non-finite"
+    assert LABEL_VALUE.fullmatch(request.labels["validation"])
+    assert request.description.startswith("WARNING: output(s) y gave NaN or infinity")
+    section = report.record()
+    assert section["findings"] == [
+        {"code": "smoke.sample_non_finite", "outputs": ["y"], "message": report.non_finite_text()}
+    ]
+    assert "NaN/inf on the random sample: y" in report.summary()
+    assert "findings" not in _report().record() and _request().labels["validation"] == "passed"

@@ -57,6 +57,7 @@ def test_default_environment_starts_the_function(probe: Path) -> None:
         "STATE_PREFIX": "registrar-state/",
         "SERVING_CONTAINER_IMAGE_URI": Settings(project="x").serving_image,
         "DEFAULT_VERSION_POLICY": "new",
+        "ALLOW_CROSS_FOLDER_MODELS": "false",
         "LOG_LEVEL": "INFO",
         "FUNCTION_USE_ASGI": "true",
         "FUNCTION_TIMEOUT_SECONDS": "540",
@@ -75,6 +76,7 @@ def test_every_input_reaches_the_code(probe: Path) -> None:
         state_prefix="vertex/state/",
         model_path_pattern=r"^incoming/models/(?P<model>[^/]+)/(?P<version>[^/]+)/",
         default_version_policy="keep",
+        allow_cross_folder_models=True,
         notify_topic="projects/my-project/topics/model-outcomes",
         log_level="DEBUG",
         keras_extra_allowed_objects=["my_layers.Scale", "my_layers.Shift"],
@@ -101,6 +103,7 @@ def test_every_input_reaches_the_code(probe: Path) -> None:
     )
     assert s.model_path_pattern is not None and "model" in s.model_path_pattern.groupindex
     assert s.make_new_version_default is False
+    assert s.allow_cross_folder_models is True
     assert s.notify_topic == "projects/my-project/topics/model-outcomes"
     assert s.log_level == "DEBUG"
     assert s.keras_extra_allowed_objects == frozenset({"my_layers.Scale", "my_layers.Shift"})

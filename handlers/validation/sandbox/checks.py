@@ -72,6 +72,8 @@ def check_upload(directory: str) -> dict[str, Any]:
                 got = _predict(fn, feed, fails)
                 _check_smoke(got, outputs, feed=which)
                 checks.append((Reference(feed, got, 1e-3), differs))
+                if which == "sample":
+                    _note_non_finite(result, got)
         except Failure as exc:
             skip = _string_skip(inputs, exc)
             checks = []
@@ -137,6 +139,7 @@ def check_export(directory: str, reference: Reference | None) -> dict[str, Any]:
             skip = {"reason": "string_rejected", "input": feeds.string_input(inputs)}
         _smoke(result, skip)
         if skip is None and reference is not None:
+            _note_non_finite(result, reference.expected)
             _compare(
                 served.run(reference.feed, "export.mismatch"),
                 reference,
@@ -219,6 +222,19 @@ def _check_smoke(
                 output=name,
                 feed=feed,
             )
+
+
+def _note_non_finite(result: dict[str, Any], outputs: dict[str, np.ndarray]) -> None:
+    """Outputs with NaN or infinity on the seeded random sample: not a rejection (the sample may
+    leave a legitimate model's domain, e.g. log of a negative), but the record and the version
+    say so (`sample_non_finite`: output names)."""
+    names = sorted(
+        name
+        for name, array in outputs.items()
+        if np.asarray(array).dtype.kind in "fc" and not np.all(np.isfinite(array))
+    )
+    if names:
+        result["sample_non_finite"] = names
 
 
 def _compare(actual: dict[str, np.ndarray], reference: Reference, code: str, differs: str) -> None:

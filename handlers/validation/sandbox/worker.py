@@ -228,7 +228,41 @@ def _tf_write(request: dict[str, Any]) -> str:
     return str(write().numpy())
 
 
+def _tf_read(request: dict[str, Any]) -> str:
+    """TensorFlow's ReadFile op run by TF's executor: what a graph that got past the static
+    check would do to read a file (and carry it out in an error message)."""
+    import tensorflow as tf
+
+    @tf.function
+    def read() -> Any:
+        return tf.io.read_file(request["path"])
+
+    return read().numpy().decode(errors="replace")
+
+
+def _keras_unsafe(request: dict[str, Any]) -> str:
+    """The `lookup` layer of a `.keras` config built with Keras' safe_mode off (as if it were
+    bypassed): its vocabulary, which the config may name as a file to read."""
+    import zipfile
+
+    import keras
+
+    with zipfile.ZipFile(request["path"]) as archive:
+        config = json.loads(archive.read("config.json"))
+    layer = next(x for x in config["config"]["layers"] if x.get("name") == "lookup")
+    built = keras.saving.deserialize_keras_object(layer, safe_mode=False)
+    return " ".join(str(word) for word in built.get_vocabulary())
+
+
+def _read(request: dict[str, Any]) -> str:
+    with open(request["path"], encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
 _PROBES = {
+    "read": _read,
+    "tf_read": _tf_read,
+    "keras_unsafe": _keras_unsafe,
     "write": _write,
     "read_parent_environ": _read_parent_environ,
     "socket": _socket,

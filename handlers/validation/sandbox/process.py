@@ -13,6 +13,7 @@ half the memory budget. Before starting one, this process makes itself non-dumpa
 from __future__ import annotations
 
 import json
+import logging
 import os
 import selectors
 import shutil
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...errors import Rejected, TransientError
+from ...errors import Rejected, SandboxLayerMissing, TransientError
 from ...hardening import harden_function_process, is_dumpable
 from ...logs import get_logger
 from .protocol import (
@@ -67,9 +68,16 @@ class Sandbox:
     """One worker at a time; `request()` is serialised by a lock (the worker is single-threaded)."""
 
     def __init__(
-        self, *, memory_mb: int, timeout_seconds: float, max_uses: int, temp_dir: str | None
+        self,
+        *,
+        memory_mb: int,
+        timeout_seconds: float,
+        max_uses: int,
+        temp_dir: str | None,
+        required_layers: tuple[str, ...] = (),
     ) -> None:
         self.memory_mb = memory_mb
+        self.required_layers = required_layers
         self.timeout_seconds = timeout_seconds
         self.max_uses = max_uses
         self._temp_dir = temp_dir
@@ -136,6 +144,7 @@ class Sandbox:
             if not self._ready:
                 deadline = self._started + _STARTUP_SECONDS
                 self._on_ready(self._read(deadline=deadline, what=what, startup=True), what)
+            self._require_layers(what)  # before the worker sees anything of the upload
             self.uses += 1
             payload, staged = self._stage(payload)
             try:
@@ -163,13 +172,39 @@ class Sandbox:
         layers = hello.get("layers")
         self._worker_layers = layers if isinstance(layers, dict) else {}
         self._ready = True
-        log.info(
-            "sandbox worker %s ready after %.1f s; layers set up in %s ms: %s",
+        missing = self.layers.get("unavailable")
+        log.log(
+            logging.WARNING if missing else logging.INFO,
+            "sandbox worker %s ready after %.1f s; layers set up in %s ms%s: %s",
             hello.get("pid"),
             time.monotonic() - self._started,
             hello.get("confine_ms"),
+            f"; did not hold: {', '.join(missing)}" if missing else "",
             json.dumps(self.layers, sort_keys=True)[:DETAIL_LIMIT],
         )
+
+    def missing_layers(self) -> dict[str, str]:
+        """The required layers (SANDBOX_REQUIRED_LAYERS) that do not hold: name -> why."""
+        layers = self.layers
+        why = layers.get("unavailable") or {}
+        missing = {}
+        for name in self.required_layers:
+            key = "non_dumpable_parent" if name == "non_dumpable" else name
+            if not layers.get(key):
+                missing[name] = str(why.get(key) or why.get("confine") or "not reported")[:300]
+        return missing
+
+    def _require_layers(self, what: str) -> None:
+        missing = self.missing_layers()
+        if missing:
+            names = ", ".join(missing)
+            raise SandboxLayerMissing(
+                f"the sandbox cannot validate {what}: required layer(s) {names} did not hold on "
+                f"this platform ({'; '.join(f'{k}: {v}' for k, v in missing.items())}). Nothing "
+                "was validated; the upload is redelivered until the platform provides them "
+                "(SANDBOX_REQUIRED_LAYERS names the required layers).",
+                layers=missing,
+            )
 
     def _stage(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
         """The worker reads only its home and writes only beneath its scratch: an export goes to

@@ -12,7 +12,7 @@ leaves protocol, h5 and errors).
     errors.py            [F+C+W] the error hierarchy that decides ack versus redeliver
     settings.py          [F+C] every setting declared once (README table generated from it)
     logs.py retry.py notify.py   [F+C] JSON logging, bounded retries, the Pub/Sub outcome message
-    hardening.py         [F] the function process makes itself non-dumpable
+    hardening.py         [F] makes the function process non-dumpable; warns when Landlock is missing
 
     intake/              [F+C] what an event is and which objects form an upload
         events.py            CloudEvent -> ObjectEvent (the only module that knows event shapes)

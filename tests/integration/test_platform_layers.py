@@ -245,7 +245,7 @@ def test_without_landlock_the_upload_registers_with_a_warning_and_a_note(
     layers = record["validation"]["sandbox_layers"]
     assert layers["landlock"] is False
     assert "Function not implemented" in layers["unavailable"]["landlock"]
-    for held in ("seccomp", "no_new_privs", "non_dumpable_parent", "rlimits"):
+    for held in ("seccomp", "no_new_privs", "non_dumpable_parent", "rlimits", "caps_dropped"):
         assert layers[held] is True, (held, layers)
     assert layers["securebits"] is False  # not root: refused, and said so
     lines = gvisor_like.lines()

@@ -9,14 +9,14 @@ only, no TensorFlow). Each layer is independent; one the platform lacks is repor
   create, remove files and directories (no symlinks, devices, sockets, fifos) only beneath the
   `writable` ones (its scratch, staged exports); no exec (no EXECUTE right); no TCP bind/connect
   (ABI >= 4); no signals to, or abstract-socket connections with, processes outside the sandbox
-  (ABI >= 6). It does not, measured on 6.18, stop reading the parent's /proc/<pid>/environ:
-  that is the capabilities' (and, for a non-root function, non-dumpable's) job.
+  (ABI >= 6). Of /proc only its own entries are readable, so the parent's /proc/<pid>/environ
+  is closed by Landlock too; without Landlock (gVisor) that is the capabilities' (and, for a
+  non-root function, non-dumpable's) job.
 - caps_dropped: the worker runs as root here. Bounding and ambient sets cleared, effective/
   permitted/inheritable emptied. securebits (reported on its own): locked, so no capabilities
   come back with uid 0; refused (EPERM) without CAP_SETPCAP and by gVisor for any bit but
-  KEEP_CAPS, which is reported, not swallowed. The
-  kernel lets a process read another's /proc/<pid>/environ, mem or fd/ only if the target's
-  capabilities are a subset of its own (or it has CAP_SYS_PTRACE): with none, the function
+  KEEP_CAPS, which is reported, not swallowed. The kernel lets a process read another's
+  /proc/<pid>/environ, mem or fd/ only if the target's capabilities are a subset of its own (or it has CAP_SYS_PTRACE): with none, the function
   process (root, all capabilities) is closed to it. Signals to same-uid processes stay possible
   without capabilities: the Landlock signal scope and the seccomp filter cover those. (Not root:
   the bounding set cannot be cleared without CAP_SETPCAP; no_new_privs keeps exec from adding.)

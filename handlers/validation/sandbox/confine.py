@@ -248,15 +248,33 @@ _SYSTEM_READ = (
 def read_roots(skip: list[str] | None = None) -> list[str]:
     """Where the worker may read: the interpreter's standard library and installed packages
     (sysconfig's paths and every absolute `sys.path` entry but those in `skip`, e.g. the project
-    checkout, of which the caller allows only the package) and `_SYSTEM_READ`."""
+    checkout, of which the caller allows only the package), the directories of the shared
+    objects it has loaded, and `_SYSTEM_READ`."""
     import sysconfig
 
-    skipped = {os.path.realpath(p) for p in skip or []}
+    skipped = [os.path.realpath(p) for p in skip or []]
     found = [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
     found += [p for p in sys.path if os.path.isabs(p)]
-    roots = [os.path.realpath(p) for p in found]
+    roots = [os.path.realpath(p) for p in found] + _loaded_library_dirs()
     roots = [p for p in dict.fromkeys(roots) if p not in skipped and os.path.exists(p)]
-    return roots + [p for p in _SYSTEM_READ if os.path.exists(p)]
+    roots += [p for p in _SYSTEM_READ if os.path.exists(p)]
+    return [p for p in roots if not any(p.startswith(r + os.sep) for r in roots if r != "/")]
+
+
+def _loaded_library_dirs() -> list[str]:
+    """Directories of the shared objects already mapped (libpython's, for one: an extension
+    imported later may need a library beside it, outside the system directories)."""
+    dirs = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)  # address perms offset dev inode [path]
+                path = fields[5].strip() if len(fields) == 6 else ""
+                if path.startswith("/") and ".so" in os.path.basename(path):
+                    dirs.append(os.path.dirname(os.path.realpath(path)))
+    except OSError:
+        return []
+    return [d for d in dict.fromkeys(dirs) if not d.startswith(("/proc", "/dev", "/memfd"))]
 
 
 def _grants(

@@ -161,3 +161,14 @@ def test_a_hostile_keras_config_cannot_read_the_canaries(
         # The canary exists and the same code read the control file: what differs is Landlock.
         assert path.exists() and answer["blocked"] is True, answer
         assert secret not in json.dumps(answer) and secret not in _log(validator)
+
+
+def test_the_inbox_is_read_only(validator):
+    """Uploads are hard-linked into the inbox: the worker reads them but cannot write through
+    the link into the caller's file."""
+    staged = validator.sandbox._home / "in" / f"staged-{uuid.uuid4().hex}"  # type: ignore[operator]
+    staged.write_text("upload bytes")
+    assert _hook(validator, "read", path=str(staged))["result"] == "upload bytes"
+    answer = _hook(validator, "write", path=str(staged))
+    assert answer["blocked"] is True and "ermission" in answer["error"], answer
+    assert staged.read_text() == "upload bytes"

@@ -20,7 +20,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from handlers.errors import TransientError
-from handlers.hardening import harden_function_process
+from handlers.hardening import harden_function_process, warn_if_landlock_missing
 from handlers.logs import configure
 from handlers.outcome import Outcome
 from handlers.pipeline import Pipeline
@@ -30,6 +30,8 @@ SETTINGS = Settings.from_env()  # fails fast at start-up, naming the bad variabl
 configure(SETTINGS.log_level)
 # Non-dumpable: the sandbox worker (same uid) cannot read our /proc/<pid>/environ or memory.
 HARDENING = harden_function_process()
+# gVisor (Cloud Run's first generation) has no Landlock: said once per instance, as a WARNING.
+LANDLOCK_MISSING = warn_if_landlock_missing(SETTINGS.sandbox_required_layers)
 _pipeline: Pipeline | None = None
 _pipeline_lock = threading.Lock()
 

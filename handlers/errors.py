@@ -11,6 +11,9 @@ The pipeline's stages turn these into that decision (`Pipeline.handle_model` for
 * `PermissionDenied`            -> a `TransientError` without in-process retries: IAM grants take
                                    minutes to take effect, so a 403 is redelivered (for up to 24 h)
                                    and fixing IAM recovers every pending upload.
+* `SandboxLayerMissing`         -> the same for the platform: a sandbox layer SANDBOX_REQUIRED_LAYERS
+                                   names does not hold, so nothing is validated; fixing the platform
+                                   (or the setting) recovers every pending upload.
 """
 
 from __future__ import annotations
@@ -75,3 +78,14 @@ class PermissionDenied(TransientError):
         super().__init__(message)
         self.permission = permission
         self.resource = resource
+
+
+class SandboxLayerMissing(TransientError):
+    """A sandbox layer the settings require does not hold here: not the upload's fault, so never
+    recorded; the event is redelivered."""
+
+    code = "sandbox.layer_missing"
+
+    def __init__(self, message: str, *, layers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.layers = layers  # missing layer -> why, as the worker reported it

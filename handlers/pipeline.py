@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .errors import PermanentError, PermissionDenied, Superseded, TransientError, Waiting
+from .errors import (
+    PermanentError,
+    PermissionDenied,
+    SandboxLayerMissing,
+    Superseded,
+    TransientError,
+    Waiting,
+)
 from .gcs import publish
 from .gcs.objects import Digests, ObjectStore
 from .gcs.records import AlreadyFinal, Held, Records, claimed, record_name
@@ -244,6 +251,10 @@ class Pipeline:
         busy = exc.code == "in_progress_elsewhere"
         if isinstance(exc, PermissionDenied):  # say exactly what IAM must grant, and where
             fields = {**fields, "missing_permission": exc.permission, "resource": exc.resource}
+        if isinstance(
+            exc, SandboxLayerMissing
+        ):  # the platform's, named: see SANDBOX_REQUIRED_LAYERS
+            fields = {**fields, "missing_layers": exc.layers}
         log(
             _logger,
             logging.INFO if busy else logging.ERROR,

@@ -153,6 +153,27 @@ def _object_list(name: str, raw: str) -> frozenset[str]:
     return objects
 
 
+# The sandbox's layers a setting may require (the keys of `validation.sandbox_layers`, with the
+# function process' own non-dumpable as `non_dumpable`). The default: what both Cloud Run
+# execution environments provide (gVisor has no Landlock).
+SANDBOX_LAYERS = ("seccomp", "no_new_privs", "non_dumpable", "landlock", "caps_dropped",
+                  "securebits", "rlimits")  # fmt: skip
+DEFAULT_REQUIRED_LAYERS = ("seccomp", "no_new_privs", "non_dumpable")
+
+
+def _layers(name: str, raw: str) -> tuple[str, ...]:
+    if raw.lower() == "none":
+        return ()
+    layers = tuple(dict.fromkeys(s.strip().lower() for s in raw.split(",") if s.strip()))
+    unknown = [x for x in layers if x not in SANDBOX_LAYERS]
+    if unknown or not layers:
+        raise SettingsError(
+            f"{name}={raw!r}: unknown layer {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"expected a comma-separated list of {', '.join(SANDBOX_LAYERS)}, or 'none'."
+        )
+    return layers
+
+
 def _url(name: str, raw: str) -> str:
     if re.match(r"^https?://[^/\s]+", raw):
         return raw.rstrip("/")
@@ -351,6 +372,16 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "recycle the sandbox worker after this many artifacts",
     ),
     _D(
+        "SANDBOX_REQUIRED_LAYERS",
+        "sandbox_required_layers",
+        DEFAULT_REQUIRED_LAYERS,
+        _layers,
+        "sandbox layers without which the function does not validate: an upload is then "
+        "redelivered (503, an ERROR naming the layer) until the platform provides them. Any of "
+        f"{', '.join(f'`{x}`' for x in SANDBOX_LAYERS)}, or `none`",
+        shown_default="`" + ",".join(DEFAULT_REQUIRED_LAYERS) + "`",
+    ),
+    _D(
         "TEMP_DIR",
         "temp_dir",
         None,
@@ -491,6 +522,7 @@ class Settings:
     validation_timeout_seconds: int = _default("validation_timeout_seconds")
     validation_memory_mb: int | None = _default("validation_memory_mb")
     validator_max_uses: int = _default("validator_max_uses")
+    sandbox_required_layers: tuple[str, ...] = _default("sandbox_required_layers")
     temp_dir: str | None = _default("temp_dir")
     directory_upload_window_seconds: int = _default("directory_upload_window_seconds")
     use_asgi: bool = _default("use_asgi")

@@ -44,6 +44,7 @@ locals {
     VALIDATOR_MAX_USES              = var.limits.validator_max_uses
     DIRECTORY_UPLOAD_WINDOW_SECONDS = var.limits.directory_upload_window_seconds
     TEMP_DIR                        = var.temp_dir
+    SANDBOX_REQUIRED_LAYERS         = var.sandbox_required_layers == null ? null : (length(var.sandbox_required_layers) == 0 ? "none" : join(",", var.sandbox_required_layers))
     PROMOTION_METRIC                = var.promotion.metric
     PROMOTION_GOAL                  = var.promotion.goal
     PROMOTION_MIN_DELTA             = var.promotion.min_delta

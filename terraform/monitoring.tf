@@ -82,6 +82,24 @@ resource "google_logging_metric" "failures" {
   depends_on = [google_project_service.required]
 }
 
+# Instances that started without Landlock (gVisor, Cloud Run's first generation): the function's start-up
+# WARNING (handlers/hardening.py). Validation goes on (Landlock is not required by default) and every
+# record notes it under validation.sandbox_layers; this counts where it happened.
+resource "google_logging_metric" "landlock_missing" {
+  project     = var.project_id
+  name        = "${var.name}/landlock-missing"
+  description = "Instances of ${var.name} that started on a kernel without Landlock (the sandbox runs without its file-system layer)."
+  filter      = "${local.function_logs} AND jsonPayload.sandbox_layer_missing=\"landlock\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+  }
+
+  depends_on = [google_project_service.required]
+}
+
 # Cloud Monitoring answers 404 "Cannot find metric(s)... could take up to 10 minutes" for an alert on a
 # log-based metric created moments before (terraform-provider-google#11102), so the first apply waits
 # in between. Nothing else depends on the policy, so the wait overlaps the function's build. Replaced

@@ -69,11 +69,12 @@ output "environment_variables" {
 }
 
 output "log_metrics" {
-  description = "Log-based metric names: outcomes (by outcome), rejected (by code), failures."
+  description = "Log-based metric names: outcomes (by outcome), rejected (by code), failures, landlock_missing (instances started without Landlock)."
   value = {
-    outcomes = google_logging_metric.outcomes.name
-    rejected = google_logging_metric.rejected.name
-    failures = google_logging_metric.failures.name
+    outcomes         = google_logging_metric.outcomes.name
+    rejected         = google_logging_metric.rejected.name
+    failures         = google_logging_metric.failures.name
+    landlock_missing = google_logging_metric.landlock_missing.name
   }
 }
 

@@ -378,6 +378,26 @@ variable "limits" {
   }
 }
 
+variable "sandbox_required_layers" {
+  description = <<-EOT
+    Sandbox layers without which the function does not validate (SANDBOX_REQUIRED_LAYERS): an upload
+    is then redelivered with an ERROR naming the missing layer, and the failure alert fires. null: the
+    code's default, seccomp, no_new_privs and non_dumpable (what both Cloud Run execution environments
+    provide; gVisor has no Landlock). [] requires none. Add "landlock" only where the execution
+    environment is known to be the second generation (a Cloud Run service, not a function).
+  EOT
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition = var.sandbox_required_layers == null ? true : alltrue([
+      for layer in var.sandbox_required_layers :
+      contains(["seccomp", "no_new_privs", "non_dumpable", "landlock", "caps_dropped", "securebits", "rlimits"], layer)
+    ])
+    error_message = "sandbox_required_layers: each entry must be one of seccomp, no_new_privs, non_dumpable, landlock, caps_dropped, securebits, rlimits."
+  }
+}
+
 variable "temp_dir" {
   description = "Scratch directory for downloads (TEMP_DIR). null: the system temp dir, which on Cloud Functions is in memory."
   type        = string

@@ -3,16 +3,20 @@ only, no TensorFlow). Each layer is independent; one the platform lacks is repor
 
 - no_new_privs: `PR_SET_NO_NEW_PRIVS`, so nothing below can be undone through a set-uid binary
   (and Landlock/seccomp may be installed without CAP_SYS_ADMIN).
-- landlock: read-only everywhere; write, create, remove files and directories (no symlinks,
-  devices, sockets, fifos) only beneath the worker's private directory (its temp dir, staged
-  exports); no exec (no EXECUTE right); no TCP bind/connect
+- landlock: reads only beneath what the worker needs (`read_roots`: the interpreter's stdlib and
+  installed packages, the system library directories, a few /proc/self, /dev and /sys entries)
+  plus the paths the caller names (the worker's home, where its uploads are staged); write,
+  create, remove files and directories (no symlinks, devices, sockets, fifos) only beneath the
+  `writable` ones (its scratch, staged exports); no exec (no EXECUTE right); no TCP bind/connect
   (ABI >= 4); no signals to, or abstract-socket connections with, processes outside the sandbox
-  (ABI >= 6). It does not, measured on 6.18, stop reading the parent's /proc/<pid>/environ:
-  that is the capabilities' (and, for a non-root function, non-dumpable's) job.
-- caps_dropped: the worker runs as root here. Bounding and ambient sets cleared, securebits
-  locked (no capabilities come back with uid 0), effective/permitted/inheritable emptied. The
-  kernel lets a process read another's /proc/<pid>/environ, mem or fd/ only if the target's
-  capabilities are a subset of its own (or it has CAP_SYS_PTRACE): with none, the function
+  (ABI >= 6). Of /proc only its own entries are readable, so the parent's /proc/<pid>/environ
+  is closed by Landlock too; without Landlock (gVisor) that is the capabilities' (and, for a
+  non-root function, non-dumpable's) job.
+- caps_dropped: the worker runs as root here. Bounding and ambient sets cleared, effective/
+  permitted/inheritable emptied. securebits (reported on its own): locked, so no capabilities
+  come back with uid 0; refused (EPERM) without CAP_SETPCAP and by gVisor for any bit but
+  KEEP_CAPS, which is reported, not swallowed. The kernel lets a process read another's
+  /proc/<pid>/environ, mem or fd/ only if the target's capabilities are a subset of its own (or it has CAP_SYS_PTRACE): with none, the function
   process (root, all capabilities) is closed to it. Signals to same-uid processes stay possible
   without capabilities: the Landlock signal scope and the seccomp filter cover those. (Not root:
   the bounding set cannot be cleared without CAP_SETPCAP; no_new_privs keeps exec from adding.)
@@ -25,8 +29,9 @@ only, no TensorFlow). Each layer is independent; one the platform lacks is repor
 
 Landlock and capabilities belong to one thread: they are applied from the main thread while it is
 the only one (the worker starts with OPENBLAS_NUM_THREADS=1; numpy's BLAS pool would otherwise be
-a second thread), so every thread TensorFlow starts later inherits them. `confine()` then reads
-every thread's /proc status to report what holds, not what was asked for.
+a second thread), so every thread TensorFlow starts later inherits them. `confine()` then asks
+the kernel what holds (prctl for no_new_privs and seccomp; every thread's /proc status where it
+has the line: gVisor's has no `NoNewPrivs:` or `CapAmb:`), not what was asked for.
 """
 
 from __future__ import annotations
@@ -35,13 +40,18 @@ import ctypes
 import errno
 import os
 import platform
+import stat
+import sys
 from typing import Any
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_GET_NO_NEW_PRIVS = 39
+_PR_GET_SECCOMP = 21
 _PR_CAPBSET_DROP = 24
 _PR_SET_SECUREBITS = 28
+_PR_GET_SECUREBITS = 27
 _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 # NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE and KEEP_CAPS_LOCKED, each with its lock bit.
@@ -122,15 +132,21 @@ _LANDLOCK_CREATE_RULESET, _LANDLOCK_ADD_RULE, _LANDLOCK_RESTRICT_SELF = 444, 445
 _CLONE_NEW_NAMESPACES = 0x7E020080  # NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET|NEWTIME
 
 
-def confine(writable: list[str]) -> dict[str, Any]:
+def confine(
+    writable: list[str], readable: list[str] | None = None, removable: list[str] | None = None
+) -> dict[str, Any]:
     """Apply every layer; `{"no_new_privs": True, "landlock": "abi 7", "caps_dropped": True,
-    "seccomp": True, "unavailable": {layer: why}}` (a layer that did not hold is False)."""
+    "securebits": True, "seccomp": True, "unavailable": {layer: why}}` (a layer that did not hold
+    is False). Landlock lets the worker read `read_roots()`, `readable` and `writable`, remove
+    files beneath `removable` (read-only otherwise) and write only beneath `writable`."""
     layers: dict[str, Any] = {}
     why: dict[str, str] = {}
     threads = len(os.listdir("/proc/self/task"))
+    grants = _grants(writable, readable or [], removable or [])
     steps = (
         ("no_new_privs", _no_new_privs),
-        ("landlock", lambda: _landlock(writable)),
+        ("landlock", lambda: _landlock(grants)),
+        ("securebits", _lock_securebits),
         ("caps_dropped", _drop_capabilities),
         ("seccomp", _seccomp),
     )
@@ -167,14 +183,21 @@ def _call(result: int, what: str) -> int:
 
 def _no_new_privs() -> bool:
     _call(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
-    return True
+    return no_new_privs()
+
+
+def no_new_privs() -> bool:
+    """The kernel's answer for the calling thread (`PR_GET_NO_NEW_PRIVS`; gVisor's /proc status
+    has no `NoNewPrivs:` line, so that cannot be the source)."""
+    return _libc.prctl(_PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1
 
 
 # --- Landlock ------------------------------------------------------------------------------------
 _FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-_FS_MAKE_CHAR, _FS_MAKE_SOCK, _FS_MAKE_FIFO = 1 << 6, 1 << 9, 1 << 10
+_FS_REMOVE_FILE, _FS_MAKE_CHAR, _FS_MAKE_SOCK, _FS_MAKE_FIFO = 1 << 5, 1 << 6, 1 << 9, 1 << 10
 _FS_MAKE_BLOCK, _FS_MAKE_SYM = 1 << 11, 1 << 12
-_FS_TRUNCATE = 1 << 14
+_FS_TRUNCATE, _FS_IOCTL_DEV = 1 << 14, 1 << 15
+_FS_FILE_RIGHTS = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
 _FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1}
 _NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
@@ -200,7 +223,73 @@ def landlock_abi() -> int:
     return max(abi, 0)
 
 
-def _landlock(writable: list[str]) -> str:
+# What TensorFlow 2.21 and the interpreter read once TensorFlow is imported (measured with strace
+# over .keras and SavedModel validations): modules and extensions imported lazily, the loader's
+# cache and library directories (dlopen), the CPU description, its own /proc entries (thread
+# names, status), random bytes. Nothing else on the system is readable from the worker.
+_SYSTEM_READ = (
+    "/lib",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/local/lib",
+    "/etc/ld.so.cache",
+    "/proc/self",  # opened through the link: /proc/<the worker's pid>, its threads included
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/sys/devices/system/cpu",
+    "/sys/devices/system/node",
+    "/dev/urandom",
+    "/dev/random",
+    "/dev/zero",
+)
+
+
+def read_roots(skip: list[str] | None = None) -> list[str]:
+    """Where the worker may read: the interpreter's standard library and installed packages
+    (sysconfig's paths and every absolute `sys.path` entry but those in `skip`, e.g. the project
+    checkout, of which the caller allows only the package), the directories of the shared
+    objects it has loaded, and `_SYSTEM_READ`."""
+    import sysconfig
+
+    skipped = [os.path.realpath(p) for p in skip or []]
+    found = [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    found += [p for p in sys.path if os.path.isabs(p)]
+    roots = [os.path.realpath(p) for p in found] + _loaded_library_dirs()
+    roots = [p for p in dict.fromkeys(roots) if p not in skipped and os.path.exists(p)]
+    roots += [p for p in _SYSTEM_READ if os.path.exists(p)]
+    return [p for p in roots if not any(p.startswith(r + os.sep) for r in roots if r != "/")]
+
+
+def _loaded_library_dirs() -> list[str]:
+    """Directories of the shared objects already mapped (libpython's, for one: an extension
+    imported later may need a library beside it, outside the system directories)."""
+    dirs = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)  # address perms offset dev inode [path]
+                path = fields[5].strip() if len(fields) == 6 else ""
+                if path.startswith("/") and ".so" in os.path.basename(path):
+                    dirs.append(os.path.dirname(os.path.realpath(path)))
+    except OSError:
+        return []
+    return [d for d in dict.fromkeys(dirs) if not d.startswith(("/proc", "/dev", "/memfd"))]
+
+
+def _grants(
+    writable: list[str], readable: list[str], removable: list[str]
+) -> list[tuple[str, str]]:
+    roots = readable or read_roots()
+    return (
+        [(p, "read") for p in roots]
+        + [(p, "remove") for p in removable]
+        + [(p, "write") for p in writable]
+        + [(os.devnull, "devnull")]  # opened for writing by libraries that silence output
+    )
+
+
+def _landlock(grants: list[tuple[str, str]]) -> str:
     abi = _libc.syscall(_LANDLOCK_CREATE_RULESET, None, 0, 1)
     if abi < 0:
         err = ctypes.get_errno()
@@ -215,24 +304,34 @@ def _landlock(writable: list[str]) -> str:
     ruleset = _call(
         _libc.syscall(_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), size, 0), "Landlock ruleset"
     )
+    read = _FS_READ_FILE | _FS_READ_DIR
+    # Files and directories only: no exec, devices, sockets, fifos or symlinks.
+    special = _FS_MAKE_CHAR | _FS_MAKE_SOCK | _FS_MAKE_FIFO | _FS_MAKE_BLOCK | _FS_MAKE_SYM
+    rights = {
+        "read": read,
+        "remove": read | _FS_REMOVE_FILE,
+        "write": handled & ~(_FS_EXECUTE | special),
+        "devnull": handled & (_FS_READ_FILE | _FS_WRITE_FILE | _FS_TRUNCATE),
+    }
     try:
-        _allow(ruleset, "/", _FS_READ_FILE | _FS_READ_DIR)
-        # Files and directories only: no exec, devices, sockets, fifos or symlinks.
-        special = _FS_MAKE_CHAR | _FS_MAKE_SOCK | _FS_MAKE_FIFO | _FS_MAKE_BLOCK | _FS_MAKE_SYM
-        private = handled & ~(_FS_EXECUTE | special)
-        for path in writable:
-            _allow(ruleset, path, private)
-        # Opening /dev/null for writing (what libraries do to silence output).
-        _allow(ruleset, os.devnull, handled & (_FS_READ_FILE | _FS_WRITE_FILE | _FS_TRUNCATE))
+        for path, kind in grants:
+            _allow(ruleset, path, rights[kind], missing_ok=kind == "read")
         _call(_libc.syscall(_LANDLOCK_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
     finally:
         os.close(ruleset)
     return f"abi {abi}"
 
 
-def _allow(ruleset: int, path: str, access: int) -> None:
-    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+def _allow(ruleset: int, path: str, access: int, *, missing_ok: bool = False) -> None:
     try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            access &= _FS_FILE_RIGHTS  # a rule on a file takes only the rights a file has
         rule = _PathBeneath(allowed_access=access, parent_fd=fd)
         _call(
             _libc.syscall(_LANDLOCK_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule), 0),
@@ -255,17 +354,27 @@ class _CapData(ctypes.Structure):
     ]
 
 
+def _lock_securebits() -> bool:
+    """Lock NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE and KEEP_CAPS (off): uid 0 never gains
+    capabilities back. Needs CAP_SETPCAP: a non-root process gets EPERM, and gVisor refuses every
+    bit but KEEP_CAPS with EPERM even for root. Refused is reported (False with why), never
+    swallowed; already set (a parent locked them) counts as held."""
+    if _libc.prctl(_PR_SET_SECUREBITS, _SECUREBITS, 0, 0, 0) == 0:
+        return True
+    err = ctypes.get_errno()
+    if _libc.prctl(_PR_GET_SECUREBITS, 0, 0, 0, 0) == _SECUREBITS:
+        return True
+    hint = "" if os.geteuid() == 0 else " (not root: no CAP_SETPCAP)"
+    raise OSError(err, f"prctl(PR_SET_SECUREBITS) refused: {os.strerror(err)}{hint}")
+
+
 def _drop_capabilities() -> bool:
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
             last = int(f.read())
     except (OSError, ValueError):
         last = 63
-    # Securebits and the bounding set need CAP_SETPCAP: before emptying the sets.
-    if _libc.prctl(_PR_SET_SECUREBITS, _SECUREBITS, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        if err != errno.EPERM:  # EPERM: already locked or not ours to set (not root): harmless
-            raise OSError(err, f"prctl(PR_SET_SECUREBITS): {os.strerror(err)}")
+    # The bounding set needs CAP_SETPCAP: before emptying the sets (securebits, too, come first).
     for cap in range(last + 1):
         if _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != errno.EINVAL:
             err = ctypes.get_errno()
@@ -381,12 +490,19 @@ def thread_status() -> list[dict[str, str]]:
 
 
 def _verify(layers: dict[str, Any], why: dict[str, str]) -> None:
+    """Hold each layer to what the kernel reports. This thread: prctl (no_new_privs, seccomp
+    mode). Every thread: its /proc status lines, where present (gVisor has no `NoNewPrivs:` and
+    no `CapAmb:` line: an absent line is no evidence either way)."""
+    if layers.get("no_new_privs") and not no_new_privs():
+        layers["no_new_privs"], why["no_new_privs"] = False, "PR_GET_NO_NEW_PRIVS says 0"
+    if layers.get("seccomp") and _libc.prctl(_PR_GET_SECCOMP, 0, 0, 0, 0) != 2:
+        layers["seccomp"], why["seccomp"] = False, "PR_GET_SECCOMP: not in filter mode"
     for status in thread_status():
-        if layers.get("no_new_privs") and status.get("NoNewPrivs") != "1":
+        if layers.get("no_new_privs") and status.get("NoNewPrivs", "1") != "1":
             layers["no_new_privs"], why["no_new_privs"] = False, "a thread kept NoNewPrivs 0"
-        if layers.get("seccomp") and status.get("Seccomp") != "2":
+        if layers.get("seccomp") and status.get("Seccomp", "2") != "2":
             layers["seccomp"], why["seccomp"] = False, "a thread is not in seccomp filter mode"
         sets = ("CapEff", "CapPrm", "CapAmb") + (("CapBnd",) if os.geteuid() == 0 else ())
-        caps = [status.get(k, "") for k in sets]
+        caps = [status[k] for k in sets if k in status]
         if layers.get("caps_dropped") and any(int(c or "1", 16) for c in caps):
             layers["caps_dropped"], why["caps_dropped"] = False, "a thread kept capabilities"

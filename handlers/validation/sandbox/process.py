@@ -13,6 +13,7 @@ half the memory budget. Before starting one, this process makes itself non-dumpa
 from __future__ import annotations
 
 import json
+import logging
 import os
 import selectors
 import shutil
@@ -26,13 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...errors import Rejected, TransientError
+from ...errors import Rejected, SandboxLayerMissing, TransientError
 from ...hardening import harden_function_process, is_dumpable
 from ...logs import get_logger
 from .protocol import (
     DETAIL_LIMIT,
+    INBOX_DIR,
     MEMORY_ENV,
     OUT_OF_MEMORY,
+    SCRATCH_DIRS,
     TEST_HOOKS_ENV,
     WRITABLE_ENV,
 )
@@ -42,6 +45,7 @@ log = get_logger(__name__)
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the directory holding `handlers/`
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _STARTUP_SECONDS = 120.0
+_UPLOAD_KEYS = {"keras": "path", "saved_model": "dir", "fingerprint": "dir"}  # what each op reads
 
 
 def default_memory_mb() -> int:
@@ -64,9 +68,16 @@ class Sandbox:
     """One worker at a time; `request()` is serialised by a lock (the worker is single-threaded)."""
 
     def __init__(
-        self, *, memory_mb: int, timeout_seconds: float, max_uses: int, temp_dir: str | None
+        self,
+        *,
+        memory_mb: int,
+        timeout_seconds: float,
+        max_uses: int,
+        temp_dir: str | None,
+        required_layers: tuple[str, ...] = (),
     ) -> None:
         self.memory_mb = memory_mb
+        self.required_layers = required_layers
         self.timeout_seconds = timeout_seconds
         self.max_uses = max_uses
         self._temp_dir = temp_dir
@@ -106,7 +117,7 @@ class Sandbox:
             if self._parent_hardening is None:
                 self._parent_hardening = harden_function_process()
             self._home = Path(tempfile.mkdtemp(prefix="registrar-sandbox-", dir=self._temp_dir))
-            for sub in ("tmp", "out", "in"):
+            for sub in (*SCRATCH_DIRS, INBOX_DIR):
                 (self._home / sub).mkdir()
             stderr = (self._home / "worker.log").open("wb")
             self._proc = subprocess.Popen(
@@ -133,6 +144,7 @@ class Sandbox:
             if not self._ready:
                 deadline = self._started + _STARTUP_SECONDS
                 self._on_ready(self._read(deadline=deadline, what=what, startup=True), what)
+            self._require_layers(what)  # before the worker sees anything of the upload
             self.uses += 1
             payload, staged = self._stage(payload)
             try:
@@ -160,18 +172,46 @@ class Sandbox:
         layers = hello.get("layers")
         self._worker_layers = layers if isinstance(layers, dict) else {}
         self._ready = True
-        log.info(
-            "sandbox worker %s ready after %.1f s; layers set up in %s ms: %s",
+        missing = self.layers.get("unavailable")
+        log.log(
+            logging.WARNING if missing else logging.INFO,
+            "sandbox worker %s ready after %.1f s; layers set up in %s ms%s: %s",
             hello.get("pid"),
             time.monotonic() - self._started,
             hello.get("confine_ms"),
+            f"; did not hold: {', '.join(missing)}" if missing else "",
             json.dumps(self.layers, sort_keys=True)[:DETAIL_LIMIT],
         )
 
+    def missing_layers(self) -> dict[str, str]:
+        """The required layers (SANDBOX_REQUIRED_LAYERS) that do not hold: name -> why."""
+        layers = self.layers
+        why = layers.get("unavailable") or {}
+        missing = {}
+        for name in self.required_layers:
+            key = "non_dumpable_parent" if name == "non_dumpable" else name
+            if not layers.get(key):
+                missing[name] = str(why.get(key) or why.get("confine") or "not reported")[:300]
+        return missing
+
+    def _require_layers(self, what: str) -> None:
+        missing = self.missing_layers()
+        if missing:
+            names = ", ".join(missing)
+            raise SandboxLayerMissing(
+                f"the sandbox cannot validate {what}: required layer(s) {names} did not hold on "
+                f"this platform ({'; '.join(f'{k}: {v}' for k, v in missing.items())}). Nothing "
+                "was validated; the upload is redelivered until the platform provides them "
+                "(SANDBOX_REQUIRED_LAYERS names the required layers).",
+                layers=missing,
+            )
+
     def _stage(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
-        """The worker writes only beneath its home: an export goes to a slot there (moved to
-        `export_dir` afterwards) and a source it may delete is moved in first (same file system:
-        a rename; otherwise it stays where it is and is not released)."""
+        """The worker reads only its home and writes only beneath its scratch: an export goes to
+        a slot in `out/` (moved to `export_dir` afterwards); the upload it loads (`path` or `dir`)
+        is staged into a fresh slot in its inbox, `in/`: moved there when the worker may delete
+        it (`release_source`: a rename on the same file system), else hard-linked (a copy on
+        another file system), so the caller's files stay where they are."""
         assert self._home is not None
         staged: dict[str, Path] = {}
         if payload.get("export_dir"):
@@ -179,15 +219,21 @@ class Sandbox:
             slot = Path(tempfile.mkdtemp(dir=self._home / "out"))
             staged.update(slot=slot, export=slot / target.name, target=target)
             payload = {**payload, "export_dir": str(slot / target.name)}
-        if payload.get("release_source") and payload.get("path"):
-            source = Path(payload["path"])
-            inbox = Path(tempfile.mkdtemp(dir=self._home / "in"))
+        key = _UPLOAD_KEYS.get(payload.get("op"))
+        if key is not None and payload.get(key):
+            source = Path(payload[key])
+            inbox = Path(tempfile.mkdtemp(dir=self._home / INBOX_DIR))
             staged["inbox"] = inbox
-            try:
-                os.rename(source, inbox / source.name)
-                payload = {**payload, "path": str(inbox / source.name)}
-            except OSError:
-                payload = {**payload, "release_source": False}
+            moved = False
+            if payload.get("release_source"):
+                try:
+                    os.rename(source, inbox / source.name)
+                    moved = True
+                except OSError:
+                    payload = {**payload, "release_source": False}
+            if not moved:
+                _link_tree(source, inbox / source.name)
+            payload = {**payload, key: str(inbox / source.name)}
         return payload, staged
 
     @staticmethod
@@ -312,6 +358,23 @@ class Sandbox:
             # No artifact has been sent yet: the environment is at fault, not the upload.
             raise TransientError(text, code=f"{code}_at_startup")
         raise Rejected(text, code=code)
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """`source` (a file or a directory tree) at `target`: hard links where the file system
+    allows (no bytes copied), copies elsewhere; symlinks stay symlinks (the worker's Landlock
+    decides what their targets let it read)."""
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(src, dst, follow_symlinks=False)
+
+    if source.is_dir() and not source.is_symlink():
+        shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
+    else:
+        link_or_copy(str(source), str(target))
 
 
 def _only_plain_files(root: Path) -> None:

@@ -20,7 +20,9 @@ from typing import Any
 TEST_HOOKS_ENV = "REGISTRAR_SANDBOX_TEST_HOOKS"  # only the test-suite's parent process sets it
 MEMORY_ENV = "SANDBOX_MEMORY_MB"
 FSIZE_ENV = "SANDBOX_FSIZE_MB"
-WRITABLE_ENV = "SANDBOX_WRITABLE"  # the one directory the worker may write beneath (Landlock)
+WRITABLE_ENV = "SANDBOX_WRITABLE"  # the worker's home: its layout is below (Landlock)
+SCRATCH_DIRS = ("tmp", "out")  # beneath home: the only places the worker may write
+INBOX_DIR = "in"  # beneath home: uploads staged for the worker (read and remove only)
 OUT_OF_MEMORY = "sandbox.out_of_memory"
 BAD_REQUEST = "sandbox.bad_request"
 LOAD_FAILED = "load_failed"

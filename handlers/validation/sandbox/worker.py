@@ -17,15 +17,18 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from .protocol import (
     BAD_REQUEST,
     DETAIL_LIMIT,
     FSIZE_ENV,
+    INBOX_DIR,
     LOAD_FAILED,
     MEMORY_ENV,
     OUT_OF_MEMORY,
+    SCRATCH_DIRS,
     TEST_HOOKS_ENV,
     WRITABLE_ENV,
     Failure,
@@ -103,13 +106,27 @@ def _answer(code: str, message: str, facts: dict[str, Any] | None = None) -> dic
 
 
 def _confine() -> dict[str, Any]:
-    """The layers, once per worker; what failed to set up is reported, never fatal."""
+    """The layers, once per worker; what failed to set up is reported, never fatal (the parent
+    decides: `SANDBOX_REQUIRED_LAYERS`).
+
+    Reads: the interpreter and its packages, system libraries and the few kernel entries TF
+    uses (`confine.read_roots`), of the project checkout only this package, and the worker's
+    home: uploads are staged into its inbox (read, remove), scratch and exports are written
+    beneath its `tmp` and `out` (the only writable places)."""
     layers: dict[str, Any] = {"rlimits": _LIMITS_SET}
     try:
-        from .confine import confine
+        from .confine import confine, read_roots
 
-        writable = os.environ.get(WRITABLE_ENV) or os.environ["HOME"]
-        layers.update(confine([writable]))
+        home = os.environ.get(WRITABLE_ENV) or os.environ["HOME"]
+        package = str(Path(__file__).resolve().parents[2])  # `handlers` (or its installed name)
+        checkout = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+        layers.update(
+            confine(
+                [os.path.join(home, d) for d in SCRATCH_DIRS],
+                readable=[*read_roots(skip=checkout), package, home],
+                removable=[os.path.join(home, INBOX_DIR)],
+            )
+        )
     except Exception as exc:  # noqa: BLE001 e.g. no ctypes: report, and serve unconfined
         layers["unavailable"] = {"confine": f"{type(exc).__name__}: {exc}"[:300]}
     return layers
@@ -211,7 +228,41 @@ def _tf_write(request: dict[str, Any]) -> str:
     return str(write().numpy())
 
 
+def _tf_read(request: dict[str, Any]) -> str:
+    """TensorFlow's ReadFile op run by TF's executor: what a graph that got past the static
+    check would do to read a file (and carry it out in an error message)."""
+    import tensorflow as tf
+
+    @tf.function
+    def read() -> Any:
+        return tf.io.read_file(request["path"])
+
+    return read().numpy().decode(errors="replace")
+
+
+def _keras_unsafe(request: dict[str, Any]) -> str:
+    """The `lookup` layer of a `.keras` config built with Keras' safe_mode off (as if it were
+    bypassed): its vocabulary, which the config may name as a file to read."""
+    import zipfile
+
+    import keras
+
+    with zipfile.ZipFile(request["path"]) as archive:
+        config = json.loads(archive.read("config.json"))
+    layer = next(x for x in config["config"]["layers"] if x.get("name") == "lookup")
+    built = keras.saving.deserialize_keras_object(layer, safe_mode=False)
+    return " ".join(str(word) for word in built.get_vocabulary())
+
+
+def _read(request: dict[str, Any]) -> str:
+    with open(request["path"], encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
 _PROBES = {
+    "read": _read,
+    "tf_read": _tf_read,
+    "keras_unsafe": _keras_unsafe,
     "write": _write,
     "read_parent_environ": _read_parent_environ,
     "socket": _socket,

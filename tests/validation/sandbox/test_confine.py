@@ -27,9 +27,10 @@ import errno, json, os, socket, sys, threading
 sys.path.insert(0, sys.argv[1])
 import handlers.validation.sandbox.confine as c
 layer, home, outside, port = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+canary = sys.argv[6]
 applied = {
     "none": lambda: None,
-    "landlock": lambda: (c._no_new_privs(), c._landlock([home])),
+    "landlock": lambda: (c._no_new_privs(), c._landlock(c._grants([home], [], []))),
     "caps": c._drop_capabilities,
     "seccomp": lambda: (c._no_new_privs(), c._seccomp()),
     "all": lambda: c.confine([home]),
@@ -68,6 +69,11 @@ results = {
     "write_inside": attempt(lambda: open(os.path.join(home, "f"), "w").close()),
     "symlink_inside": attempt(lambda: os.symlink("/proc/self/environ", os.path.join(home, "l"))),
     "read_etc": attempt(lambda: open("/etc/hostname").read()),
+    "read_canary": attempt(lambda: open(canary).read()),
+    "list_canary_dir": attempt(lambda: os.listdir(os.path.dirname(canary))),
+    "read_stdlib": attempt(lambda: open(os.path.join(os.path.dirname(os.__file__), "decimal.py")).read()),
+    "read_dev_urandom": attempt(lambda: open("/dev/urandom", "rb").read(8)),
+    "read_own_status": attempt(lambda: open("/proc/self/status").read()),
     "read_parent_environ": attempt(read_environ),
     "signal_parent": attempt(lambda: os.kill(os.getppid(), 0)),
     "signal_self": attempt(lambda: os.kill(os.getpid(), 0)),
@@ -97,8 +103,21 @@ def _probe(layer: str, tmp_path: Path, port: int) -> dict:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     outside = tmp_path / f"outside-{layer}"
+    canary = tmp_path / "canary" / "secret.txt"  # beside the sandbox's home, outside it
+    canary.parent.mkdir(exist_ok=True)
+    canary.write_text("registrar-canary")
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(ROOT), layer, str(home), str(outside), str(port)],
+        [
+            sys.executable,
+            "-c",
+            _PROBE,
+            str(ROOT),
+            layer,
+            str(home),
+            str(outside),
+            str(port),
+            str(canary),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -123,16 +142,19 @@ def test_landlock_alone(tmp_path, listener):
     got = _probe("landlock", tmp_path, listener)
     assert got["write_outside"] == "EACCES" and not got["outside_exists"]
     assert got["write_outside_from_thread"] == "EACCES"
-    assert got["write_inside"] == got["read_etc"] == "allowed"
+    assert got["write_inside"] == got["read_stdlib"] == got["read_dev_urandom"] == "allowed"
+    assert got["read_own_status"] == "allowed"
+    # Reads, too, only where it was allowed: not /etc, not a file beside its home.
+    assert got["read_etc"] == got["read_canary"] == got["list_canary_dir"] == "EACCES"
     assert got["symlink_inside"] == "EACCES"  # files and directories only
     assert got["exec"] == "EACCES"  # no EXECUTE right anywhere
     assert got["connect_tcp"] == ("EACCES" if ABI >= 4 else "allowed")
     assert got["signal_parent"] == ("EPERM" if ABI >= 6 else "allowed")
     assert got["signal_self"] == "allowed"
-    # What it does not stop on its own: sockets (other than TCP connect/bind) and, measured
-    # here, reading the parent's /proc/<pid>/environ (ptrace-read access).
+    # What it does not stop on its own: sockets (other than TCP connect/bind). Only its own
+    # /proc entries are readable, so the parent's /proc/<pid>/environ is closed too.
     assert got["socket"] == got["unix_socket"] == "allowed"
-    assert got["read_parent_environ"] == "allowed"
+    assert got["read_parent_environ"] == "EACCES"
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="capabilities only matter for root")
@@ -161,8 +183,13 @@ def test_all_layers(tmp_path, listener):
     assert layers["seccomp"] is True and layers["no_new_privs"] is True
     assert layers["landlock"] == (f"abi {ABI}" if ABI else False)
     assert layers["caps_dropped"] is True
+    assert layers["securebits"] is IS_ROOT  # locking them needs CAP_SETPCAP
+    if not IS_ROOT:
+        assert "PR_SET_SECUREBITS" in layers["unavailable"]["securebits"]
     allowed = {k for k, v in got.items() if v == "allowed"}
-    assert allowed == {"write_inside", "read_etc", "signal_self"}, got
+    readable = {"read_stdlib", "read_dev_urandom", "read_own_status"}
+    if ABI:
+        assert allowed == {"write_inside", "signal_self", *readable}, got
     assert got["outside_exists"] is False
 
 

@@ -449,7 +449,7 @@ def test_the_dashboard_shows_every_timed_stage_and_the_canary_steps_the_code_log
     """The per-stage latency metrics cover every stage the pipeline times, and the canary metric
     reads the field the registration's summary line carries (`deployment.state`)."""
     source = (ROOT / "handlers" / "pipeline.py").read_text(encoding="utf-8")
-    timed = set(re.findall(r'_timed\(timings, "(\w+)"\)', source))
+    timed = set(re.findall(r'\btimed\(timings, "(\w+)"\)', source))
     stages = module["locals"]["timed_stages"]
     assert timed and timed <= set(_QUOTED.findall(str(stages))), (timed, stages)
     metrics = module["resource"]["google_logging_metric"]

@@ -3,7 +3,6 @@ and the traffic arithmetic it uses."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from emulators.vertex import AdminClient

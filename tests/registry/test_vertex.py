@@ -265,9 +265,11 @@ def test_read_faults_are_retried_per_call(registry: VertexRegistry, admin: Admin
     admin.fault("GetModel", 429)
     admin.fault("ListModels", 500)
     assert registry.ensure_version(_request("k1")).version_id == "1"
-    admin.fault("ListModelVersions", 502, count=3)
-    with pytest.raises(TransientError):
+    admin.fault("ListModelVersions", 502, count=10_000)  # outlasts the retry budget
+    with pytest.raises(TransientError) as caught:
         registry.ensure_version(_request("k2"))
+    assert caught.value.code == "vertex_unavailable"
+    assert admin.state()["calls"]["ListModelVersions"] >= 2
 
 
 def test_slow_operations_are_polled(registry: VertexRegistry, admin: AdminClient) -> None:

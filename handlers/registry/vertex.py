@@ -441,7 +441,7 @@ def _retrying(retry: Retry, target: Callable[[], T]) -> T:
     """`retry(target)()`, raising the last failure itself when the budget runs out.
 
     api_core raises `RetryError` then; callers need the registrar error inside it (its code,
-    e.g. `vertex_unreachable`, and its class: `UploadInterrupted`, `OperationPending`).
+    e.g. `vertex_unreachable`, and its class, e.g. `UploadInterrupted` or `PermissionDenied`).
     """
     from google.api_core.exceptions import RetryError
 

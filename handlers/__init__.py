@@ -33,7 +33,7 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
     outcome.py           [F+C] Outcome: what one event came to (plain values)
     errors.py            [F+C+W] the error hierarchy that decides ack versus redeliver
     settings.py          [F+C] every setting declared once (README table generated from it)
-    logs.py retry.py notify.py   [F+C] JSON logging, bounded retries, the Pub/Sub outcome message
+    logs.py notify.py    [F+C] JSON logging, the Pub/Sub outcome message
     hardening.py         [F] makes the function process non-dumpable; warns when Landlock is missing
     model_metrics.py     [F+C] the metrics found for an upload, as plain values (intake reads them,
                          the gate imports them)

@@ -41,7 +41,6 @@ PARTS: dict[str, tuple[str, ...]] = {  # part -> dotted module prefixes
         "handlers.errors",
         "handlers.settings",
         "handlers.logs",
-        "handlers.retry",
         "handlers.notify",
         "handlers.hardening",
         "handlers.outcome",

@@ -1,6 +1,6 @@
 """Vertex AI endpoints: deploy one exact model version, split traffic, undeploy, roll back.
 
-`EndpointRegistry` is a `VertexRegistry` (same model client, same `_call`: bounded retry of
+`EndpointRegistry` is a `VertexRegistry` (same model client, same `_call`: time-bounded retry of
 transient failures and the translation of SDK errors into `PermanentError` / `TransientError`)
 with the GAPIC `aiplatform_v1.EndpointServiceClient` beside it, built by `gapic_client`, so it
 honours `VERTEX_AI_EMULATOR_HOST` exactly as `make_registry` does.
@@ -242,7 +242,7 @@ class EndpointRegistry(VertexRegistry):
         future = self._call(
             "CreateEndpoint",
             lambda: self._endpoints.create_endpoint(**self._opts(request=request)),
-            retry=False,
+            retry=None,
         )
         target = self.endpoint_name(endpoint_id) if endpoint_id else f"{self.parent}/endpoints/?"
         return Operation(future.operation.name, "CreateEndpoint", target, future)
@@ -316,7 +316,7 @@ class EndpointRegistry(VertexRegistry):
                     endpoint=name, deployed_model=deployed, traffic_split=dict(traffic_split)
                 )
             ),
-            retry=False,
+            retry=None,
         )
         return Operation(future.operation.name, "DeployModel", name, future)
 
@@ -333,7 +333,7 @@ class EndpointRegistry(VertexRegistry):
                     traffic_split=dict(traffic_split or {}),
                 )
             ),
-            retry=False,
+            retry=None,
         )
         return Operation(future.operation.name, "UndeployModel", name, future)
 
@@ -365,7 +365,7 @@ class EndpointRegistry(VertexRegistry):
         operation.elapsed = time.monotonic() - started
         try:
             operation.result = self._call(
-                operation.kind, lambda: operation.future.result(timeout=0), retry=False
+                operation.kind, lambda: operation.future.result(timeout=0), retry=None
             )
         except (PermanentError, TransientError) as exc:
             operation.error = str(exc)
@@ -425,7 +425,7 @@ class EndpointRegistry(VertexRegistry):
             lambda: self._endpoints.update_endpoint(
                 **self._opts(endpoint=update, update_mask=mask)
             ),
-            retry=False,
+            retry=None,
         )
         return endpoint_info(updated)
 
@@ -455,7 +455,7 @@ class EndpointRegistry(VertexRegistry):
                     lambda u=update, m=mask: self._endpoints.update_endpoint(
                         **self._opts(endpoint=u, update_mask=m)
                     ),
-                    retry=False,
+                    retry=None,
                 )
             except (AlreadyExists, TransientError) as exc:  # etag mismatch (409) or a blip
                 _LOG.info("traffic update of %s raced (%s); reading it again", current.name, exc)

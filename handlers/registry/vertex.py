@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Any, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import PermanentError, TransientError
 from ..logs import get_logger
-from ..retry import RetryPolicy, call_with_retry
 from ..settings import Settings
 from .evaluation import (
     EvaluationInfo,
@@ -48,6 +47,11 @@ from .vertex_types import (
     version_info,
 )
 
+if TYPE_CHECKING:
+    from google.api_core.retry import Retry
+
+    DEFAULT_RETRY: Retry  # module __getattr__ below builds it on first use
+
 # The public API; names defined in vertex_types / vertex_errors stay importable from here.
 __all__ = [
     "ALIAS_PATTERN",
@@ -56,7 +60,6 @@ __all__ = [
     "AlreadyExists",
     "ModelNotFound",
     "ModelVersionInfo",
-    "RetryPolicy",
     "VertexRegistry",
     "gapic_client",
     "make_registry",
@@ -64,11 +67,34 @@ __all__ = [
 ]
 _LOG = get_logger(__name__)
 T = TypeVar("T")
-# Short and bounded: 3 attempts, ~0.1-0.2 s then ~0.3-0.6 s. Longer waits are Eventarc's
-# redelivery; the jitter keeps half of each delay so backoff still grows under contention.
-DEFAULT_RETRY = RetryPolicy(
-    attempts=3, initial_delay=0.2, max_delay=2.0, multiplier=3.0, min_jitter=0.5
-)
+# Short and bounded: retry a transient failure for at most 3 s (a few attempts, backing off from
+# 0.2 s by x3 with full jitter). Longer waits are Eventarc's redelivery (24 h, 10-600 s backoff).
+RETRY_SECONDS = 3.0
+
+
+def _log_transient(exc: Exception) -> None:
+    _LOG.warning("%s (transient: retried while the retry budget lasts)", exc)
+
+
+@cache
+def _default_retry() -> Retry:
+    from google.api_core.retry import Retry  # lazy: importing this module must stay cheap
+
+    return Retry(
+        predicate=is_transient,
+        initial=0.2,
+        maximum=2.0,
+        multiplier=3.0,
+        timeout=RETRY_SECONDS,
+        on_error=_log_transient,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """`DEFAULT_RETRY`, Vertex's one retry (an api_core `Retry`), built on first use."""
+    if name == "DEFAULT_RETRY":
+        return _default_retry()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 RPC_TIMEOUT_SECONDS = 60.0
@@ -117,7 +143,7 @@ class VertexRegistry:
         *,
         project: str,
         location: str,
-        retry: RetryPolicy | None = None,
+        retry: Retry | None = None,
         rpc_timeout: float = RPC_TIMEOUT_SECONDS,
         operation_timeout: float = 900.0,
         poll_initial: float = 1.0,
@@ -125,7 +151,8 @@ class VertexRegistry:
         self._client = client
         self._project = project
         self.parent = f"projects/{project}/locations/{location}"
-        self._retry = retry or DEFAULT_RETRY
+        # Every call's retry unless it says otherwise (`retry=` on `_call`); None: DEFAULT_RETRY.
+        self._retry = retry if retry is not None else _default_retry()
         self._rpc_timeout = rpc_timeout
         self._operation_timeout = operation_timeout
         self._poll_initial = poll_initial
@@ -134,14 +161,22 @@ class VertexRegistry:
         return model if model.startswith("projects/") else f"{self.parent}/models/{model}"
 
     # ---- primitives ----------------------------------------------------------------------
-    def get_model(self, model: str, version: str | None = None) -> ModelVersionInfo:
+    def get_model(
+        self, model: str, version: str | None = None, *, retry: Retry | bool = True
+    ) -> ModelVersionInfo:
         """`version` is a version id or an alias; None means the default version."""
         name = self.model_name(model) + (f"@{version}" if version else "")
-        model_pb = self._call("GetModel", lambda: self._client.get_model(**self._opts(name=name)))
+        model_pb = self._call(
+            "GetModel", lambda: self._client.get_model(**self._opts(name=name)), retry=retry
+        )
         return version_info(model_pb)
 
     def list_models(
-        self, display_name: str | None = None, *, labels: dict[str, str] | None = None
+        self,
+        display_name: str | None = None,
+        *,
+        labels: dict[str, str] | None = None,
+        retry: Retry | bool = True,
     ) -> list[ModelVersionInfo]:
         """Default versions of the models named `display_name` (names are not unique)."""
         terms = [f"display_name={quote(display_name)}"] if display_name is not None else []
@@ -149,17 +184,19 @@ class VertexRegistry:
         models = self._call(
             "ListModels",
             lambda: list(self._client.list_models(**self._opts(parent=self.parent, **query))),
+            retry=retry,
         )
         return [version_info(m) for m in models]
 
     def list_versions(
-        self, model: str, *, labels: dict[str, str] | None = None
+        self, model: str, *, labels: dict[str, str] | None = None, retry: Retry | bool = True
     ) -> list[ModelVersionInfo]:
         query = filter_query([], labels)
         name = self.model_name(model)
         models = self._call(
             "ListModelVersions",
             lambda: list(self._client.list_model_versions(**self._opts(name=name, **query))),
+            retry=retry,
         )
         return [version_info(m) for m in models]
 
@@ -203,7 +240,7 @@ class VertexRegistry:
         found = self._call(
             "ImportModelEvaluation",
             lambda: self._client.import_model_evaluation(**self._opts(request=request)),
-            retry=False,
+            retry=None,
         )
         return evaluation_info(found)
 
@@ -228,13 +265,7 @@ class VertexRegistry:
                     return found, True
             return self.import_model_evaluation(version_name, spec), False
 
-        return call_with_retry(
-            once,
-            is_transient=is_transient,
-            what=f"importing an evaluation into {version_name}",
-            policy=self._retry,
-            wrap_last=False,
-        )
+        return _retrying(self._retry, once)
 
     def upload_model(
         self,
@@ -265,7 +296,7 @@ class VertexRegistry:
             lambda: self._finish(
                 self._client.upload_model(**self._opts(request=upload)), deadline=deadline
             ),
-            retry=False,
+            retry=None,
         )
         if not parent_model and DEFAULT_ALIAS not in aliases:
             aliases.append(DEFAULT_ALIAS)  # a model's first version is always its default
@@ -296,26 +327,18 @@ class VertexRegistry:
         costs a lookup, not a duplicate version.
         """
         check_request(request)
-
-        def interrupted(exc: BaseException, delay: float) -> None:
-            _LOG.warning("upload of %r interrupted (%s); retrying", request.display_name, exc)
-
-        return call_with_retry(
-            lambda: self._ensure_once(request, deadline),
-            is_transient=lambda exc: isinstance(exc, UploadInterrupted),
-            what=f"registering {request.display_name!r}",
-            policy=self._retry,
-            on_retry=interrupted,
-            wrap_last=False,
-        )
+        # The whole lookup-then-upload runs again only when an upload's outcome is unknown
+        # (`UploadInterrupted`): the fresh lookup finds a version the lost reply had made.
+        again = self._within(deadline).with_predicate(_interrupted)
+        return _retrying(again, lambda: self._ensure_once(request, deadline))
 
     def _ensure_once(self, request: VersionRequest, deadline: float | None) -> RegisteredVersion:
-        existing = self._find(request.display_name)
+        existing = self._find(request.display_name, deadline)
         if existing is None:
             try:
                 return self._upload(request, deadline, model_id=model_id_for(request.display_name))
             except AlreadyExists:  # another worker created it first: add our version to it
-                existing = self._find(request.display_name)
+                existing = self._find(request.display_name, deadline)
                 if existing is None:
                     raise UploadInterrupted(
                         "the model reported as existing was not found"
@@ -323,7 +346,10 @@ class VertexRegistry:
         self._check_folder(existing, request)
         model = existing.model
         key = request.labels[UPLOAD_KEY_LABEL]
-        for found in self.list_versions(model, labels={UPLOAD_KEY_LABEL: key}):
+        found_versions = self.list_versions(
+            model, labels={UPLOAD_KEY_LABEL: key}, retry=self._within(deadline)
+        )
+        for found in found_versions:
             # Vertex merges model-level labels into every version it returns, so the label alone
             # can match a version that never carried it; the content-addressed artifact cannot.
             if found.artifact_uri.rstrip("/") != request.artifact_uri.rstrip("/"):
@@ -361,11 +387,11 @@ class VertexRegistry:
                 raise
             raise UploadInterrupted(str(exc)) from exc
 
-    def _find(self, display_name: str) -> ModelVersionInfo | None:
+    def _find(self, display_name: str, deadline: float | None = None) -> ModelVersionInfo | None:
         """The model named `display_name`, as its default version (model labels merged)."""
         model_id = model_id_for(display_name)
         try:
-            info = self.get_model(model_id)
+            info = self.get_model(model_id, retry=self._within(deadline))
         except ModelNotFound:
             pass
         else:
@@ -376,7 +402,7 @@ class VertexRegistry:
                     code="model_id_taken",
                 )
             return info
-        found = self.list_models(display_name)
+        found = self.list_models(display_name, retry=self._within(deadline))
         if len(found) > 1:
             names = ", ".join(sorted(m.model for m in found))
             raise PermanentError(
@@ -388,8 +414,17 @@ class VertexRegistry:
         return found[0] if found else None
 
     # ---- plumbing ------------------------------------------------------------------------
+    def _within(self, deadline: float | None) -> Retry:
+        """This client's retry, its budget cut to the run's time left (`deadline`, monotonic):
+        retries never outlast the run. Computed per call, as api_core's timeout is relative."""
+        if deadline is None:
+            return self._retry
+        left = max(0.0, deadline - time.monotonic())
+        budget = self._retry.timeout
+        return self._retry.with_timeout(left if budget is None else min(budget, left))
+
     def _opts(self, **request: Any) -> dict[str, Any]:
-        # Explicit retry/timeout: retries are ours (bounded, fast); the SDK's would hang.
+        # Explicit retry/timeout: retries are ours (`_call`, time-bounded); the SDK's would hang.
         if "request" not in request:
             request = {"request": request}
         return {**request, "retry": None, "timeout": self._rpc_timeout}
@@ -412,7 +447,11 @@ class VertexRegistry:
                 "version by its upload key"
             ) from exc
 
-    def _call(self, action: str, fn: Callable[[], T], *, retry: bool = True) -> T:
+    def _call(self, action: str, fn: Callable[[], T], *, retry: Retry | bool | None = True) -> T:
+        """`fn` with SDK errors translated, retried by `retry`: True is this client's retry, a
+        `Retry` that one (e.g. cut to a deadline), False/None never (a call that is not
+        idempotent, like starting an UploadModel or a DeployModel, is retried by its caller)."""
+
         def attempt() -> T:
             try:
                 return fn()
@@ -422,14 +461,26 @@ class VertexRegistry:
                     raise
                 raise error from exc
 
-        def retrying(exc: BaseException, delay: float) -> None:
-            _LOG.warning("%s failed transiently (%s); retrying in %.2fs", action, exc, delay)
+        if retry is None or retry is False:
+            return attempt()
+        return _retrying(self._retry if retry is True else retry, attempt)
 
-        return call_with_retry(
-            attempt,
-            is_transient=is_transient,
-            what=f"Vertex AI {action}",
-            policy=self._retry if retry else replace(self._retry, attempts=1),
-            on_retry=retrying,
-            wrap_last=False,
-        )
+
+def _interrupted(exc: Exception) -> bool:
+    return isinstance(exc, UploadInterrupted)
+
+
+def _retrying(retry: Retry, target: Callable[[], T]) -> T:
+    """`retry(target)()`, raising the last failure itself when the budget runs out.
+
+    api_core raises `RetryError` then; callers need the registrar error inside it (its code,
+    e.g. `vertex_unreachable`, and its class, e.g. `UploadInterrupted` or `PermissionDenied`).
+    """
+    from google.api_core.exceptions import RetryError
+
+    try:
+        return retry(target)()
+    except RetryError as exc:
+        if isinstance(exc.cause, Exception):
+            raise exc.cause from exc.cause.__cause__
+        raise

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import requests
 
 from handlers.cli import backfill as backfill_lib
 from handlers.errors import TransientError
@@ -139,7 +140,7 @@ def test_transient_registry_failure_exits_4_and_a_rerun_finishes(
     registrar, bucket: Bucket, vertex: Vertex, models: Models
 ) -> None:
     bucket.upload(models.keras_a, "models/churn/v1/model.keras")
-    vertex.fault("UploadModel", count=3, status=503)  # every attempt of the one upload fails
+    vertex.fault("UploadModel", count=1_000_000, status=503)  # until cleared below
     failed = registrar("backfill", f"gs://{bucket.name}/models/", "--json")
     assert failed.code == 4, failed.err
     [result] = failed.json["results"]
@@ -148,6 +149,7 @@ def test_transient_registry_failure_exits_4_and_a_rerun_finishes(
     status = registrar("status", f"gs://{bucket.name}/models/churn/v1/model.keras", "--json")
     assert status.json["latest"]["state"] == "retrying"
 
+    requests.delete(f"{vertex.url}/_emulator/faults", timeout=5).raise_for_status()  # back up
     again = registrar("backfill", f"gs://{bucket.name}/models/")
     assert again.code == 0, again.out + again.err
     assert "1 registered" in again.out

@@ -7,6 +7,7 @@ import io
 from dataclasses import dataclass
 
 import pytest
+import requests
 
 from handlers.cli.app import main
 from tests.conftest import Bucket, Models, Services, Vertex, function_env
@@ -244,10 +245,14 @@ def test_settings_errors_exit_2_naming_the_variable(registrar, monkeypatch):
 
 
 def test_transient_vertex_failure_exits_4(registrar, registered: Registered):
-    registered.vertex.fault("ListModelVersions", count=3, status=503)  # = the retry budget
+    vertex = registered.vertex
+    before = vertex.state()["calls"].get("ListModelVersions", 0)
+    vertex.fault("ListModelVersions", count=1_000_000, status=503)  # outlasts the retry budget
     run = registrar("versions", "churn")
     assert run.code == 4 and "retry" in run.err
-    assert registrar("versions", "churn").code == 0  # the fault is used up
+    assert vertex.state()["calls"]["ListModelVersions"] - before >= 2  # retried, then gave up
+    requests.delete(f"{vertex.url}/_emulator/faults", timeout=5).raise_for_status()
+    assert registrar("versions", "churn").code == 0  # Vertex is back
 
 
 def test_options_work_before_and_after_the_command(registrar, registered: Registered):

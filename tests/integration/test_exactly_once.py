@@ -58,6 +58,11 @@ def deliver_until_acked(
     raise AssertionError(f"{resource['name']} never acknowledged")
 
 
+def clear_faults(vertex: Vertex) -> None:
+    """Vertex recovers: the emulator's injected faults end."""
+    requests.delete(f"{vertex.url}/_emulator/faults", timeout=5).raise_for_status()
+
+
 def deliver_concurrently(url: str, resource: dict[str, Any], times: int = 3) -> list[int]:
     with ThreadPoolExecutor(times) as pool:
         return list(pool.map(lambda _: deliver_until_acked(url, resource, "e1"), range(times)))
@@ -88,9 +93,13 @@ def test_vertex_failing_then_recovering_loses_nothing(
     server: str, bucket: Bucket, vertex: Vertex, models: Models, status: int
 ) -> None:
     resource = bucket.upload(models.keras_a, f"models/flaky-{status}/v1/model.keras")
-    vertex.fault("UploadModel", count=6, status=status)  # outlasts the in-process retries
-    attempts = deliver_until_acked(server, resource, "e1")
-    assert attempts > 1  # the platform had to redeliver: the failure was not swallowed
+    vertex.fault("UploadModel", count=1_000_000, status=status)  # until cleared below
+    headers, body = binary_event(resource, "e1")
+    # The in-process retries give up when their time budget is spent: the platform redelivers.
+    assert requests.post(server, data=body, headers=headers, timeout=300).status_code == 503
+    assert vertex.state()["calls"]["UploadModel"] >= 2  # the failure was retried in-process
+    clear_faults(vertex)
+    deliver_until_acked(server, resource, "e1")
     [model] = vertex.models(f"flaky-{status}")
     assert len(vertex.versions(model["name"])) == 1
     record = bucket.read_json(
@@ -104,10 +113,11 @@ def test_a_redelivery_request_is_a_503_and_every_log_line_is_json(
     server: str, server_logs: Path, bucket: Bucket, vertex: Vertex, models: Models
 ) -> None:
     resource = bucket.upload(models.keras_b, "models/json-logs/v1/model.keras")
-    vertex.fault("UploadModel", count=6, status=503)  # outlasts the in-process retries
+    vertex.fault("UploadModel", count=1_000_000, status=503)  # outlasts the in-process retries
     headers, body = binary_event(resource, "e1")
     reply = requests.post(server, data=body, headers=headers, timeout=300)
     assert reply.status_code == 503
+    clear_faults(vertex)
     assert deliver_until_acked(server, resource, "e1") >= 1
     lines = [ln for ln in (server_logs / "function.log").read_text().splitlines() if ln.strip()]
     entries = [json.loads(line) for line in lines]  # a traceback's plain lines would fail here

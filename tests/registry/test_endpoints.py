@@ -3,8 +3,6 @@ and the traffic arithmetic it uses."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from emulators.vertex import AdminClient
@@ -96,7 +94,7 @@ def registry(emulator_url: str, admin: AdminClient) -> EndpointRegistry:
         made._endpoints,
         project=PROJECT,
         location="us-central1",
-        retry=replace(DEFAULT_RETRY, sleep=lambda _: None),
+        retry=DEFAULT_RETRY.with_delay(initial=0.001, maximum=0.01),
         rpc_timeout=10,
         poll_initial=0.01,
     )

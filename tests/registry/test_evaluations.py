@@ -83,7 +83,7 @@ def registry(emulator_url: str, admin: AdminClient) -> VertexRegistry:
     client = make_registry(Settings(project=PROJECT, vertex_emulator_host=emulator_url))._client
     return VertexRegistry(
         client, project=PROJECT, location="us-central1",
-        retry=replace(DEFAULT_RETRY, sleep=lambda _: None), rpc_timeout=10, poll_initial=0.01,
+        retry=DEFAULT_RETRY.with_delay(initial=0.001, maximum=0.01), rpc_timeout=10, poll_initial=0.01,
     )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,8 +19,8 @@ import requests
 from emulators.vertex import AdminClient, start_in_thread
 from handlers.errors import PermanentError, TransientError
 from handlers.registry.interface import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
-from handlers.registry.vertex import DEFAULT_RETRY, VertexRegistry, make_registry, model_id_for
-from handlers.retry import RetryPolicy
+from handlers.registry.vertex import VertexRegistry, make_registry, model_id_for
+from handlers.registry.vertex_errors import is_transient
 from handlers.settings import Settings
 
 PROJECT = "vertex-test"
@@ -34,18 +35,28 @@ def client(emulator_url: str) -> Any:
     return make_registry(Settings(project=PROJECT, vertex_emulator_host=emulator_url))._client
 
 
+def fast_retry(seen: list[Exception], timeout: float = 0.5) -> Any:
+    """DEFAULT_RETRY's rule with millisecond backoff and a short budget; `seen` gets every
+    retryable failure (api_core's `on_error`: the last one, not retried, too)."""
+    from google.api_core.retry import Retry
+
+    return Retry(
+        predicate=is_transient, initial=0.001, maximum=0.01, timeout=timeout, on_error=seen.append
+    )
+
+
 @pytest.fixture
-def sleeps() -> list[float]:
+def seen() -> list[Exception]:
     return []
 
 
 @pytest.fixture
-def registry(client: Any, admin: AdminClient, sleeps: list[float]) -> VertexRegistry:
+def registry(client: Any, admin: AdminClient, seen: list[Exception]) -> VertexRegistry:
     return VertexRegistry(
         client,
         project=PROJECT,
         location=LOCATION,
-        retry=replace(DEFAULT_RETRY, sleep=sleeps.append),
+        retry=fast_retry(seen),
         rpc_timeout=10,
         operation_timeout=10,
         poll_initial=0.01,
@@ -202,12 +213,12 @@ def test_derived_id_taken_by_another_name_is_refused(registry: VertexRegistry, c
 
 
 def test_upload_503s_then_success_is_one_version(
-    registry: VertexRegistry, admin: AdminClient, sleeps: list[float]
+    registry: VertexRegistry, admin: AdminClient, seen: list[Exception]
 ) -> None:
     admin.fault("UploadModel", 503, count=2)
     result = registry.ensure_version(_request("k1"))
     assert (result.version_id, result.reused) == ("1", False)
-    assert len(sleeps) == 2 and 0 < sleeps[0] <= 0.2 and sleeps[1] > sleeps[0] / 2
+    assert [type(e).__name__ for e in seen] == ["UploadInterrupted"] * 2  # both retried
     assert admin.state()["calls"]["UploadModel"] == 3
     assert list(_versions(registry, result.model)) == ["1"]
 
@@ -223,23 +234,42 @@ def test_lost_upload_response_is_found_not_repeated(
     assert admin.state()["calls"]["UploadModel"] == 2
 
 
-def test_persistent_503_is_transient_and_uploads_nothing(
-    registry: VertexRegistry, admin: AdminClient, sleeps: list[float]
+def test_persistent_503_is_retried_until_the_budget_and_uploads_nothing(
+    registry: VertexRegistry, admin: AdminClient, seen: list[Exception]
 ) -> None:
-    admin.fault("UploadModel", 503, count=100)
-    with pytest.raises(TransientError):
+    admin.fault("UploadModel", 503, count=10_000)
+    with pytest.raises(TransientError) as caught:
         registry.ensure_version(_request("k1"))
-    assert len(sleeps) == 2
+    assert caught.value.code == "vertex_unavailable"  # the last failure itself, not a RetryError
+    calls = admin.state()["calls"]["UploadModel"]
+    assert calls >= 2 and len(seen) == calls  # every failed upload was retried, bar the last
     assert registry.list_models() == []
+
+
+def test_retries_never_outlast_the_runs_deadline(
+    client: Any, admin: AdminClient, seen: list[Exception]
+) -> None:
+    registry = VertexRegistry(
+        client, project=PROJECT, location=LOCATION, retry=fast_retry(seen, timeout=60)
+    )
+    admin.fault("GetModel", 503, count=10_000)
+    with pytest.raises(TransientError):
+        registry.ensure_version(_request("k1"), deadline=time.monotonic())  # no time left
+    assert admin.state()["calls"]["GetModel"] == 1  # the 60 s budget was cut to the run's 0 s
+    budget = registry._within(time.monotonic() + 5).timeout
+    assert budget is not None and 0 < budget <= 5
+    assert registry._within(None).timeout == 60
 
 
 def test_read_faults_are_retried_per_call(registry: VertexRegistry, admin: AdminClient) -> None:
     admin.fault("GetModel", 429)
     admin.fault("ListModels", 500)
     assert registry.ensure_version(_request("k1")).version_id == "1"
-    admin.fault("ListModelVersions", 502, count=3)
-    with pytest.raises(TransientError):
+    admin.fault("ListModelVersions", 502, count=10_000)  # outlasts the retry budget
+    with pytest.raises(TransientError) as caught:
         registry.ensure_version(_request("k2"))
+    assert caught.value.code == "vertex_unavailable"
+    assert admin.state()["calls"]["ListModelVersions"] >= 2
 
 
 def test_slow_operations_are_polled(registry: VertexRegistry, admin: AdminClient) -> None:
@@ -284,18 +314,19 @@ def test_invalid_label_is_a_permanent_vertex_rejection(registry: VertexRegistry)
     assert caught.value.code == "vertex_rejected"
 
 
-def test_unreachable_endpoint_is_transient(sleeps: list[float]) -> None:
+def test_unreachable_endpoint_is_transient(seen: list[Exception]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again below: nothing listens there
     registry = make_registry(
         Settings(project=PROJECT, vertex_emulator_host=f"http://127.0.0.1:{port}")
     )
-    retry = RetryPolicy(attempts=3, sleep=sleeps.append)  # the shared policy's full jitter
-    registry = VertexRegistry(registry._client, project=PROJECT, location=LOCATION, retry=retry)
+    registry = VertexRegistry(
+        registry._client, project=PROJECT, location=LOCATION, retry=fast_retry(seen, 0.2)
+    )
     with pytest.raises(TransientError) as caught:
         registry.ensure_version(_request("k1"))
-    assert caught.value.code == "vertex_unreachable" and len(sleeps) == 2
+    assert caught.value.code == "vertex_unreachable" and len(seen) >= 2
 
 
 # ---- primitives for the operator CLI -----------------------------------------------------------
@@ -383,7 +414,7 @@ def checked_client() -> Iterator[tuple[Any, AdminClient]]:
 
 
 def test_an_artifact_without_a_savedmodel_is_a_permanent_rejection(
-    checked_client: tuple[Any, AdminClient], sleeps: list[float]
+    checked_client: tuple[Any, AdminClient], seen: list[Exception]
 ) -> None:
     client, admin = checked_client
     admin.reset()
@@ -391,16 +422,16 @@ def test_an_artifact_without_a_savedmodel_is_a_permanent_rejection(
         client,
         project=PROJECT,
         location=LOCATION,
-        retry=replace(DEFAULT_RETRY, sleep=sleeps.append),
+        retry=fast_retry(seen),
     )
     assert registry.ensure_version(_request("sm")).version_id == "1"
     with pytest.raises(PermanentError, match=r"saved_model\.pb") as caught:
         registry.ensure_version(_request("keras"))
-    assert caught.value.code == "vertex_rejected" and sleeps == []
+    assert caught.value.code == "vertex_rejected" and seen == []  # permanent: not retried
     assert admin.state()["calls"]["UploadModel"] == 2
 
 
-def test_storage_down_behind_vertex_is_transient(sleeps: list[float]) -> None:
+def test_storage_down_behind_vertex_is_transient(seen: list[Exception]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -410,12 +441,13 @@ def test_storage_down_behind_vertex_is_transient(sleeps: list[float]) -> None:
             make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client,
             project=PROJECT,
             location=LOCATION,
-            retry=replace(DEFAULT_RETRY, sleep=sleeps.append),
+            retry=fast_retry(seen, 0.2),
         )
         with pytest.raises(TransientError) as caught:
             registry.ensure_version(_request("sm"))
-        assert caught.value.code == "vertex_unavailable" and len(sleeps) == 2
-        assert AdminClient(url).state()["calls"]["UploadModel"] == 3
+        assert caught.value.code == "vertex_unavailable"
+        calls = AdminClient(url).state()["calls"]["UploadModel"]
+        assert calls >= 2 and len(seen) == calls  # retried until the budget ran out
         assert registry.list_models() == []
     finally:
         server.shutdown()
@@ -427,32 +459,25 @@ def test_storage_down_behind_vertex_is_transient(sleeps: list[float]) -> None:
 
 def test_moved_names_are_still_importable_from_handlers_vertex() -> None:
     import handlers.registry.vertex as vertex
-    from handlers import retry
     from handlers.registry import vertex_errors, vertex_types
 
     assert vertex.ModelNotFound is vertex_errors.ModelNotFound
     assert vertex.AlreadyExists is vertex_errors.AlreadyExists
-    assert vertex.RetryPolicy is retry.RetryPolicy
     assert vertex.ModelVersionInfo is vertex_types.ModelVersionInfo
     assert vertex.ALIAS_PATTERN is vertex_types.ALIAS_PATTERN
     assert all(hasattr(vertex, name) for name in vertex.__all__)
     assert issubclass(vertex.ModelNotFound, PermanentError)
 
 
-def test_default_retry_backs_off_within_bounds() -> None:
-    for _ in range(200):
-        first, second = DEFAULT_RETRY.delays()
-        assert 0.1 <= first <= 0.2 and 0.3 <= second <= 0.6
+def test_one_default_retry_of_api_cores_type_bounded_in_time(client: Any) -> None:
+    from google.api_core.retry import Retry
 
+    import handlers.registry.vertex as vertex
 
-def test_shared_retry_policy_defaults_are_unchanged() -> None:
-    import random
-
-    random.seed(7)
-    got = RetryPolicy().delays()
-    random.seed(7)
-    old = [random.uniform(0, min(2.0, 0.2 * 2**n)) for n in range(3)]  # before multiplier existed
-    assert got == old
+    assert isinstance(vertex.DEFAULT_RETRY, Retry) and vertex.DEFAULT_RETRY is vertex.DEFAULT_RETRY
+    assert vertex.DEFAULT_RETRY.timeout == vertex.RETRY_SECONDS
+    made = VertexRegistry(client, project=PROJECT, location=LOCATION)
+    assert made._retry is vertex.DEFAULT_RETRY
 
 
 def test_waiting_on_upload_never_outlasts_the_run_and_never_uploads_twice(

@@ -34,12 +34,13 @@ def registered(services: Services, models: Models) -> Registered:
     for i, local in enumerate((models.keras_a, models.keras_b, models.keras_a, models.keras_b)):
         bucket.upload(local, f"models/churn/v{i + 1}/model.keras")
     bucket.upload(models.keras_b, "models/tampered/v1/model.keras")
+    bucket.upload(models.keras_a, "models/fraud/v1/model.keras")
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(io.StringIO()):
         for key, value in function_env(services).items():
             patch.setenv(key, value)
         code = main(["backfill", f"gs://{bucket.name}/models/", "--json"])
         assert code == 0, sys.stdout.getvalue()
-    assert len(vertex.all_versions()) == 5
+    assert len(vertex.all_versions()) == 6
     return Registered(bucket, vertex)
 
 
@@ -118,6 +119,21 @@ def test_deploy_canary_split_and_rollback_end_to_end(registrar, registered: Regi
     # the alias rollback is still `rollback NAME`; both at once is a usage error
     assert registrar("rollback", "churn", "--endpoint", "churn-prod").code == 2
     assert registrar("rollback").code == 2
+
+
+def test_deploy_refuses_an_endpoint_serving_another_model_unless_overridden(
+    registrar, registered: Registered
+) -> None:
+    assert registrar("deploy", "churn@1", "--endpoint", "mixed-ep").code == 0
+    refused = registrar("deploy", "fraud@1", "--endpoint", "mixed-ep")
+    assert refused.code == 1, refused.err
+    assert "--allow-other-model" in _flat(refused.err) and "churn" in _flat(refused.err)
+    shown = registrar("traffic", "mixed-ep", "--json").json
+    assert [d["version_id"] for d in shown["deployed_models"]] == ["1"]  # nothing was started
+    forced = registrar("deploy", "fraud@1", "--endpoint", "mixed-ep", "--traffic", "10",
+                       "--allow-other-model", "--json")  # fmt: skip
+    assert forced.code == 0, forced.err
+    assert len(forced.json["deployed_models"]) == 2
 
 
 def test_undeploy_gives_traffic_back_and_keeps_the_last_deployment_unless_forced(

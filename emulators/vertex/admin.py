@@ -23,20 +23,28 @@ class AdminClient:
         self._send("POST", "/_emulator/faults", {"method": method, "latency_ms": milliseconds})
 
     def config(
-        self, *, operation_polls: int | None = None, quota_per_minute: Any = _UNSET
+        self,
+        *,
+        operation_polls: int | None = None,
+        quota_per_minute: Any = _UNSET,
+        today: Any = _UNSET,
     ) -> dict[str, Any]:
         """Set what is given; returns the resulting config.
 
         `operation_polls`: operations answer `done: false` to this many GetOperation calls
         before completing. `quota_per_minute=N`: at most N long-running-operation submissions
         per minute per project and region, 429 RESOURCE_EXHAUSTED over it (Vertex: 60);
-        `quota_per_minute=None` (or 0) turns the quota off.
+        `quota_per_minute=None` (or 0) turns the quota off. `today="2027-01-15"`: the date
+        serving images' end of availability is judged on (None: the real date; reset restores
+        the startup value).
         """
         body: dict[str, Any] = {}
         if operation_polls is not None:
             body["operation_polls"] = operation_polls
         if quota_per_minute is not _UNSET:
             body["quota_per_minute"] = quota_per_minute
+        if today is not _UNSET:
+            body["today"] = str(today) if today is not None else None
         return self._send("POST", "/_emulator/config", body)
 
     def state(self) -> dict[str, Any]:

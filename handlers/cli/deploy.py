@@ -385,8 +385,8 @@ def _preflight(ctx: Any, endpoints: EndpointRegistry, version: Any) -> dict[str,
             FAILED,
         )
     serving = (
-        f"serving image supported until {image.eol.isoformat()}"
-        if image.eol
+        f"serving image supported until {image.end_of_availability.isoformat()}"
+        if image.end_of_availability
         else "serving image has no known end of availability"
     )
     out.say(

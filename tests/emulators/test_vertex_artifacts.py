@@ -129,7 +129,7 @@ def test_a_tf_image_needs_exactly_one_savedmodel_at_the_top(gapic: Any, director
     "image",
     [
         "us-docker.pkg.dev/vertex-ai/prediction/tf2-gpu.2-15:latest",
-        "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest",
+        "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-14:latest",
         "asia-docker.pkg.dev/vertex-ai/prediction/tf-cpu.1-15:latest",
         "us-docker.pkg.dev/vertex-ai/prediction/tf-gpu.1-15:latest",
         "gcr.io/cloud-aiplatform/prediction/tf2-cpu.2-1:latest",

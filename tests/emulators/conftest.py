@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import signal
-from datetime import date
 from collections.abc import Iterator
+from datetime import date
 from types import FrameType
 from typing import Any
 

@@ -6,6 +6,7 @@
 #   function.tf    the function and its environment (the settings contract with handlers/settings.py)
 #   trigger.tf     the two trigger modes: direct Eventarc or prefix-filtered bucket notification
 #   iam.tf         service accounts and every role granted
+#   serving_image.tf  the TF Serving image: an Artifact Registry remote repository of Docker Hub
 #   monitoring.tf  log-based metrics and the failure alert
 
 locals {

@@ -81,3 +81,8 @@ output "logs_filter" {
   description = "Cloud Logging filter for the function's outcome lines."
   value       = "${local.function_logs} AND jsonPayload.outcome:*"
 }
+
+output "serving_image" {
+  description = "Serving image every registered version names (SERVING_CONTAINER_IMAGE_URI)."
+  value       = local.serving_image
+}

@@ -13,6 +13,7 @@
     registrar undeploy NAME@VERSION|DEPLOYED_MODEL_ID --endpoint E [--force] [--no-wait]
     registrar rollback --endpoint E [--no-wait]
     registrar operation OPERATION [--wait]
+    registrar move-image NAME[@VERSION] | --all [--serving-image URI] [--move-aliases]
 
 Settings come from the function's environment variables (`Settings.from_env`, emulators included);
 every option also reads an environment variable (shown in `--help`). Exit codes: see
@@ -34,6 +35,7 @@ from ..logs import LOGGER_NAME, JsonFormatter
 from ..settings import Settings, env_flag
 from . import commands as cli_commands
 from . import deploy as cli_deploy
+from . import move as cli_move
 from .output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
 
 
@@ -53,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _logs(verbose=args.verbose):
         try:
             settings = _settings(env, args)
-            run = {**cli_commands.COMMANDS, **cli_deploy.COMMANDS}[args.command]
+            run = {**cli_commands.COMMANDS, **cli_deploy.COMMANDS, **cli_move.COMMANDS}[
+                args.command
+            ]
             return run(cli_commands.Context(settings, out, args))
         except CliError as exc:
             return _fail(out, str(exc), exc.exit_code)
@@ -144,6 +148,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="only say what the gate would decide; no alias moves [env REGISTRAR_DRY_RUN]",
     )
     cli_deploy.add_commands(command, env, rollback=rollback)
+    cli_move.add_command(command, env, _uploads_per_minute)
     return parser
 
 

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ..gcs.objects import DigestMismatch, Digests, ObjectInfo, ObjectStore
-from ..gcs.publish import MANIFEST_NAME, NUMBERED_SUFFIX, manifest_digest, read_manifest
+from ..gcs.publish import (
+    MANIFEST_NAME,
+    NUMBERED_SUFFIX,
+    manifest_digest,
+    read_manifest,
+    same_content,
+)
 from ..settings import Settings
 
 MODIFIED, MISSING, EXTRA, DIGEST, METADATA = "modified", "missing", "extra", "digest", "metadata"
@@ -76,7 +82,8 @@ def verify(
             directory, manifest = base + NUMBERED_SUFFIX.lstrip("/"), numbered
     if not manifest:
         problems.append(Problem(METADATA, MANIFEST_NAME, "manifest is missing or unreadable"))
-    if record is not None and record.get("artifact_uri") not in (None, artifact_uri):
+    recorded_uri = (record or {}).get("artifact_uri")
+    if recorded_uri not in (None, artifact_uri) and not same_content(recorded_uri, artifact_uri):
         problems.append(
             Problem(
                 METADATA,

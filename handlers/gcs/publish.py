@@ -94,6 +94,19 @@ def serving_root(directory: str) -> str:
     return directory
 
 
+_CONTENT_DIR = re.compile(
+    r"^(?P<parent>.*/)(?:tfs-)?sha256-(?P<digest>[0-9a-f]{32})(?:-[0-9a-f]{8})?/$"
+)
+
+
+def same_content(uri_a: str, uri_b: str) -> bool:
+    """Two artifact directories named by the same content digest, in either layout (a version
+    moved to TF Serving serves the numbered copy of the flat directory it was registered with)."""
+    a = _CONTENT_DIR.match(uri_a.rstrip("/") + "/")
+    b = _CONTENT_DIR.match(uri_b.rstrip("/") + "/")
+    return bool(a and b and a.group("parent", "digest") == b.group("parent", "digest"))
+
+
 def _sibling(directory: str) -> str:
     """A fresh directory of the same layout, for when a crashed attempt left junk."""
     fresh = uuid.uuid4().hex[:8]

@@ -11,6 +11,9 @@ leaves protocol, h5 and errors).
     outcome.py           [F+C] Outcome, and Registration: record, log line, notification in one value
     errors.py            [F+C+W] the error hierarchy that decides ack versus redeliver
     settings.py          [F+C] every setting declared once (README table generated from it)
+    serving_images.py    [F+C] serving images as data: prebuilt images' lifecycle (the one 60-day
+                         warn/refuse rule), TF Serving's container spec and numbered layout,
+                         which TensorFlow an image runs
     logs.py retry.py notify.py   [F+C] JSON logging, bounded retries, the Pub/Sub outcome message
     hardening.py         [F] the function process makes itself non-dumpable
 
@@ -28,7 +31,8 @@ leaves protocol, h5 and errors).
             h5.py [F+C+W: keras_load reads member offsets with it]
             proto.py tensor_bundle.py savedmodel.py
             graph.py graph_checks.py ops.py op_allowlist.py (generated) saver.py assets_extra.py
-            serving_ops.py serving_registry/ (generated op registries per TensorFlow version)
+            serving_ops.py serving_registry/ (generated op registries per TensorFlow version;
+            which version and the images' dates: handlers/serving_images.py)
         sandbox/
             process.py reasons.py    [F+C] the worker's parent side; our words per reason code
             protocol.py              [F+C+W] the shared leaf both sides speak
@@ -42,10 +46,10 @@ leaves protocol, h5 and errors).
                          evaluation (metrics -> ModelEvaluation), promotion (the gate),
                          gated (metrics + gate as the pipeline runs them, late metrics.json),
                          endpoints (deploy one exact version, traffic splits, operations),
-                         deploy (serving-image check, the DEPLOY_ENDPOINT canary)
+                         deploy (the serving-image rule at deploy, the DEPLOY_ENDPOINT canary)
 
     cli/                 [C] app (the `registrar` command), commands, output, render, models,
-                         status, verify, aliases, backfill, gate, deploy
+                         status, verify, aliases, backfill, gate, deploy, move (move-image)
 
 Package `__init__` modules stay empty so that importing a leaf (the worker imports
 `validation.sandbox.protocol` before TensorFlow) pulls in nothing else.

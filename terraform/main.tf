@@ -14,6 +14,14 @@ locals {
 
   vertex_location = coalesce(var.vertex_location, var.region)
 
+  # The serving image (serving_image.tf): null -> TF Serving through the module's Artifact Registry
+  # remote repository of Docker Hub, in the Vertex region (the code's default names the same URI).
+  create_serving_repository = var.serving_image == null
+  serving_image = coalesce(
+    var.serving_image,
+    "${local.vertex_location}-docker.pkg.dev/${var.project_id}/${var.serving_repository_id}/tensorflow/serving:${var.tf_serving_version}",
+  )
+
   # Vertex AI refuses artifacts in a bucket outside its region (python-aiplatform#885), so a created
   # bucket defaults to the Vertex location; variables.tf rejects a bucket_location elsewhere and
   # bucket.tf checks an existing bucket's location at plan time.

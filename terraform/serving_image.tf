@@ -11,13 +11,7 @@
 # or no egress to Docker Hub), set var.serving_image to an image you copied into a standard
 # Artifact Registry repository (README: "Serving images"); nothing is created here then.
 
-locals {
-  create_serving_repository = var.serving_image == null
-  serving_image = coalesce(
-    var.serving_image,
-    "${local.vertex_location}-docker.pkg.dev/${var.project_id}/${var.serving_repository_id}/tensorflow/serving:${var.tf_serving_version}",
-  )
-}
+# (local.serving_image and local.create_serving_repository are in main.tf: provider-free locals.)
 
 # checkov:skip=CKV_GCP_84:a pull-through cache of a public image; Google-managed encryption suffices
 resource "google_artifact_registry_repository" "serving" {

@@ -13,7 +13,6 @@
 
 # (local.serving_image and local.create_serving_repository are in main.tf: provider-free locals.)
 
-# checkov:skip=CKV_GCP_84:a pull-through cache of a public image; Google-managed encryption suffices
 resource "google_artifact_registry_repository" "serving" {
   count = local.create_serving_repository ? 1 : 0
 

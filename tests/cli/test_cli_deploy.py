@@ -228,7 +228,7 @@ def test_refused_when_the_version_has_no_registered_record(
     model = types.Model(
         display_name="handmade",
         artifact_uri=churn["version"]["artifact_uri"],
-        container_spec=types.ModelContainerSpec(image_uri="us-docker.pkg.dev/x/y:1"),
+        container_spec=types.ModelContainerSpec(image_uri="us-docker.pkg.dev/x/y/serving:1"),
     )
     request = types.UploadModelRequest(
         parent=registered.vertex.parent, model=model, model_id="handmade"

@@ -388,8 +388,8 @@ class Pipeline:
         )
         if not status.ok:
             raise PermanentError(
-                f"{status.message.rstrip('.')}. Nothing of {registration_source} was registered: upload it "
-                "again after the change (a new generation is a new upload).",
+                f"{status.message.rstrip('.')}. Nothing of {registration_source} was "
+                "registered: upload it again after the change (a new generation is a new upload).",
                 code="serving_image.end_of_availability",
             )
         if status.warn:

@@ -91,9 +91,12 @@ def _incompatible(tmp_path: Path) -> dict[str, Path]:
     }
 
 
-def _run_in_tf215(jobs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+def _run_in_tf215(
+    jobs: list[dict[str, Any]], python: Path = TF215
+) -> tuple[list[dict[str, Any]], str]:
+    """Run the loader's jobs in the serving TensorFlow's own venv (`python`)."""
     done = subprocess.run(
-        [str(TF215), str(LOADER)],
+        [str(python), str(LOADER)],
         input=json.dumps(jobs),
         capture_output=True,
         text=True,

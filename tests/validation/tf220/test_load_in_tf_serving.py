@@ -3,12 +3,11 @@
 TF Serving finds versions), and gives TensorFlow 2.21's outputs. A model using what 2.20 lacks
 (DecodeJxl, new in 2.21) is rejected by the registrar's static check against the 2.20 registry,
 and 2.20 shows why: the load fails. One subprocess in `.venv-tf220` (made by `make test`: target
-`tf220`) for all.
+`tf220`) for all, running the 2.15 check's loader (tests/validation/tf215/load_in_tf215.py).
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,11 +22,15 @@ from handlers.gcs import publish
 from handlers.validation.validator import Validator
 from tests import modelfactory
 from tests.validation.scan import savedmodels as sm
-from tests.validation.tf215.test_load_in_tf215 import _feed, _keras_models, _outputs_in_tf221
+from tests.validation.tf215.test_load_in_tf215 import (
+    _feed,
+    _keras_models,
+    _outputs_in_tf221,
+    _run_in_tf215,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 TF220 = ROOT / ".venv-tf220" / "bin" / "python"
-LOADER = Path(__file__).with_name("load_in_tf_serving.py")
 
 tf = pytest.importorskip("tensorflow")
 
@@ -47,19 +50,6 @@ def _registered_layout(export: Path, root: Path, name: str) -> Path:
     base = root / publish.serving_root(target)
     shutil.copytree(export, root / target)
     return base
-
-
-def _run(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [str(TF220), str(LOADER)],
-        input=json.dumps(jobs),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
 
 
 @pytest.mark.slow
@@ -109,7 +99,7 @@ def test_registered_models_load_in_the_default_serving_images_tensorflow(
     shutil.copytree(registered["cnn"][2], flat)
     jobs.append({"base": str(flat), "feed": {}, "out": str(tmp_path / "no2.npz")})
 
-    results = _run(jobs)
+    results, _ = _run_in_tf215(jobs, python=TF220)  # the same loader, in TF 2.20.0
     for name, result in zip(registered, results, strict=False):
         assert result == {"ok": True, "tf": "2.20.0", "version": "1"}, f"{name}: {result}"
         got = dict(np.load(tmp_path / f"{name}.npz"))

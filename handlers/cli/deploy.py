@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from .. import serving_images
 from ..errors import PermanentError, TransientError
 from ..registry import deploy as deploy_lib
 from ..registry.endpoints import (
@@ -362,7 +363,10 @@ def _preflight(ctx: Any, endpoints: EndpointRegistry, version: Any) -> dict[str,
             "to deploy it. `registrar show` tells more.",
             FAILED,
         )
-    image = deploy_lib.check_serving_image(endpoints.serving_image(name))
+    image = deploy_lib.check_serving_image(
+        endpoints.serving_image(name),
+        replacement=serving_images.default_image(settings.project, settings.location),
+    )
     if not image.ok:
         raise CliError(f"refusing to deploy {name}: {image.message}", FAILED)
     if image.warn:

@@ -38,10 +38,13 @@ _LOG = logging.getLogger(__name__)
 CANARY_ENDPOINT_TIMEOUT = 60.0  # creating the endpoint (metadata only) inside a function run
 
 
-def check_serving_image(image: str, today: date | None = None) -> ImageStatus:
+def check_serving_image(
+    image: str, today: date | None = None, *, replacement: str | None = None
+) -> ImageStatus:
     """The one serving-image rule (handlers/serving_images.py), as registration applies it:
-    refused (ok=False) past its end of availability, a warning within 60 days."""
-    return serving_images.check(image, today)
+    refused (ok=False) past its end of availability, a warning within 60 days; `replacement`
+    is the image the message suggests."""
+    return serving_images.check(image, today, replacement=replacement)
 
 
 @dataclass(frozen=True)

@@ -203,7 +203,7 @@ def test_refused_when_the_serving_image_is_past_end_of_availability(
     run = registrar("deploy", "legacy@1", "--endpoint", "eol-ep")
     assert run.code == 1
     assert "end of availability on 2027-01-14" in _flat(run.err)
-    assert "SERVING_CONTAINER_IMAGE_URI=" in _flat(run.err)
+    assert "SERVING_CONTAINER_IMAGE_URI=us-central1-docker.pkg.dev/test-project/" in _flat(run.err)
     monkeypatch.setattr(serving_images, "today_utc", lambda: date(2026, 11, 14))
     quiet = registrar("deploy", "legacy@1", "--endpoint", "eol-ep-early")
     assert quiet.code == 0 and "days left" not in _flat(quiet.err)  # 61 days: no warning

@@ -390,7 +390,9 @@ class Pipeline:
             raise PermanentError(
                 f"{status.message.rstrip('.')}. Nothing of {registration_source} was "
                 "registered: upload it again after the change (a new generation is a new upload).",
-                code="serving_image.end_of_availability",
+                code="serving_image.end_of_availability"
+                if (status.days_left or 0) < 0
+                else "serving_image.unsupported_tag",
             )
         if status.warn:
             log(

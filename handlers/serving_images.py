@@ -169,9 +169,18 @@ def check(image: str, today: date | None = None, *, replacement: str | None = No
             f"({PREBUILT_SOURCE}): Vertex no longer deploys it. {fix}.",
         )
     if tag is not None and tag not in family.supported_tags:
-        note = f" (only the {', '.join(':' + t for t in family.supported_tags)} tag is supported)"
-    else:
-        note = ""
+        latest = image.strip().rsplit(":", 1)[0] + ":" + family.supported_tags[0]
+        return ImageStatus(
+            image,
+            False,
+            False,
+            eol,
+            left,
+            f"serving image {image}: only the "
+            f"{', '.join(':' + t for t in family.supported_tags)} tag of Vertex's prebuilt "
+            f"images is supported ({PREBUILT_SOURCE}). Set SERVING_CONTAINER_IMAGE_URI={latest}, "
+            f"or {instead} (available beyond {eol.isoformat()}).",
+        )
     if left <= WARN_DAYS:
         return ImageStatus(
             image,
@@ -180,11 +189,11 @@ def check(image: str, today: date | None = None, *, replacement: str | None = No
             eol,
             left,
             f"serving image {image} reaches its end of availability on {eol.isoformat()} "
-            f"({left} days left){note}; versions registered with it cannot be deployed after "
+            f"({left} days left); versions registered with it cannot be deployed after "
             f"that. {fix}.",
         )
     return ImageStatus(
-        image, True, False, eol, left, f"{image} is available until {eol.isoformat()}{note}"
+        image, True, False, eol, left, f"{image} is available until {eol.isoformat()}"
     )
 
 

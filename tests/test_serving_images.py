@@ -84,7 +84,10 @@ def test_one_rule_warns_within_60_days_and_refuses_after_the_date():
 
 def test_only_latest_is_a_supported_tag():
     pinned = si.check(PREBUILT.replace(":latest", ":20240101"), date(2026, 1, 1))
-    assert pinned.ok and "only the :latest tag is supported" in pinned.message
+    assert not pinned.ok and "only the :latest tag" in pinned.message
+    assert f"SERVING_CONTAINER_IMAGE_URI={PREBUILT}" in pinned.message
+    digest = PREBUILT.replace(":latest", "@sha256:" + "0" * 64)  # a digest is no tag
+    assert si.check(digest, date(2026, 1, 1)).ok
 
 
 def test_default_serving_image_is_tf_serving_through_artifact_registry():

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo up down test lint bench bench-smoke clean install tf-tools tf215
+.PHONY: demo up down test lint bench bench-smoke clean install tf-tools tf215 tf220
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-cli.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -31,7 +31,7 @@ down:
 	@test -x $(PY) && $(PY) -m dev.up stop || true
 
 ## test: the whole suite (unit, emulator, integration over HTTP, terraform checks, bench smoke)
-test: $(STAMP) tf-tools tf215
+test: $(STAMP) tf-tools tf215 tf220
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -43,7 +43,7 @@ bench: $(STAMP)
 	$(PY) -m bench --json bench/results.json --markdown BENCHMARKS.md
 
 clean:
-	rm -rf $(VENV) .venv-checkov $(TF215) .pytest_cache .ruff_cache .dev-run
+	rm -rf $(VENV) .venv-checkov $(TF215) $(TF220) .pytest_cache .ruff_cache .dev-run
 
 ## tf215: TensorFlow 2.15.1 (the serving TF of Vertex's newest prebuilt image) in its own venv,
 ## for tests/validation/tf215 (exports load as TF Serving 2.15 loads them) and for regenerating
@@ -58,3 +58,18 @@ $(TF215_STAMP):
 	touch $(TF215_STAMP)
 
 tf215: $(TF215_STAMP)
+
+## tf220: TensorFlow 2.20.0, the TensorFlow of the default serving image (tensorflow/serving:2.20.0,
+## served by Vertex as a custom container), in its own venv: for tests/validation/tf220 (exports
+## load, in the registered numbered layout, as TF Serving 2.20 loads them) and for regenerating
+## handlers/validation/scan/serving_registry/tf_2_20.py; installed once, kept by its stamp
+TF220       := .venv-tf220
+TF220_STAMP := $(TF220)/.installed
+
+$(TF220_STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(TF220)/bin/python || $(PYTHON) -m venv $(TF220)
+	$(TF220)/bin/python -m pip install -q --disable-pip-version-check "tensorflow-cpu==2.20.0"
+	touch $(TF220_STAMP)
+
+tf220: $(TF220_STAMP)

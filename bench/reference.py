@@ -21,7 +21,8 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PARENT = "projects/bench-project/locations/us-central1"
-IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+# the pipeline's default serving image (TF Serving through Artifact Registry; no end of availability)
+IMAGE = "us-central1-docker.pkg.dev/bench-project/tensorflow-serving/tensorflow/serving:2.20.0"
 
 
 def _client(vertex_url: str) -> Any:

@@ -100,13 +100,17 @@ def start_vertex_emulator(
     log_dir: Path | None = None,
     state_file: Path | None = None,
     storage_url: str | None = None,
+    today: str | None = None,
 ) -> Service:
-    """The Vertex emulator; with `storage_url` it checks artifact directories like Vertex does."""
+    """The Vertex emulator; with `storage_url` it checks artifact directories like Vertex does;
+    `today` (YYYY-MM-DD) fixes the date serving images' end of availability is judged on."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "emulators.vertex", "--port", str(port)]
     if state_file is not None:
         args += ["--state-file", str(state_file)]
+    if today is not None:
+        args += ["--today", today]
     env = {**os.environ, **({"STORAGE_EMULATOR_HOST": storage_url} if storage_url else {})}
     proc = subprocess.Popen(
         args,

@@ -33,6 +33,9 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
     outcome.py           [F+C] Outcome: what one event came to (plain values)
     errors.py            [F+C+W] the error hierarchy that decides ack versus redeliver
     settings.py          [F+C] every setting declared once (README table generated from it)
+    serving_images.py    [F+C] serving images as data: prebuilt images' lifecycle (the one 60-day
+                         warn/refuse rule), TF Serving's container spec and numbered layout,
+                         which TensorFlow an image runs
     logs.py notify.py    [F+C] JSON logging, the Pub/Sub outcome message
     hardening.py         [F] makes the function process non-dumpable; warns when Landlock is missing
     model_metrics.py     [F+C] the metrics found for an upload, as plain values (intake reads them,
@@ -60,7 +63,8 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
             proto.py tensor_bundle.py savedmodel.py
             graph.py graph_checks.py ops.py op_allowlist.py (generated) saver.py assets_extra.py
             object_graph.py      what tf.saved_model.load wires, held to the graph's rules
-            serving_ops.py serving_registry/ (generated op registries per TensorFlow version)
+            serving_ops.py serving_registry/ (generated op registries per TensorFlow version;
+            which version and the images' dates: handlers/serving_images.py)
         sandbox/
             process.py reasons.py    [F+C] the worker's parent side; our words per reason code
             protocol.py              [F+C+W] the shared leaf both sides speak
@@ -79,7 +83,7 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
                          evaluation (metrics -> ModelEvaluation), promotion (the gate),
                          gated (metrics + gate as a registration stage: prepare / settle),
                          endpoints (deploy one exact version, traffic splits, operations),
-                         deploy (serving-image check, the DEPLOY_ENDPOINT hook), canary (the
+                         deploy (the serving-image rule at deploy, the DEPLOY_ENDPOINT hook), canary (the
                          canary lifecycle: one model per endpoint, champion + one canary)
 
     late/                [F+C] arrivals: the stage beside the main path for files that reach an
@@ -88,7 +92,7 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
 
     cli/                 [C] app (the `registrar` command; routes `rollback`), context (what every
                          command is handed), commands, output, render, models, status, verify,
-                         aliases, backfill, gate, deploy, canary
+                         aliases, backfill, gate, deploy, canary, move (move-image)
 
 Package `__init__` modules stay empty so that importing a leaf (the worker imports
 `validation.sandbox.protocol` before TensorFlow) pulls in nothing else.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from . import serving_images
 from .errors import (
     PermanentError,
     PermissionDenied,
@@ -52,7 +53,6 @@ _logger = get_logger(__name__)
 # function); whatever waits (Vertex, the gate's lock) stops RUN_MARGIN_SECONDS earlier (a sixth of
 # a shorter timeout), so the run can still write its outcome and answer.
 RUN_MARGIN_SECONDS = 60.0
-EOL_WARNING_DAYS = 60  # warn this long before the serving image's end of availability
 
 
 @dataclass(frozen=True)
@@ -372,6 +372,7 @@ class Pipeline:
     ) -> Outcome:
         """Stages of one claimed upload: name -> validate + publish -> register -> record."""
         name = layout.display_name_for(upload.source_path, self.settings, upload.metadata)
+        self._check_serving_image(registration_source=upload.uri)  # before any work
         artifacts.check_size(upload, self.settings)
         aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
         user_metadata.check(upload.metadata, upload.uri)
@@ -395,7 +396,6 @@ class Pipeline:
 
         found = metrics.for_upload(upload, self.store, self.settings)
         prepared = gated.prepare(found, request, self.settings)
-        self._warn_if_image_ends_soon(registration_source=upload.uri)
         with timed(timings, "register"):
             version = self.registry.ensure_version(
                 prepared.request, deadline=self._deadline(started)
@@ -451,7 +451,10 @@ class Pipeline:
             shutil.rmtree(workdir / "source", ignore_errors=True)
             with timed(timings, "publish"):
                 target = publish.artifact_dir(
-                    self.settings.artifact_prefix, name.display_name, digest
+                    self.settings.artifact_prefix,
+                    name.display_name,
+                    digest,
+                    numbered=serving_images.numbered_layout(self.settings.serving_image),
                 )
                 published = publish.publish(
                     upload.source,
@@ -463,26 +466,32 @@ class Pipeline:
                 )
         return report, published
 
-    def _warn_if_image_ends_soon(self, *, registration_source: str) -> None:
-        """Vertex retires prebuilt images: warn on every registration in the last 60 days."""
-        from .validation.scan.serving_ops import days_to_eol, serving_image_eol
-
-        days = days_to_eol(self.settings.serving_image)
-        if days is None or days > EOL_WARNING_DAYS:
-            return
-        ends = serving_image_eol(self.settings.serving_image)
-        log(
-            _logger,
-            logging.WARNING,
-            f"the serving image {self.settings.serving_image} reaches its end of availability on "
-            f"{ends} ({days} days): new deployments of this version will fail after that. Move "
-            "to a newer prebuilt image, or a custom TF Serving image declared with "
-            "SERVING_TF_VERSION (README: Serving images).",
-            serving_image=self.settings.serving_image,
-            end_of_availability=str(ends),
-            days_left=days,
-            source_uri=registration_source,
+    def _check_serving_image(self, *, registration_source: str) -> None:
+        """The one serving-image rule (handlers/serving_images.py): past its end of availability
+        the upload is refused (its record says what to set); within 60 days, a warning."""
+        settings = self.settings
+        status = serving_images.check(
+            settings.serving_image,
+            replacement=serving_images.default_image(settings.project, settings.location),
         )
+        if not status.ok:
+            raise PermanentError(
+                f"{status.message.rstrip('.')}. Nothing of {registration_source} was "
+                "registered: upload it again after the change (a new generation is a new upload).",
+                code="serving_image.end_of_availability"
+                if (status.days_left or 0) < 0
+                else "serving_image.unsupported_tag",
+            )
+        if status.warn:
+            log(
+                _logger,
+                logging.WARNING,
+                status.message,
+                serving_image=settings.serving_image,
+                end_of_availability=str(status.end_of_availability),
+                days_left=status.days_left,
+                source_uri=registration_source,
+            )
 
     def _sandbox_section(self) -> dict[str, Any]:
         """Which sandbox layers held, for a rejection's record (a registration has it already)."""

@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import serving_images
 from .errors import SettingsError
 
-DEFAULT_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 GB = 1000**3  # Vertex's artifact limit is 10 GB: decimal gigabytes, not GiB
 
 # The one boolean vocabulary (functions-framework reads FUNCTION_USE_ASGI through click's boolean
@@ -258,9 +258,13 @@ DECLARATIONS: tuple[Declaration, ...] = (
     _D(
         "SERVING_CONTAINER_IMAGE_URI",
         "serving_image",
-        DEFAULT_SERVING_IMAGE,
+        "",
         _text,
-        "serving container registered with every version",
+        "serving container registered with every version: a Vertex prebuilt TF image (refused "
+        "past its end of availability, warned 60 days before) or TF Serving as a custom container "
+        "(README: Serving images)",
+        shown_default=f"`LOCATION-docker.pkg.dev/PROJECT/{serving_images.DEFAULT_REPOSITORY}/"
+        f"{serving_images.TF_SERVING_IMAGE}`",
     ),
     _D(
         "ARTIFACT_PREFIX",
@@ -411,8 +415,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "serving_tf_version",
         None,
         _matching(r"2\.\d{1,2}", "a TensorFlow minor version such as '2.15'"),
-        "TensorFlow version of a custom serving image; prebuilt Vertex images need none (it is "
-        "read from the image URI)",
+        "TensorFlow version of a custom serving image; prebuilt Vertex images and versioned "
+        "`tensorflow/serving:X.Y.Z` images need none (it is read from the image URI)",
         shown_default="from the image URI",
     ),
     _D(
@@ -537,6 +541,11 @@ class Settings:
     storage_emulator_host: str | None = _default("storage_emulator_host")
     vertex_emulator_host: str | None = _default("vertex_emulator_host")
 
+    def __post_init__(self) -> None:
+        if not self.serving_image:  # the default depends on the project and region
+            image = serving_images.default_image(self.project, self.location)
+            object.__setattr__(self, "serving_image", image)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -586,10 +595,9 @@ def _check_together(s: Settings) -> None:
         )
     # The serving TensorFlow version every model is checked against: from a prebuilt image's URI,
     # else SERVING_TF_VERSION; a custom image without it, a contradiction, or a version without
-    # an op registry stops start-up with what to set (imported here: settings import nothing).
-    from .validation.scan.serving_ops import resolve_serving_tf_version
-
-    resolve_serving_tf_version(s.serving_image, s.serving_tf_version)
+    # an op registry stops start-up with what to set. An image past its end of availability is
+    # refused per upload instead (a record for each, saying what to set): serving_images.check.
+    serving_images.resolve_tf_version(s.serving_image, s.serving_tf_version)
 
 
 def readme_table() -> str:

@@ -18,7 +18,7 @@ locals {
     MODEL_PREFIX                = var.model_prefix
     ARTIFACT_PREFIX             = var.artifact_prefix
     STATE_PREFIX                = var.state_prefix
-    SERVING_CONTAINER_IMAGE_URI = var.serving_image
+    SERVING_CONTAINER_IMAGE_URI = local.serving_image
     DEFAULT_VERSION_POLICY      = var.default_version_policy
     ALLOW_CROSS_FOLDER_MODELS   = var.allow_cross_folder_models ? "true" : "false"
     LOG_LEVEL                   = var.log_level

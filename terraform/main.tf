@@ -6,12 +6,21 @@
 #   function.tf    the function and its environment (the settings contract with handlers/settings.py)
 #   trigger.tf     the two trigger modes: direct Eventarc or prefix-filtered bucket notification
 #   iam.tf         service accounts and every role granted
+#   serving_image.tf  the TF Serving image: an Artifact Registry remote repository of Docker Hub
 #   monitoring.tf  log-based metrics and the failure alert
 
 locals {
   labels = merge({ app = var.name, managed-by = "terraform" }, var.labels)
 
   vertex_location = coalesce(var.vertex_location, var.region)
+
+  # The serving image (serving_image.tf): null -> TF Serving through the module's Artifact Registry
+  # remote repository of Docker Hub, in the Vertex region (the code's default names the same URI).
+  create_serving_repository = var.serving_image == null
+  serving_image = coalesce(
+    var.serving_image,
+    "${local.vertex_location}-docker.pkg.dev/${var.project_id}/${var.serving_repository_id}/tensorflow/serving:${var.tf_serving_version}",
+  )
 
   # Vertex AI refuses artifacts in a bucket outside its region (python-aiplatform#885), so a created
   # bucket defaults to the Vertex location; variables.tf rejects a bucket_location elsewhere and

@@ -87,3 +87,8 @@ output "dashboard" {
   description = "The Cloud Monitoring dashboard (null when var.dashboard is false)."
   value       = one(google_monitoring_dashboard.registrar[*].id)
 }
+
+output "serving_image" {
+  description = "Serving image every registered version names (SERVING_CONTAINER_IMAGE_URI)."
+  value       = local.serving_image
+}

@@ -184,13 +184,35 @@ variable "state_prefix" {
 # ---------------------------------------------------------------------------------------------------
 
 variable "serving_image" {
-  description = "Serving container image registered with every model version (SERVING_CONTAINER_IMAGE_URI)."
+  description = "Serving container image registered with every model version (SERVING_CONTAINER_IMAGE_URI). null: TensorFlow Serving (tf_serving_version) through an Artifact Registry remote repository of Docker Hub that this module creates (serving_image.tf). A Vertex prebuilt image (e.g. us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest) is refused after its end of availability."
   type        = string
-  default     = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+  default     = null
 
   validation {
-    condition     = length(trimspace(var.serving_image)) > 0 && !strcontains(var.serving_image, " ")
+    condition     = var.serving_image == null || (length(trimspace(coalesce(var.serving_image, "-"))) > 0 && !strcontains(coalesce(var.serving_image, "-"), " "))
     error_message = "serving_image must be a container image URI."
+  }
+}
+
+variable "tf_serving_version" {
+  description = "TensorFlow Serving release (Docker Hub tag of tensorflow/serving) served when serving_image is null; uploads are checked against that TensorFlow's ops."
+  type        = string
+  default     = "2.20.0"
+
+  validation {
+    condition     = can(regex("^2\\.[0-9]{1,2}\\.[0-9]+$", var.tf_serving_version))
+    error_message = "tf_serving_version must be a TensorFlow Serving release such as \"2.20.0\"."
+  }
+}
+
+variable "serving_repository_id" {
+  description = "Artifact Registry repository (remote, proxying Docker Hub) created for the TensorFlow Serving image when serving_image is null."
+  type        = string
+  default     = "tensorflow-serving"
+
+  validation {
+    condition     = can(regex("^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", var.serving_repository_id))
+    error_message = "serving_repository_id must be 1-63 lowercase letters, digits or hyphens, starting with a letter."
   }
 }
 

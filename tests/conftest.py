@@ -25,6 +25,9 @@ from emulators.vertex.admin import AdminClient
 
 PROJECT = "test-project"
 LOCATION = "us-central1"
+# The emulators judge serving images' end of availability on this date, not on the calendar, so
+# tests naming Vertex's prebuilt 2.15 image keep passing after 2027-01-14.
+EMULATOR_TODAY = "2026-12-07"
 ROOT = Path(__file__).resolve().parent.parent
 _bucket_ids = itertools.count()
 
@@ -40,7 +43,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     logs = tmp_path_factory.mktemp("service-logs")
     storage = stack.start_fake_gcs(log_dir=logs)
     try:
-        vertex = stack.start_vertex_emulator(log_dir=logs, storage_url=storage.url)
+        vertex = stack.start_vertex_emulator(
+            log_dir=logs, storage_url=storage.url, today=EMULATOR_TODAY
+        )
     except Exception:
         storage.stop()
         raise

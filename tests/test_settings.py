@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from handlers.errors import SettingsError
-from handlers.settings import DEFAULT_SERVING_IMAGE, Settings
+from handlers.serving_images import default_image
+from handlers.settings import Settings
 
 BASE = {"GOOGLE_CLOUD_PROJECT": "my-project"}
 
@@ -15,7 +16,7 @@ def test_defaults() -> None:
     assert settings.location == "us-central1"
     assert settings.model_prefix == "models/"
     assert settings.artifact_prefix == "registered/"
-    assert settings.serving_image == DEFAULT_SERVING_IMAGE
+    assert settings.serving_image == default_image("my-project", "us-central1")
     assert settings.make_new_version_default is True
     assert settings.notify_topic is None
     assert settings.use_asgi is True
@@ -99,6 +100,9 @@ def test_dataclass_defaults_come_from_the_declarations() -> None:
 
     plain = Settings(project="some-project")
     for declared in DECLARATIONS[1:]:
+        if declared.attr == "serving_image":  # "" = derived from the project and region
+            assert plain.serving_image == default_image("some-project", plain.location)
+            continue
         assert getattr(plain, declared.attr) == declared.default, declared.env
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import date
 
 from emulators.vertex.endpoints import CONCURRENT_MODES, state_file_for
 from emulators.vertex.server import EmulatorServer, make_store
@@ -57,10 +58,18 @@ def main(argv: list[str] | None = None) -> int:
         help="a second deploy/undeploy/traffic change of an endpoint while one is running: "
         "`reject` (FAILED_PRECONDITION) or `last_writer_wins` (Vertex does not document which)",
     )
+    parser.add_argument(
+        "--today",
+        type=date.fromisoformat,
+        default=env("VERTEX_EMULATOR_TODAY") or None,
+        help="YYYY-MM-DD: the date serving-image end of availability is judged on (default: "
+        'the real UTC date; admin: POST /_emulator/config {"today": ...})',
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     store = make_store(args.state_file, args.operation_polls, args.storage_url)
+    store.today_override = args.today
     server = EmulatorServer(
         (args.host, args.port),
         store,

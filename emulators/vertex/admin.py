@@ -29,6 +29,7 @@ class AdminClient:
         quota_per_minute: Any = _UNSET,
         deploy_seconds: float | None = None,
         concurrent_mutations: str | None = None,
+        today: Any = _UNSET,
     ) -> dict[str, Any]:
         """Set what is given; returns the resulting config.
 
@@ -38,6 +39,8 @@ class AdminClient:
         `quota_per_minute=None` (or 0) turns the quota off. `deploy_seconds`: DeployModel and
         UndeployModel land that long after they start. `concurrent_mutations`: `reject` or
         `last_writer_wins` (a second endpoint mutation while one runs).
+        `today="2027-01-15"`: the date serving images' end of availability is judged on (None: the
+        real date; reset restores the startup value).
         """
         body: dict[str, Any] = {}
         if operation_polls is not None:
@@ -48,6 +51,8 @@ class AdminClient:
             body["deploy_seconds"] = deploy_seconds
         if concurrent_mutations is not None:
             body["concurrent_mutations"] = concurrent_mutations
+        if today is not _UNSET:
+            body["today"] = str(today) if today is not None else None
         return self._send("POST", "/_emulator/config", body)
 
     def state(self) -> dict[str, Any]:

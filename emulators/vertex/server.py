@@ -14,6 +14,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -205,6 +206,7 @@ class EmulatorServer(ThreadingHTTPServer):
         # LRO submissions per minute per project+region (quota.py); None: not enforced
         self.quota = LroQuota(quota_per_minute, quota_clock)
         self._startup_quota = self.quota.per_minute
+        self._startup_today = store.today_override
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
 
@@ -229,6 +231,8 @@ class EmulatorServer(ThreadingHTTPServer):
                 self.store.operation_polls = int(body["operation_polls"])
             if "quota_per_minute" in body:
                 self.quota.set_rate(body["quota_per_minute"])
+            if "today" in body:  # the date serving-image end-of-availability is judged on
+                self.store.today_override = _parse_day(body["today"])
             endpoints = self.endpoints.configure(
                 deploy_seconds=body.get("deploy_seconds"),
                 concurrent_mutations=body.get("concurrent_mutations"),
@@ -236,6 +240,7 @@ class EmulatorServer(ThreadingHTTPServer):
             return {
                 "operation_polls": self.store.operation_polls,
                 "quota_per_minute": self.quota.per_minute,
+                "today": self.store.today().isoformat(),
                 **endpoints,
             }
         if (method, path) == ("POST", "/_emulator/reset"):
@@ -245,6 +250,7 @@ class EmulatorServer(ThreadingHTTPServer):
             self.faults.clear()
             self.quota.reset()  # usage forgotten; the rate goes back to the startup value
             self.quota.set_rate(self._startup_quota)
+            self.store.today_override = self._startup_today
             with self._calls_lock:
                 self.calls.clear()
             return {}
@@ -350,6 +356,7 @@ def start_in_thread(
     quota_clock: Clock | None = None,
     deploy_seconds: float = 0.0,
     concurrent_mutations: ConcurrentMode = "reject",
+    today: date | None = None,
 ) -> tuple[EmulatorServer, str]:
     """Serve in a daemon thread; returns the server (call `.shutdown()`) and its base URL.
 
@@ -357,11 +364,14 @@ def start_in_thread(
     directory like Vertex does. The environment is not read here: in-process tests must not
     start checking because another fixture exported `STORAGE_EMULATOR_HOST`.
     `quota_per_minute` enforces Vertex's LRO submission quota (60 on Vertex; None: off), counted
-    on `quota_clock` (default `time.monotonic`; tests pass a fake one).
+    on `quota_clock` (default `time.monotonic`; tests pass a fake one). `today`: the date
+    serving images' end of availability is judged on (default: the real UTC date).
     """
+    store = make_store(state_file, operation_polls, storage_url)
+    store.today_override = today
     server = EmulatorServer(
         (host, port),
-        make_store(state_file, operation_polls, storage_url),
+        store,
         endpoint_state_file=state_file_for(state_file),
         quota_per_minute=quota_per_minute,
         quota_clock=quota_clock,
@@ -371,6 +381,16 @@ def start_in_thread(
     thread = threading.Thread(target=server.serve_forever, name="vertex-emulator", daemon=True)
     thread.start()
     return server, server.base_url
+
+
+def _parse_day(value: Any) -> date | None:
+    """`YYYY-MM-DD`, or null/"" for the real date."""
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise invalid(f"today {value!r}: expected YYYY-MM-DD or null.") from None
 
 
 def make_store(

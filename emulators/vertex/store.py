@@ -21,9 +21,10 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
-from emulators.vertex import evaluations, filters, rules
+from emulators.vertex import containers, evaluations, filters, rules
 from emulators.vertex.artifacts import ArtifactChecker
 from emulators.vertex.errors import (
     already_exists,
@@ -93,6 +94,7 @@ class Store:
         self._state_file = state_file
         self.operation_polls = operation_polls
         self.artifacts = artifacts  # None: artifact directories are not looked into
+        self.today_override: date | None = None  # the emulator's "today" (serving-image dates)
         self._models: dict[str, Model] = {}
         self._operations: dict[str, Operation] = {}
         self._counter = 0
@@ -126,6 +128,9 @@ class Store:
         return bool(lookup and lookup(model_name, version_id))
 
     # ---- admin ---------------------------------------------------------------------------
+    def today(self) -> date:
+        return self.today_override or datetime.now(UTC).date()
+
     def reset(self) -> None:
         with self._lock:
             self._models.clear()
@@ -165,6 +170,7 @@ class Store:
         if spec.get("artifactUri"):
             rules.check_artifact_uri(spec["artifactUri"])
         rules.check_container_spec(spec)
+        containers.check(spec["containerSpec"], self.today())
         if spec.get("artifactUri") and self.artifacts is not None:
             # Outside the lock: a slow storage endpoint must not stall every other call.
             self.artifacts.check(spec["artifactUri"], spec["containerSpec"]["imageUri"], location)

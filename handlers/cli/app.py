@@ -13,6 +13,7 @@
     registrar undeploy NAME@VERSION|DEPLOYED_MODEL_ID --endpoint E [--force] [--no-wait]
     registrar rollback --endpoint E [--no-wait]
     registrar operation OPERATION [--wait]
+    registrar move-image NAME[@VERSION] | --all [--serving-image URI] [--move-aliases]
 
 Settings come from the function's environment variables (`Settings.from_env`, emulators included);
 every option also reads an environment variable (shown in `--help`). Exit codes: see
@@ -36,6 +37,7 @@ from . import backfill as backfill_lib
 from . import canary as cli_canary
 from . import commands as cli_commands
 from . import deploy as cli_deploy
+from . import move as cli_move
 from .context import Context
 from .output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
 
@@ -198,6 +200,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     cli_deploy.add_commands(command, env, rollback=rollback)
     cli_canary.add_commands(command, env)
+    cli_move.add_command(command, env, _uploads_per_minute)
     return parser
 
 

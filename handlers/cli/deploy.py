@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from .. import serving_images
 from ..errors import PermanentError, TransientError
 from ..registry import deploy as deploy_lib
 from ..registry.canary import foreign_reason
@@ -362,7 +363,10 @@ def _preflight(
             "to deploy it. `registrar show` tells more.",
             FAILED,
         )
-    image = deploy_lib.check_serving_image(endpoints.serving_image(name))
+    image = deploy_lib.check_serving_image(
+        endpoints.serving_image(name),
+        replacement=serving_images.default_image(settings.project, settings.location),
+    )
     if not image.ok:
         raise CliError(f"refusing to deploy {name}: {image.message}", FAILED)
     if image.warn:
@@ -385,8 +389,8 @@ def _preflight(
             FAILED,
         )
     serving = (
-        f"serving image supported until {image.eol.isoformat()}"
-        if image.eol
+        f"serving image supported until {image.end_of_availability.isoformat()}"
+        if image.end_of_availability
         else "serving image has no known end of availability"
     )
     out.say(

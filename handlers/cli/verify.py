@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ..gcs.objects import DigestMismatch, Digests, ObjectInfo, ObjectStore
-from ..gcs.publish import MANIFEST_NAME, manifest_digest, read_manifest
+from ..gcs.publish import (
+    MANIFEST_NAME,
+    NUMBERED_SUFFIX,
+    manifest_digest,
+    read_manifest,
+    same_content,
+)
 from ..settings import Settings
 
 MODIFIED, MISSING, EXTRA, DIGEST, METADATA = "modified", "missing", "extra", "digest", "metadata"
@@ -68,11 +74,16 @@ def verify(
         problems.append(Problem(METADATA, "", f"artifact_uri {artifact_uri!r} is not in GCS"))
         return result
     bucket, _, directory = artifact_uri.removeprefix("gs://").partition("/")
-    directory = directory.rstrip("/") + "/"
+    directory = base = directory.rstrip("/") + "/"
     manifest = read_manifest(store, bucket, directory)
+    if manifest is None:  # TF Serving's numbered layout: the files are in <artifact_uri>/1/
+        numbered = read_manifest(store, bucket, base + NUMBERED_SUFFIX.lstrip("/"))
+        if numbered is not None:
+            directory, manifest = base + NUMBERED_SUFFIX.lstrip("/"), numbered
     if not manifest:
         problems.append(Problem(METADATA, MANIFEST_NAME, "manifest is missing or unreadable"))
-    if record is not None and record.get("artifact_uri") not in (None, artifact_uri):
+    recorded_uri = (record or {}).get("artifact_uri")
+    if recorded_uri not in (None, artifact_uri) and not same_content(recorded_uri, artifact_uri):
         problems.append(
             Problem(
                 METADATA,
@@ -132,6 +143,11 @@ def verify(
                 )
     for relative in sorted(set(present) - set(expected) - {MANIFEST_NAME}):
         problems.append(Problem(EXTRA, relative, "not part of the registered artifact"))
+    if directory != base:  # beside the version directory: served by nobody, but not ours
+        for obj in store.list_objects(bucket, base):
+            if not obj.name.startswith(directory):
+                relative = obj.name[len(base) :]
+                problems.append(Problem(EXTRA, relative, "not part of the registered artifact"))
     _check_digest(record, manifest, label_digest, actual, problems)
     return result
 

@@ -59,7 +59,7 @@ class Source:
 
 @dataclass(frozen=True)
 class Published:
-    artifact_uri: str  # gs://bucket/dir/ — a directory holding saved_model.pb
+    artifact_uri: str  # gs://bucket/dir/ — holding saved_model.pb, or 1/saved_model.pb (numbered)
     source_digest: str  # sha256 of the upload (the .keras bytes, or the SavedModel's file list)
     manifest: dict[str, str]  # relative path -> sha256 of every file in the artifact directory
 
@@ -83,9 +83,48 @@ def source_digest(validated: Mapping[str, Digests], *, single_file: bool) -> str
     return manifest_digest({relative: d.sha256 for relative, d in validated.items()})
 
 
-def artifact_dir(settings_prefix: str, display_name: str, digest: str) -> str:
+# TF Serving loads `<model_base_path>/<number>/saved_model.pb`: in the numbered layout the files
+# (manifest included) go to `<base>/1/` and the version registers `<base>/` as its artifact_uri.
+NUMBERED_SUFFIX = "/1/"
+
+
+def artifact_dir(
+    settings_prefix: str, display_name: str, digest: str, *, numbered: bool = False
+) -> str:
+    """Where the files go: `…/sha256-D/` (Vertex prebuilt images load saved_model.pb there), or
+    `…/tfs-sha256-D/1/` (TF Serving; another base, so the two layouts never nest)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", display_name).strip("-.") or "model"
+    if numbered:
+        return f"{settings_prefix}{safe}/tfs-sha256-{digest[:32]}{NUMBERED_SUFFIX}"
     return f"{settings_prefix}{safe}/sha256-{digest[:32]}/"
+
+
+def serving_root(directory: str) -> str:
+    """The directory a version registers as artifact_uri for files placed at `directory`."""
+    if directory.endswith(NUMBERED_SUFFIX):
+        return directory[: -len(NUMBERED_SUFFIX) + 1]
+    return directory
+
+
+_CONTENT_DIR = re.compile(
+    r"^(?P<parent>.*/)(?:tfs-)?sha256-(?P<digest>[0-9a-f]{32})(?:-[0-9a-f]{8})?/$"
+)
+
+
+def same_content(uri_a: str, uri_b: str) -> bool:
+    """Two artifact directories named by the same content digest, in either layout (a version
+    moved to TF Serving serves the numbered copy of the flat directory it was registered with)."""
+    a = _CONTENT_DIR.match(uri_a.rstrip("/") + "/")
+    b = _CONTENT_DIR.match(uri_b.rstrip("/") + "/")
+    return bool(a and b and a.group("parent", "digest") == b.group("parent", "digest"))
+
+
+def _sibling(directory: str) -> str:
+    """A fresh directory of the same layout, for when a crashed attempt left junk."""
+    fresh = uuid.uuid4().hex[:8]
+    if directory.endswith(NUMBERED_SUFFIX):
+        return f"{serving_root(directory).rstrip('/')}-{fresh}{NUMBERED_SUFFIX}"
+    return f"{directory.rstrip('/')}-{fresh}/"
 
 
 def publish(
@@ -101,12 +140,14 @@ def publish(
 
     `validated`: relative member name -> digests of the bytes that were downloaded and
     validated (`ObjectStore.download_to`)."""
-    for target in (directory, f"{directory.rstrip('/')}-{uuid.uuid4().hex[:8]}/"):
+    for target in (directory, _sibling(directory)):
         # The listing _place needs overlaps the manifest read (unused if the manifest exists).
         listing = _pool().submit(store.list_objects, source.bucket, target)
         existing = read_manifest(store, source.bucket, target)
         if existing is not None and existing.get("source_digest") == digest:
-            return Published(f"gs://{source.bucket}/{target}", digest, existing["files"])
+            return Published(
+                f"gs://{source.bucket}/{serving_root(target)}", digest, existing["files"]
+            )
         if existing is not None:
             continue
         try:
@@ -134,7 +175,7 @@ def publish(
             )
         except PreconditionFailed:
             continue  # a concurrent worker finished the same directory; re-read it next round
-        return Published(f"gs://{source.bucket}/{target}", digest, files)
+        return Published(f"gs://{source.bucket}/{serving_root(target)}", digest, files)
     raise _Polluted(f"could not publish gs://{source.bucket}/{directory}")  # pragma: no cover
 
 

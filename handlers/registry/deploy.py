@@ -13,13 +13,15 @@ import logging
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
+from .. import serving_images
 from ..errors import PermanentError, TransientError
 from ..gcs.ledger import Ledger
 from ..gcs.objects import ObjectStore
 from ..gcs.records import Records
+from ..serving_images import ImageStatus
 from ..settings import Settings
 from .canary import Canaries, endpoint_ref, model_id
 from .endpoints import (
@@ -31,54 +33,16 @@ from .endpoints import (
 from .interface import DEFAULT_ALIAS, RegisteredVersion
 
 _LOG = logging.getLogger(__name__)
-WARN_DAYS = 90  # a serving image this close to its end of availability is deployed with a warning
 CANARY_ENDPOINT_TIMEOUT = 60.0  # creating the endpoint (metadata only) inside a function run
 
 
-def serving_image_eol(image: str) -> date | None:
-    """End of availability of a prebuilt Vertex TF serving image; None when not known. The dates
-    live with the serving-op registries (handlers/validation/scan/serving_ops.py)."""
-    from ..validation.scan.serving_ops import serving_image_eol as eol_of
-
-    return eol_of(image)
-
-
-@dataclass(frozen=True)
-class ImageCheck:
-    image: str
-    eol: date | None
-    ok: bool
-    message: str
-    warn: bool = False  # ok, but close to its end of availability
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"image": self.image, "eol": self.eol, "ok": self.ok, "message": self.message}
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
-def check_serving_image(image: str, today: date | None = None) -> ImageCheck:
-    """Refuse (ok=False) an image past its end of availability; warn within `WARN_DAYS`."""
-    today = today or _today()
-    eol = serving_image_eol(image)
-    if eol is None:
-        return ImageCheck(image, None, True, f"{image}: no end-of-availability date known")
-    if today > eol:
-        return ImageCheck(
-            image,
-            eol,
-            False,
-            f"serving image {image} reached its end of availability on {eol.isoformat()}: "
-            "Vertex no longer supports deploying it. Register the model again with a current "
-            "SERVING_CONTAINER_IMAGE_URI and deploy that version.",
-        )
-    left = (eol - today).days
-    note = f"{image} is available until {eol.isoformat()}"
-    if left <= WARN_DAYS:
-        note += f" ({left} days left: move to a newer serving image soon)"
-    return ImageCheck(image, eol, True, note, warn=left <= WARN_DAYS)
+def check_serving_image(
+    image: str, today: date | None = None, *, replacement: str | None = None
+) -> ImageStatus:
+    """The one serving-image rule (handlers/serving_images.py), as registration applies it:
+    refused (ok=False) past its end of availability, a warning within 60 days; `replacement`
+    is the image the message suggests."""
+    return serving_images.check(image, today, replacement=replacement)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class ModelVersionInfo:
     artifact_uri: str = ""
     description: str = ""
     create_time: datetime | None = None
+    serving_image: str = ""  # containerSpec.imageUri
 
     @property
     def version_name(self) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import PermanentError, TransientError
 from ..logs import get_logger
+from ..serving_images import container_spec
 from ..settings import Settings
 from .evaluation import (
     EvaluationInfo,
@@ -284,7 +285,10 @@ class VertexRegistry:
             description=request.description,
             version_description=request.description,
             artifact_uri=request.artifact_uri,
-            container_spec=types.ModelContainerSpec(image_uri=request.serving_image),
+            # TF Serving needs its command, port and routes; prebuilt images only their URI.
+            container_spec=types.ModelContainerSpec(
+                **container_spec(request.serving_image, model_id_for(request.display_name)).as_api()
+            ),
             labels=dict(request.labels),
             version_aliases=aliases,
         )

@@ -81,4 +81,5 @@ def version_info(model: Any) -> ModelVersionInfo:
         artifact_uri=model.artifact_uri,
         description=model.version_description or model.description,
         create_time=model.version_create_time or None,
+        serving_image=model.container_spec.image_uri if model.container_spec else "",
     )

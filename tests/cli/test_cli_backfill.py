@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import zipfile
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from handlers.cli import backfill as backfill_lib
 from handlers.errors import TransientError
 from handlers.intake.events import ObjectEvent
 from handlers.outcome import Outcome
-from tests.conftest import Bucket, Models, Services, Vertex
+from tests.conftest import EMULATOR_TODAY, Bucket, Models, Services, Vertex
 
 
 def _truncated_weights(source: Path, target: Path) -> Path:
@@ -351,7 +352,10 @@ def quota_vertex(services: Services, monkeypatch: pytest.MonkeyPatch):
     def start(per_minute: int) -> tuple[Vertex, AdminClient, FakeTime]:
         fake = FakeTime()
         server, url = start_in_thread(
-            storage_url=services.storage_url, quota_per_minute=per_minute, quota_clock=fake.clock
+            storage_url=services.storage_url,
+            quota_per_minute=per_minute,
+            quota_clock=fake.clock,
+            today=date.fromisoformat(EMULATOR_TODAY),
         )
         servers.append(server)
         monkeypatch.setenv("VERTEX_AI_EMULATOR_HOST", url)

@@ -26,6 +26,9 @@ class Registered:
     vertex: Vertex
 
 
+PREBUILT_2_15 = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+
+
 @pytest.fixture(scope="module")
 def registered(services: Services, models: Models) -> Registered:
     vertex = Vertex(services.vertex_url)
@@ -39,6 +42,11 @@ def registered(services: Services, models: Models) -> Registered:
         for key, value in function_env(services).items():
             patch.setenv(key, value)
         code = main(["backfill", f"gs://{bucket.name}/models/", "--json"])
+        assert code == 0, sys.stdout.getvalue()
+        # one model registered with Vertex's prebuilt 2.15 image, for the end-of-availability rule
+        patch.setenv("SERVING_CONTAINER_IMAGE_URI", PREBUILT_2_15)
+        bucket.upload(models.keras_a, "models/legacy/v1/model.keras")
+        code = main(["backfill", f"gs://{bucket.name}/models/legacy/", "--json"])
         assert code == 0, sys.stdout.getvalue()
     assert len(vertex.all_versions()) == 6
     return Registered(bucket, vertex)
@@ -75,7 +83,8 @@ def test_deploy_canary_split_and_rollback_end_to_end(registrar, registered: Regi
     assert doc["operation"]["state"] == "succeeded" and doc["operation"]["kind"] == "DeployModel"
     assert doc["checks"]["record_state"] == "registered"
     assert doc["checks"]["artifact_files_verified"] >= 3
-    assert doc["checks"]["serving_image"]["eol"] == "2027-01-14"
+    assert doc["checks"]["serving_image"]["eol"] is None  # TF Serving: no Vertex end date
+    assert doc["checks"]["serving_image"]["image"].endswith("tensorflow/serving:2.20.0")
     assert _split_by_version(doc) == {"churn@1": 100}
 
     # the default alias (v4, the newest upload) as a 10% canary: pinned to v4, v1 keeps 90%
@@ -193,7 +202,7 @@ def test_refused_when_the_artifact_fails_verify(registrar, registered: Registere
     shown = registrar("show", "tampered@1", "--json").json
     artifact = shown["version"]["artifact_uri"]
     bucket = registered.bucket
-    path = artifact.split("/", 3)[3] + "saved_model.pb"
+    path = artifact.split("/", 3)[3] + "1/saved_model.pb"  # TF Serving's numbered layout
     bucket.upload_bytes(b"not the validated graph", path)
     run = registrar("deploy", "tampered@1", "--endpoint", "refused-ep")
     assert run.code == 1
@@ -204,14 +213,18 @@ def test_refused_when_the_artifact_fails_verify(registrar, registered: Registere
 def test_refused_when_the_serving_image_is_past_end_of_availability(
     registrar, registered: Registered, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handlers.registry import deploy as deploy_lib
+    from handlers import serving_images
 
-    monkeypatch.setattr(deploy_lib, "_today", lambda: date(2027, 1, 15))
-    run = registrar("deploy", "churn@1", "--endpoint", "eol-ep")
+    monkeypatch.setattr(serving_images, "today_utc", lambda: date(2027, 1, 15))
+    run = registrar("deploy", "legacy@1", "--endpoint", "eol-ep")
     assert run.code == 1
     assert "end of availability on 2027-01-14" in _flat(run.err)
-    monkeypatch.setattr(deploy_lib, "_today", lambda: date(2026, 12, 1))
-    warned = registrar("deploy", "churn@1", "--endpoint", "eol-ep")
+    assert "SERVING_CONTAINER_IMAGE_URI=us-central1-docker.pkg.dev/test-project/" in _flat(run.err)
+    monkeypatch.setattr(serving_images, "today_utc", lambda: date(2026, 11, 14))
+    quiet = registrar("deploy", "legacy@1", "--endpoint", "eol-ep-early")
+    assert quiet.code == 0 and "days left" not in _flat(quiet.err)  # 61 days: no warning
+    monkeypatch.setattr(serving_images, "today_utc", lambda: date(2026, 12, 1))
+    warned = registrar("deploy", "legacy@1", "--endpoint", "eol-ep")
     assert warned.code == 0 and "44 days left" in _flat(warned.err)
 
 
@@ -231,7 +244,7 @@ def test_refused_when_the_version_has_no_registered_record(
     model = types.Model(
         display_name="handmade",
         artifact_uri=churn["version"]["artifact_uri"],
-        container_spec=types.ModelContainerSpec(image_uri="us-docker.pkg.dev/x/y:1"),
+        container_spec=types.ModelContainerSpec(image_uri="us-docker.pkg.dev/x/y/serving:1"),
     )
     request = types.UploadModelRequest(
         parent=registered.vertex.parent, model=model, model_id="handmade"

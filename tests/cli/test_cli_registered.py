@@ -155,10 +155,12 @@ def test_verify_passes_then_detects_a_tampered_artifact(registrar, registered: R
     assert ok.json["versions"][0]["files_checked"] >= 4
 
     doc = registrar("show", "victim@1", "--json").json
-    directory = doc["version"]["artifact_uri"].split("/", 3)[3]
+    base = doc["version"]["artifact_uri"].split("/", 3)[3]
+    directory = base + "1/"  # TF Serving's numbered layout (the default serving image)
     bucket = registered.bucket
     bucket.upload_bytes(b"tampered", directory + "saved_model.pb")
     bucket.upload_bytes(b"extra", directory + "variables/backdoor.bin")
+    bucket.upload_bytes(b"a second version", base + "2/saved_model.pb")  # TF Serving would load it
 
     run = registrar("verify", "victim", "--json")
     assert run.code == 1
@@ -166,13 +168,14 @@ def test_verify_passes_then_detects_a_tampered_artifact(registrar, registered: R
     kinds = {(p["kind"], p["path"]) for p in result["problems"]}
     assert ("modified", "saved_model.pb") in kinds
     assert ("extra", "variables/backdoor.bin") in kinds
+    assert ("extra", "2/saved_model.pb") in kinds
     table = registrar("verify", "victim@1")
     assert table.code == 1 and "FAILED" in table.out and "saved_model.pb" in table.out
 
 
 def test_verify_detects_a_missing_file_and_a_swapped_keras(registrar, registered: Registered):
     doc = registrar("show", "pilot@2", "--json").json
-    directory = doc["version"]["artifact_uri"].split("/", 3)[3]
+    directory = doc["version"]["artifact_uri"].split("/", 3)[3] + "1/"  # numbered layout
     bucket = registered.bucket
     index = next(n for n in bucket.names(directory) if n.endswith("variables.index"))
     bucket.handle.blob(index).delete()

@@ -29,6 +29,7 @@ from dev.stack import (
 )
 from emulators.vertex import AdminClient, EmulatorServer, start_in_thread
 from emulators.vertex.artifacts import PREBUILT_TF
+from tests.emulators.conftest import TODAY
 from tests.emulators.gcs_stub import StubGcs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +68,7 @@ def gcs() -> Iterator[Service]:
 
 @pytest.fixture(scope="module")
 def checking(gcs: Service) -> Iterator[tuple[EmulatorServer, str]]:
-    server, url = start_in_thread(storage_url=gcs.url)
+    server, url = start_in_thread(storage_url=gcs.url, today=TODAY)
     yield server, url
     server.shutdown()
     server.server_close()
@@ -129,7 +130,7 @@ def test_a_tf_image_needs_exactly_one_savedmodel_at_the_top(gapic: Any, director
     "image",
     [
         "us-docker.pkg.dev/vertex-ai/prediction/tf2-gpu.2-15:latest",
-        "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest",
+        "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-14:latest",
         "asia-docker.pkg.dev/vertex-ai/prediction/tf-cpu.1-15:latest",
         "us-docker.pkg.dev/vertex-ai/prediction/tf-gpu.1-15:latest",
         "gcr.io/cloud-aiplatform/prediction/tf2-cpu.2-1:latest",
@@ -195,7 +196,7 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize("form", ["http://127.0.0.1:{port}", "127.0.0.1:{port}"])
 def test_an_unreachable_storage_endpoint_is_unavailable_not_a_pass(form: str) -> None:
-    server, url = start_in_thread(storage_url=form.format(port=_closed_port()))
+    server, url = start_in_thread(storage_url=form.format(port=_closed_port()), today=TODAY)
     try:
         gapic = _client(url)
         with pytest.raises(api.ServiceUnavailable, match="could not list"):
@@ -286,7 +287,7 @@ def test_a_bucket_in_another_region_is_refused(gapic: Any, gcs: Service) -> None
 @pytest.mark.parametrize("location", ["US", "NAM4"])  # a multi-region, a dual-region
 def test_a_multi_region_bucket_is_refused_even_if_it_spans_the_region(location: str) -> None:
     storage = _start_fake_gcs_in(location)
-    server, url = start_in_thread(storage_url=storage.url)
+    server, url = start_in_thread(storage_url=storage.url, today=TODAY)
     try:
         with pytest.raises(api.BadRequest, match=f"is in location `{location.lower()}`"):
             _upload(_client(url), "sm/")
@@ -310,7 +311,7 @@ def sized() -> Iterator[tuple[StubGcs, str]]:
         "gib/saved_model.pb": 2**30 * 9,  # 9 GiB = 9.66 GB: under the decimal cap
     }
     stub = StubGcs({BUCKET: ("US-CENTRAL1", objects)})
-    server, url = start_in_thread(storage_url=stub.url)
+    server, url = start_in_thread(storage_url=stub.url, today=TODAY)
     try:
         yield stub, url
     finally:

@@ -16,6 +16,7 @@ import pytest
 from google.api_core import exceptions as api
 
 from emulators.vertex import EmulatorServer, Store, start_in_thread
+from tests.emulators.conftest import TODAY
 from tests.emulators.helpers import IMAGE, upload
 
 
@@ -82,7 +83,7 @@ def deployments() -> Iterator[tuple[EmulatorServer, set[tuple[str, str]], Any]]:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform_v1
 
-    server, url = start_in_thread()
+    server, url = start_in_thread(today=TODAY)
     deployed: set[tuple[str, str]] = set()
     server.store.set_deployment_lookup(lambda model, version: (model, version) in deployed)
     client = aiplatform_v1.ModelServiceClient(

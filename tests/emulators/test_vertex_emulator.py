@@ -19,6 +19,7 @@ import requests
 from google.api_core import exceptions as api
 
 from emulators.vertex import AdminClient, start_in_thread
+from tests.emulators.conftest import TODAY
 from tests.emulators.helpers import IMAGE, LOCATION, PARENT, PROJECT
 from tests.emulators.helpers import name as _name
 from tests.emulators.helpers import upload as _upload
@@ -481,7 +482,7 @@ def test_state_file_survives_a_restart(tmp_path: Path) -> None:
             credentials=AnonymousCredentials(),
         )
 
-    server, url = start_in_thread(state_file=str(state))
+    server, url = start_in_thread(state_file=str(state), today=TODAY)
     try:
         first = _upload(client(url), model_id="churn", version_aliases=["prod"])
         _upload(client(url), parent_model=first.model)
@@ -489,7 +490,7 @@ def test_state_file_survives_a_restart(tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
     assert json.loads(state.read_text())["models"]
-    server, url = start_in_thread(state_file=str(state))
+    server, url = start_in_thread(state_file=str(state), today=TODAY)
     try:
         again = client(url)
         assert again.get_model(name=f"{first.model}@prod").version_id == "1"

@@ -17,6 +17,7 @@ from google.api_core import exceptions as api
 
 from emulators.vertex import AdminClient, Store, start_in_thread
 from emulators.vertex.endpoints import EndpointStore
+from tests.emulators.conftest import TODAY
 from tests.emulators.helpers import IMAGE, PARENT, upload
 
 MACHINE = "n1-standard-4"
@@ -604,7 +605,7 @@ def fresh_server(tmp_path: Path) -> Iterator[Any]:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import aiplatform_v1
 
-        server, url = start_in_thread(state_file=str(tmp_path / "vertex.json"))
+        server, url = start_in_thread(state_file=str(tmp_path / "vertex.json"), today=TODAY)
         servers.append(server)
         options = {"api_endpoint": url}
         creds = AnonymousCredentials()

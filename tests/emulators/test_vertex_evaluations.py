@@ -14,6 +14,7 @@ import requests
 from google.api_core import exceptions as api
 
 from emulators.vertex import start_in_thread
+from tests.emulators.conftest import TODAY
 from tests.emulators.helpers import PARENT, name, upload
 
 SCHEMA = "gs://google-cloud-aiplatform/schema/modelevaluation/classification_metrics_1.0.0.yaml"
@@ -185,7 +186,7 @@ def test_evaluations_survive_a_restart(tmp_path: Path) -> None:
     state = str(tmp_path / "vertex.json")
     names = []
     for _ in range(2):
-        server, url = start_in_thread(state_file=state)
+        server, url = start_in_thread(state_file=state, today=TODAY)
         try:
             gapic = aiplatform_v1.ModelServiceClient(
                 transport="rest",

@@ -17,6 +17,7 @@ import pytest
 from google.api_core import exceptions as api
 
 from emulators.vertex import AdminClient, EmulatorServer, start_in_thread
+from tests.emulators.conftest import TODAY
 from tests.emulators.helpers import PROJECT, name, upload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ def _client(url: str) -> Any:
 @pytest.fixture
 def limited() -> Iterator[tuple[EmulatorServer, str, FakeClock]]:
     clock = FakeClock()
-    server, url = start_in_thread(quota_per_minute=60, quota_clock=clock)
+    server, url = start_in_thread(quota_per_minute=60, quota_clock=clock, today=TODAY)
     try:
         yield server, url, clock
     finally:

@@ -102,11 +102,13 @@ def setup(tmp_path: Path) -> tuple[SlowStore, Upload, Path]:
     return store, upload, export
 
 
-def _publish(store: SlowStore, upload: Upload, export: Path) -> publish.Published:
+def _publish(
+    store: SlowStore, upload: Upload, export: Path, directory: str = "registered/m/sha256-abc/"
+) -> publish.Published:
     return publish.publish(
         upload.source,
         store=store,  # type: ignore[arg-type]
-        directory="registered/m/sha256-abc/",
+        directory=directory,
         digest="abc",
         validated={"model.keras": Digests("k" * 64, _crc(b"keras bytes"), "md5", 11)},
         exported_dir=export,
@@ -178,3 +180,34 @@ def test_an_existing_manifest_for_the_same_digest_is_reused(setup):
     again = _publish(store, upload, export)
     assert again == first
     assert not [e for e in store.log[calls:] if e[0] in ("copy", "upload", "write")]
+
+
+# ---- TF Serving's numbered layout (the default serving image) ------------------------------------
+
+
+def test_numbered_layout_places_everything_in_version_1_and_registers_its_parent(setup):
+    store, upload, export = setup
+    digest = "ab" * 32
+    flat = publish.artifact_dir("registered/", "m", digest)
+    numbered = publish.artifact_dir("registered/", "m", digest, numbered=True)
+    assert flat == f"registered/m/sha256-{digest[:32]}/"
+    assert numbered == f"registered/m/tfs-sha256-{digest[:32]}/1/"  # never nested in the flat one
+    published = _publish(store, upload, export, directory=numbered)
+    assert published.artifact_uri == f"gs://b/registered/m/tfs-sha256-{digest[:32]}/"
+    assert all(n.startswith(numbered) for n in store.objects if n.startswith("registered/"))
+    assert numbered + "saved_model.pb" in store.objects
+    assert numbered + publish.MANIFEST_NAME in store.objects
+    assert publish.same_content(published.artifact_uri, f"gs://b/{flat}")
+    assert not publish.same_content(
+        published.artifact_uri, "gs://b/registered/m/sha256-" + "c" * 32
+    )
+
+
+def test_a_polluted_numbered_directory_moves_to_a_fresh_numbered_sibling(setup):
+    store, upload, export = setup
+    numbered = "registered/m/tfs-sha256-abc/1/"
+    store.objects[numbered + "saved_model.pb"] = b"from a crashed export"
+    published = _publish(store, upload, export, directory=numbered)
+    base = published.artifact_uri.removeprefix("gs://b/")
+    assert base.startswith("registered/m/tfs-sha256-abc-") and base.endswith("/")
+    assert store.objects[base + "1/saved_model.pb"] == b"saved_model.pb"  # still version 1

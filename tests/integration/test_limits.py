@@ -88,29 +88,61 @@ def test_permission_denied_is_redelivered_and_recovers_once_iam_is_fixed(
         proxy.stop()
 
 
+PREBUILT = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+
+
 def test_every_registration_warns_when_the_serving_image_ends_within_60_days(
-    services, bucket: Bucket, vertex: Vertex, models: Models, caplog
+    services, bucket: Bucket, vertex: Vertex, models: Models, caplog, monkeypatch
 ) -> None:
     import datetime
     import logging
 
-    from handlers.validation.scan.serving_ops import serving_image_eol
+    from handlers import serving_images
 
-    pipeline = _pipeline(services)
-    ends = serving_image_eol(pipeline.settings.serving_image)
-    assert ends == datetime.date(2027, 1, 14)  # tf2-cpu.2-15, the default image
-    days = (ends - datetime.date.today()).days
+    monkeypatch.setattr(serving_images, "today_utc", lambda: datetime.date(2026, 12, 7))
+    pipeline = _pipeline(services, serving_image=PREBUILT)
     resource = bucket.upload(models.keras_a, "models/eol-warning/v1/model.keras")
     with caplog.at_level(logging.WARNING, logger="handlers.pipeline"):
         assert _handle(pipeline, resource).outcome == "registered"
-    warnings = [r for r in caplog.records if "end of availability" in r.getMessage()]
-    if days > 60:  # the rule, not the calendar: before the window there is no warning
-        assert warnings == []
-    else:
-        (warning,) = warnings
-        assert warning.json_fields["days_left"] == days
-        assert warning.json_fields["end_of_availability"] == "2027-01-14"
-        assert "SERVING_TF_VERSION" in warning.getMessage()
+    (warning,) = [r for r in caplog.records if "end of availability" in r.getMessage()]
+    assert warning.json_fields["days_left"] == 38
+    assert warning.json_fields["end_of_availability"] == "2027-01-14"
+    assert "SERVING_CONTAINER_IMAGE_URI=" in warning.getMessage()
+    [version] = vertex.versions(vertex.models("eol-warning")[0]["name"])
+    assert not version["artifactUri"].rstrip("/").rsplit("/", 1)[-1].startswith("tfs-")
+    assert bucket.names(version["artifactUri"].split("/", 3)[3] + "saved_model.pb")  # flat
+
+    monkeypatch.setattr(serving_images, "today_utc", lambda: datetime.date(2026, 11, 14))
+    caplog.clear()
+    resource = bucket.upload(models.keras_b, "models/eol-warning/v2/model.keras")
+    with caplog.at_level(logging.WARNING, logger="handlers.pipeline"):
+        assert _handle(pipeline, resource).outcome == "registered"
+    assert not [r for r in caplog.records if "end of availability" in r.getMessage()]  # 61 days
+
+
+def test_an_image_past_its_end_of_availability_is_refused_with_a_record(
+    services, bucket: Bucket, vertex: Vertex, models: Models, monkeypatch
+) -> None:
+    import datetime
+
+    from handlers import serving_images
+
+    monkeypatch.setattr(serving_images, "today_utc", lambda: datetime.date(2027, 1, 15))
+    pipeline = _pipeline(services, serving_image=PREBUILT)
+    resource = bucket.upload(models.keras_a, "models/eol-refused/v1/model.keras")
+    outcome = _handle(pipeline, resource)
+    assert outcome.outcome == "rejected"
+    assert outcome.fields["reason"] == "serving_image.end_of_availability"
+    assert "download" not in outcome.fields["timings"]  # refused before any work
+    record = bucket.read_json(
+        f"registrar-state/uploads/models/eol-refused/v1/model.keras/g{resource['generation']}.json"
+    )
+    assert record["state"] == "rejected"
+    message = record["reason"]["message"]
+    assert "2027-01-14" in message
+    expected = serving_images.default_image(pipeline.settings.project, "us-central1")
+    assert f"SERVING_CONTAINER_IMAGE_URI={expected}" in message
+    assert vertex.models("eol-refused") == []
 
 
 def test_no_warning_for_an_image_without_a_known_end(services, bucket, vertex, models, caplog):

@@ -44,10 +44,21 @@ def test_keras_upload_registers_one_version_with_lineage(
     assert len(labels["content-sha256"]) == 40
     # Registered from an immutable, content-addressed copy holding a SavedModel, not the upload.
     artifact = version["artifactUri"]
-    assert artifact.startswith(f"gs://{bucket.name}/registered/fraud-detector/sha256-")
-    copied = bucket.names(artifact.split("/", 3)[3])
-    assert any(n.endswith("/saved_model.pb") for n in copied)
-    assert any(n.endswith("/model.keras") for n in copied)
+    # ... in the layout of the default image, TF Serving: <artifact_uri>/1/saved_model.pb
+    assert artifact.startswith(f"gs://{bucket.name}/registered/fraud-detector/tfs-sha256-")
+    base = artifact.split("/", 3)[3]
+    copied = bucket.names(base)
+    assert f"{base}1/saved_model.pb" in copied and f"{base}1/model.keras" in copied
+    assert all(n.startswith(f"{base}1/") for n in copied), copied
+    # ... served as a Vertex custom container: TF Serving's command, port and routes
+    spec = version["containerSpec"]
+    assert spec["imageUri"].endswith("/tensorflow-serving/tensorflow/serving:2.20.0")
+    assert spec["imageUri"].startswith("us-central1-docker.pkg.dev/")
+    assert "--model_base_path=$(AIP_STORAGE_URI)" in spec["args"]
+    assert f"--model_name={model['name'].rsplit('/', 1)[-1]}" in spec["args"]
+    assert [int(p["containerPort"]) for p in spec["ports"]] == [8501]
+    assert spec["predictRoute"] == "/v1/models/fraud-detector:predict"
+    assert spec["healthRoute"] == "/v1/models/fraud-detector"
     record = bucket.read_json(
         "registrar-state/uploads/models/fraud-detector/2026-11-26/"
         f"model.keras/g{resource['generation']}.json"

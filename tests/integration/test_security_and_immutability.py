@@ -95,6 +95,9 @@ def test_keras_upload_is_registered_as_an_immutable_servable_savedmodel(
         target = local / object_name[len(prefix) :]
         target.parent.mkdir(parents=True, exist_ok=True)
         bucket.handle.blob(object_name).download_to_filename(str(target))
+    # TF Serving's layout (the default serving image): <artifact_uri>/1/saved_model.pb
+    assert sorted({p.name for p in local.iterdir()}) == ["1"]
+    local = local / "1"
     manifest = json.loads((local / "registrar-manifest.json").read_text())
     assert "saved_model.pb" in manifest["files"] and "model.keras" in manifest["files"]
     served = tf.saved_model.load(str(local))

@@ -85,8 +85,8 @@ def test_display_name_metadata_on_every_upload_names_the_model(
     assert versions[1]["description"].startswith("My awesome model, take 2")
     assert versions[1]["labels"]["source-version"] == "v2"
     assert vertex.models("my_model") == []
-    # the artifact is filed under the display name too
-    assert "/registered/MyAwesomeModel/sha256-" in versions[0]["artifactUri"]
+    # the artifact is filed under the display name too (TF Serving's numbered layout)
+    assert "/registered/MyAwesomeModel/tfs-sha256-" in versions[0]["artifactUri"]
 
 
 def test_display_name_metadata_on_one_upload_only_makes_two_models(

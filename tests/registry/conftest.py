@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 
 from emulators.vertex import AdminClient, start_in_thread
+from tests.conftest import EMULATOR_TODAY
 
 
 @pytest.fixture(scope="module")
 def emulator_url() -> Iterator[str]:
-    server, url = start_in_thread(port=0)
+    server, url = start_in_thread(port=0, today=date.fromisoformat(EMULATOR_TODAY))
     yield url
     server.shutdown()
     server.server_close()

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from handlers.registry.interface import UPLOAD_KEY_LABEL, RegisteredVersion, Ver
 from handlers.registry.vertex import VertexRegistry, make_registry, model_id_for
 from handlers.registry.vertex_errors import is_transient
 from handlers.settings import Settings
+from tests.conftest import EMULATOR_TODAY
 
 PROJECT = "vertex-test"
 LOCATION = "us-central1"
@@ -394,7 +396,9 @@ def checked_client() -> Iterator[tuple[Any, AdminClient]]:
     from dev.stack import create_bucket, start_fake_gcs
 
     gcs = start_fake_gcs()
-    server, url = start_in_thread(port=0, storage_url=gcs.url)
+    server, url = start_in_thread(
+        port=0, storage_url=gcs.url, today=date.fromisoformat(EMULATOR_TODAY)
+    )
     try:
         create_bucket(gcs.url, "registry-bkt")
         for name in ("registered/sm/saved_model.pb", "registered/keras/model.keras"):
@@ -435,7 +439,9 @@ def test_storage_down_behind_vertex_is_transient(seen: list[Exception]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server, url = start_in_thread(port=0, storage_url=f"127.0.0.1:{port}")
+    server, url = start_in_thread(
+        port=0, storage_url=f"127.0.0.1:{port}", today=date.fromisoformat(EMULATOR_TODAY)
+    )
     try:
         registry = VertexRegistry(
             make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client,

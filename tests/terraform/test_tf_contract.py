@@ -17,7 +17,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from handlers import settings as settings_module
+from handlers import serving_images
 from handlers.intake.events import ACCEPTED_EVENT_TYPES
 from handlers.settings import ENV_VARS, PLATFORM_ENV_VARS, Settings
 from tests.terraform.tfparse import ROOT, local_ref, one
@@ -135,7 +135,15 @@ def test_terraform_defaults_equal_the_code_defaults(module: dict[str, Any]) -> N
     assert variables["model_prefix"]["default"] == code.model_prefix
     assert variables["artifact_prefix"]["default"] == code.artifact_prefix
     assert variables["state_prefix"]["default"] == code.state_prefix
-    assert variables["serving_image"]["default"] == settings_module.DEFAULT_SERVING_IMAGE
+    # serving_image null: the module's TF Serving image, as the code's default names it
+    assert variables["serving_image"]["default"] is None
+    assert variables["tf_serving_version"]["default"] == serving_images.TF_SERVING_VERSION
+    assert variables["serving_repository_id"]["default"] == serving_images.DEFAULT_REPOSITORY
+    assert module["locals"]["serving_image"] == (
+        "${coalesce(var.serving_image, "
+        '"${local.vertex_location}-docker.pkg.dev/${var.project_id}/${var.serving_repository_id}'
+        '/tensorflow/serving:${var.tf_serving_version}")}'
+    ), module["locals"]["serving_image"]
     assert variables["log_level"]["default"] == code.log_level
     assert variables["asgi_server"]["default"] is code.use_asgi
     assert (variables["default_version_policy"]["default"] == "new") is (

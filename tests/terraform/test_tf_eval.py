@@ -55,7 +55,7 @@ def test_default_environment_starts_the_function(probe: Path) -> None:
         "MODEL_PREFIX": "models/",
         "ARTIFACT_PREFIX": "registered/",
         "STATE_PREFIX": "registrar-state/",
-        "SERVING_CONTAINER_IMAGE_URI": Settings(project="x").serving_image,
+        "SERVING_CONTAINER_IMAGE_URI": Settings(project="my-project").serving_image,
         "DEFAULT_VERSION_POLICY": "new",
         "ALLOW_CROSS_FOLDER_MODELS": "false",
         "LOG_LEVEL": "INFO",

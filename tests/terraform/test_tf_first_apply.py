@@ -430,6 +430,7 @@ def test_new_settings_reach_the_code(probe: Path) -> None:
             "endpoint": "projects/my-project/locations/europe-west4/endpoints/1234567890",
             "traffic_percent": 25,
         },
+        serving_image="europe-west4-docker.pkg.dev/my-project/serving/custom:1",
         serving_tf_version="2.15",
     )
     assert {k: env[k] for k in NEW_SETTINGS} == {

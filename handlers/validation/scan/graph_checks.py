@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import PermanentError, SettingsError
+from ...serving_images import resolve_tf_version
 from ...settings import Settings
 from .assets_extra import check_assets_extra
 from .graph import GraphIndex
 from .object_graph import check_object_graph
 from .ops import check_ops
 from .saver import check_saver, restore_names, saver_functions
-from .serving_ops import check_serving_compat, resolve_serving_tf_version
+from .serving_ops import check_serving_compat
 from .tensor_bundle import BundleError, open_bundle_index
 
 
@@ -41,7 +42,7 @@ def serving_tf_version(settings: Settings) -> str:
     """The serving TensorFlow version; a settings problem is a permanent error here (the
     settings check at start-up normally reports it first)."""
     try:
-        return resolve_serving_tf_version(settings.serving_image, settings.serving_tf_version)
+        return resolve_tf_version(settings.serving_image, settings.serving_tf_version)
     except SettingsError as exc:
         raise PermanentError(str(exc), code="settings.serving_tf_version") from None
 

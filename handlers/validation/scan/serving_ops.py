@@ -14,10 +14,8 @@ not in the op definition … Unknown attributes will be ignored" and runs the op
 (measured with tensorflow-cpu 2.15.1; older TF refused, tensorflow/serving#831), so the served
 computation is not the validated one; it is rejected all the same.
 
-Which version: a Vertex prebuilt image names it (`…/prediction/tf2-cpu.2-15:latest`,
-`gcr.io/cloud-aiplatform/prediction/tf2-gpu.2-12:latest`); a custom image needs
-SERVING_TF_VERSION. A custom image without it, a prebuilt image contradicting it, or a version
-with no registry here is a settings error (`resolve_serving_tf_version`), raised at start-up.
+Which version the serving image runs is read from its URI or SERVING_TF_VERSION
+(`handlers/serving_images.py`, checked at start-up); the images' lifecycle lives there too.
 """
 
 from __future__ import annotations
@@ -25,29 +23,13 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass
-from datetime import date
 from functools import cache
 from typing import Any
 
-from ...errors import Rejected, SettingsError
+from ...errors import Rejected
 from .graph import GraphIndex, Node
 
-# Vertex "pre-built containers for prediction" page (checked 2026-11): end of availability.
-# Only dates a primary source gives; other versions: unknown (None), not guessed.
-_IMAGE_EOL = {"2.15": date(2027, 1, 14)}
-_PREBUILT = re.compile(
-    r"^(?:(?:us|europe|asia)-docker\.pkg\.dev/vertex-ai"
-    r"|(?:(?:us|eu|asia)\.)?gcr\.io/cloud-aiplatform)"
-    r"/prediction/tf2?-(?:cpu|gpu)\.(?P<major>\d+)-(?P<minor>\d+)"
-    r"(?::[\w.-]+|@sha256:[0-9a-f]{64})?$"
-)
 _SHOWN = 8
-
-
-def prebuilt_tf_version(image: str) -> str | None:
-    """'2.15' for a Vertex prebuilt TensorFlow prediction image URI, None for any other image."""
-    match = _PREBUILT.match(image.strip())
-    return f"{int(match['major'])}.{int(match['minor'])}" if match else None
 
 
 def available_versions() -> list[str]:
@@ -59,48 +41,6 @@ def available_versions() -> list[str]:
         m.group(1).replace("_", ".") for p in names if (m := re.match(r"tf_(\d+_\d+)\.py$", p.name))
     ]
     return sorted(found, key=lambda v: tuple(map(int, v.split("."))))
-
-
-def resolve_serving_tf_version(image: str, declared: str | None) -> str:
-    """The TensorFlow version the serving image runs, or `SettingsError` saying what to set."""
-    prebuilt = prebuilt_tf_version(image)
-    if prebuilt and declared and declared != prebuilt:
-        raise SettingsError(
-            f"SERVING_TF_VERSION={declared} contradicts SERVING_CONTAINER_IMAGE_URI={image}, a "
-            f"Vertex prebuilt image of TensorFlow {prebuilt}. Unset SERVING_TF_VERSION (prebuilt "
-            "images need none) or choose the image of that version."
-        )
-    version = prebuilt or declared
-    if not version:
-        raise SettingsError(
-            f"SERVING_CONTAINER_IMAGE_URI={image} is not a Vertex prebuilt TensorFlow image, so "
-            "the TensorFlow version it serves with cannot be read from it, and every model must "
-            "be checked against that version's ops. Set SERVING_TF_VERSION to the TensorFlow "
-            "(Serving) version inside the image, e.g. SERVING_TF_VERSION=2.15."
-        )
-    if version not in available_versions():
-        raise SettingsError(
-            f"The serving image runs TensorFlow {version}, for which this registrar has no op "
-            f"registry (it has {', '.join(available_versions())}); models could not be checked "
-            "against it. Use a serving image of one of those versions, or generate the registry "
-            "from that version's wheel: tensorflow-cpu=={version}.* in a venv, then "
-            f"`python tests/validation/scan/gen_op_lists.py registry > "
-            f"handlers/validation/scan/serving_registry/tf_{version.replace('.', '_')}.py`."
-        )
-    return version
-
-
-def serving_image_eol(image: str) -> date | None:
-    """End-of-availability date of a Vertex prebuilt TensorFlow image; None when unknown (custom
-    images, or versions for which no date is on record here)."""
-    version = prebuilt_tf_version(image)
-    return _IMAGE_EOL.get(version) if version else None
-
-
-def days_to_eol(image: str, today: date | None = None) -> int | None:
-    """Days until the image's end of availability (negative: past it); None when unknown."""
-    eol = serving_image_eol(image)
-    return None if eol is None else (eol - (today or date.today())).days
 
 
 @dataclass(frozen=True)

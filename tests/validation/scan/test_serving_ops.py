@@ -1,14 +1,14 @@
-"""The serving runtime: which TensorFlow the image runs, when the image goes away, and whether
-that TensorFlow's op registry admits a graph (static check, function process)."""
+"""Whether the serving TensorFlow's op registry admits a graph (static check, function process);
+which TensorFlow an image runs and its lifecycle: tests/test_serving_images.py."""
 
 from __future__ import annotations
 
 import time
-from datetime import date
 from pathlib import Path
 
 import pytest
 
+from handlers import serving_images
 from handlers.errors import PermanentError, Rejected, SettingsError
 from handlers.settings import Settings
 from handlers.validation.scan import serving_ops
@@ -19,47 +19,9 @@ from tests.validation.scan import savedmodels as sm
 PREBUILT = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 
 
-@pytest.mark.parametrize(
-    ("image", "version"),
-    [
-        (PREBUILT, "2.15"),
-        ("europe-docker.pkg.dev/vertex-ai/prediction/tf2-gpu.2-15:latest", "2.15"),
-        ("asia-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest", "2.12"),
-        ("gcr.io/cloud-aiplatform/prediction/tf2-cpu.2-8:latest", "2.8"),
-        ("eu.gcr.io/cloud-aiplatform/prediction/tf2-gpu.2-11:latest", "2.11"),
-        ("us-docker.pkg.dev/vertex-ai/prediction/tf-cpu.1-15:latest", "1.15"),
-        ("us-docker.pkg.dev/my-project/serving/tf2-cpu.2-15:latest", None),  # not Vertex's
-        ("us-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-3:latest", None),
-        ("tensorflow/serving:2.15.1", None),
-    ],
-)
-def test_prebuilt_tf_version(image, version):
-    assert serving_ops.prebuilt_tf_version(image) == version
-
-
-def test_version_from_the_image_or_the_setting():
-    resolve = serving_ops.resolve_serving_tf_version
-    assert resolve(PREBUILT, None) == "2.15"
-    assert resolve(PREBUILT, "2.15") == "2.15"
-    assert resolve("us-docker.pkg.dev/p/r/custom:1", "2.14") == "2.14"
-    assert {"2.12", "2.13", "2.14", "2.15", "2.21"} <= set(serving_ops.available_versions())
-
-
-def test_custom_image_without_serving_tf_version_is_a_settings_error():
-    with pytest.raises(SettingsError, match="Set SERVING_TF_VERSION"):
-        serving_ops.resolve_serving_tf_version("us-docker.pkg.dev/p/r/custom:1", None)
-
-
-def test_contradicting_serving_tf_version_is_a_settings_error():
-    with pytest.raises(SettingsError, match="contradicts"):
-        serving_ops.resolve_serving_tf_version(PREBUILT, "2.14")
-
-
-def test_version_without_a_registry_is_a_settings_error():
-    with pytest.raises(SettingsError, match=r"gen_op_lists\.py registry"):
-        serving_ops.resolve_serving_tf_version(
-            "gcr.io/cloud-aiplatform/prediction/tf2-cpu.2-8:latest", None
-        )
+def test_every_registry_file_is_declared():
+    """serving_images.REGISTRIES (what settings accept) is exactly the generated files."""
+    assert serving_ops.available_versions() == list(serving_images.REGISTRIES)
 
 
 def test_validation_with_unusable_serving_settings_is_a_permanent_error(tmp_path):
@@ -69,16 +31,6 @@ def test_validation_with_unusable_serving_settings_is_a_permanent_error(tmp_path
         scan_saved_model_dir(model, settings)
     assert info.value.code == "settings.serving_tf_version"
     assert not isinstance(info.value, Rejected)
-
-
-def test_end_of_availability():
-    assert serving_ops.serving_image_eol(PREBUILT) == date(2027, 1, 14)
-    gpu = "europe-docker.pkg.dev/vertex-ai/prediction/tf2-gpu.2-15:latest"
-    assert serving_ops.serving_image_eol(gpu) == date(2027, 1, 14)
-    assert serving_ops.serving_image_eol("us-docker.pkg.dev/p/r/custom:1") is None
-    assert serving_ops.days_to_eol(PREBUILT, today=date(2026, 11, 15)) == 60
-    assert serving_ops.days_to_eol(PREBUILT, today=date(2027, 1, 15)) == -1
-    assert serving_ops.days_to_eol("tensorflow/serving:2.15.1") is None
 
 
 # ---- the registry check, on real TF 2.21 SavedModels --------------------------------------------
@@ -161,7 +113,7 @@ def test_cost_of_the_graph_checks_on_a_typical_graph(tmp_path):
 
 def test_settings_check_the_serving_version_at_start_up():
     project = {"GOOGLE_CLOUD_PROJECT": "my-project"}
-    assert Settings.from_env(project).serving_tf_version is None  # the prebuilt default image
+    assert Settings.from_env(project).serving_tf_version is None  # read from the default image
     custom = {**project, "SERVING_CONTAINER_IMAGE_URI": "us-docker.pkg.dev/p/r/serving:1"}
     with pytest.raises(SettingsError, match="Set SERVING_TF_VERSION"):
         Settings.from_env(custom)

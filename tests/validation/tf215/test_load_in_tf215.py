@@ -9,6 +9,7 @@ is dropped with "Unknown attributes will be ignored". One subprocess in `.venv-t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -90,9 +91,12 @@ def _incompatible(tmp_path: Path) -> dict[str, Path]:
     }
 
 
-def _run_in_tf215(jobs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+def _run_in_tf215(
+    jobs: list[dict[str, Any]], python: Path = TF215
+) -> tuple[list[dict[str, Any]], str]:
+    """Run the loader's jobs in the serving TensorFlow's own venv (`python`)."""
     done = subprocess.run(
-        [str(TF215), str(LOADER)],
+        [str(python), str(LOADER)],
         input=json.dumps(jobs),
         capture_output=True,
         text=True,
@@ -103,8 +107,21 @@ def _run_in_tf215(jobs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str
     return json.loads(done.stdout), done.stderr
 
 
+PREBUILT_2_15 = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+
+
+@pytest.fixture
+def validator_2_15(validator: Validator, monkeypatch: pytest.MonkeyPatch) -> Validator:
+    """The shared validator, checking against Vertex's prebuilt 2.15 image (for users who stay
+    on it until its end of availability; the default is TF Serving, tests/validation/tf220)."""
+    settings = dataclasses.replace(validator.settings, serving_image=PREBUILT_2_15)
+    monkeypatch.setattr(validator, "settings", settings)
+    return validator
+
+
 @pytest.mark.slow
-def test_registered_models_load_in_tensorflow_2_15(validator: Validator, tmp_path: Path):
+def test_registered_models_load_in_tensorflow_2_15(validator_2_15: Validator, tmp_path: Path):
+    validator = validator_2_15
     if not TF215.exists():
         pytest.fail(
             "no .venv-tf215: run `make tf215` (make test does) — this check must not be skipped"

@@ -1,4 +1,5 @@
-"""The Vertex emulator in-thread (port 0), reset before each test, and SDK clients pointed at it."""
+"""SDK clients pointed at the session's in-thread Vertex emulator (tests/conftest.py: `emulator_url`,
+reset before each test by `admin`), and a per-test deadline."""
 
 from __future__ import annotations
 
@@ -9,26 +10,11 @@ from typing import Any
 
 import pytest
 
-from emulators.vertex import AdminClient, EmulatorServer, start_in_thread
+from emulators.vertex import AdminClient
 
 PROJECT = "emu-project"
 LOCATION = "us-central1"
 TEST_TIMEOUT_S = 60  # the SDK retries UNAVAILABLE for 120 s; fail long before that
-
-
-@pytest.fixture(scope="session")
-def emulator() -> Iterator[tuple[EmulatorServer, str]]:
-    server, url = start_in_thread(port=0)
-    yield server, url
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def admin(emulator: tuple[EmulatorServer, str]) -> AdminClient:
-    handle = AdminClient(emulator[1])
-    handle.reset()
-    return handle
 
 
 @pytest.fixture

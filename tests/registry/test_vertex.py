@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from handlers.registry.interface import UPLOAD_KEY_LABEL, RegisteredVersion, Ver
 from handlers.registry.vertex import DEFAULT_RETRY, VertexRegistry, make_registry, model_id_for
 from handlers.retry import RetryPolicy
 from handlers.settings import Settings
+from tests.conftest import Services
 
 PROJECT = "vertex-test"
 LOCATION = "us-central1"
@@ -358,28 +358,24 @@ def test_importing_the_module_does_not_import_the_sdk() -> None:
 
 
 @pytest.fixture(scope="module")
-def checked_client() -> Iterator[tuple[Any, AdminClient]]:
-    """A client of an emulator that checks artifact directories in a real fake-gcs-server."""
-    from dev.stack import create_bucket, start_fake_gcs
+def checked_client(services: Services) -> tuple[Any, AdminClient]:
+    """A client of the session's emulator process, which checks artifact directories in the
+    session's real fake-gcs-server."""
+    from dev.stack import create_bucket
 
-    gcs = start_fake_gcs()
-    server, url = start_in_thread(port=0, storage_url=gcs.url)
-    try:
-        create_bucket(gcs.url, "registry-bkt")
-        for name in ("registered/sm/saved_model.pb", "registered/keras/model.keras"):
-            reply = requests.post(
-                f"{gcs.url}/upload/storage/v1/b/registry-bkt/o",
-                params={"uploadType": "media", "name": name},
-                data=b"x",
-                timeout=5,
-            )
-            reply.raise_for_status()
-        client = make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client
-        yield client, AdminClient(url)
-    finally:
-        server.shutdown()
-        server.server_close()
-        gcs.stop()
+    create_bucket(services.storage_url, "registry-bkt")
+    for name in ("registered/sm/saved_model.pb", "registered/keras/model.keras"):
+        reply = requests.post(
+            f"{services.storage_url}/upload/storage/v1/b/registry-bkt/o",
+            params={"uploadType": "media", "name": name},
+            data=b"x",
+            timeout=5,
+        )
+        reply.raise_for_status()
+    url = services.vertex_url
+    return make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client, AdminClient(
+        url
+    )
 
 
 def test_an_artifact_without_a_savedmodel_is_a_permanent_rejection(

@@ -20,7 +20,7 @@ from handlers.registry.endpoints import (
 )
 from handlers.registry.interface import UPLOAD_KEY_LABEL, VersionRequest
 from handlers.registry.vertex import DEFAULT_RETRY, ModelNotFound
-from handlers.settings import Settings
+from tests.conftest import make_settings
 
 PROJECT = "endpoint-test"
 IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
@@ -90,7 +90,7 @@ def test_setting_some_shares_spreads_the_rest_over_the_others() -> None:
 # ---- against the emulator ----------------------------------------------------------------------
 @pytest.fixture
 def registry(emulator_url: str, admin: AdminClient) -> EndpointRegistry:
-    made = make_endpoint_registry(Settings(project=PROJECT, vertex_emulator_host=emulator_url))
+    made = make_endpoint_registry(make_settings(project=PROJECT, vertex_emulator_host=emulator_url))
     return EndpointRegistry(
         made._client,
         made._endpoints,
@@ -223,8 +223,8 @@ def test_canary_is_off_skipped_started_or_failed_never_raised(
 
     [v1, _] = _versions(registry, "canary", 2)
     model, _ = v1.split("@")
-    off = Settings(project=PROJECT)
-    on = Settings(project=PROJECT, deploy_endpoint="canary-ep", deploy_traffic=25)
+    off = make_settings(project=PROJECT)
+    on = make_settings(project=PROJECT, deploy_endpoint="canary-ep", deploy_traffic=25)
     common = {"model": model, "display_name": "canary", "serving_image": IMAGE,
               "registry": registry}  # fmt: skip
     assert start_canary(off, version_id="1", **common) is None

@@ -19,8 +19,7 @@ from handlers.errors import PermanentError, TransientError
 from handlers.registry.interface import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
 from handlers.registry.vertex import DEFAULT_RETRY, VertexRegistry, make_registry, model_id_for
 from handlers.retry import RetryPolicy
-from handlers.settings import Settings
-from tests.conftest import Services
+from tests.conftest import Services, make_settings
 
 PROJECT = "vertex-test"
 LOCATION = "us-central1"
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def client(emulator_url: str) -> Any:
-    return make_registry(Settings(project=PROJECT, vertex_emulator_host=emulator_url))._client
+    return make_registry(make_settings(project=PROJECT, vertex_emulator_host=emulator_url))._client
 
 
 @pytest.fixture
@@ -289,7 +288,7 @@ def test_unreachable_endpoint_is_transient(sleeps: list[float]) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again below: nothing listens there
     registry = make_registry(
-        Settings(project=PROJECT, vertex_emulator_host=f"http://127.0.0.1:{port}")
+        make_settings(project=PROJECT, vertex_emulator_host=f"http://127.0.0.1:{port}")
     )
     retry = RetryPolicy(attempts=3, sleep=sleeps.append)  # the shared policy's full jitter
     registry = VertexRegistry(registry._client, project=PROJECT, location=LOCATION, retry=retry)
@@ -373,9 +372,9 @@ def checked_client(services: Services) -> tuple[Any, AdminClient]:
         )
         reply.raise_for_status()
     url = services.vertex_url
-    return make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client, AdminClient(
-        url
-    )
+    return make_registry(
+        make_settings(project=PROJECT, vertex_emulator_host=url)
+    )._client, AdminClient(url)
 
 
 def test_an_artifact_without_a_savedmodel_is_a_permanent_rejection(
@@ -403,7 +402,7 @@ def test_storage_down_behind_vertex_is_transient(sleeps: list[float]) -> None:
     server, url = start_in_thread(port=0, storage_url=f"127.0.0.1:{port}")
     try:
         registry = VertexRegistry(
-            make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client,
+            make_registry(make_settings(project=PROJECT, vertex_emulator_host=url))._client,
             project=PROJECT,
             location=LOCATION,
             retry=replace(DEFAULT_RETRY, sleep=sleeps.append),

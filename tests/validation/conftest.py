@@ -33,10 +33,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def validator(settings: Settings) -> Iterator[Validator]:
+    # Not prestarted: the worker starts on the first request, so building the session's model
+    # fixtures (TensorFlow in this process) does not eat into its start-up budget on a busy machine.
     v = Validator(settings)
-    with pytest.MonkeyPatch.context() as patch:  # set up before the autouse `_test_hooks`
-        patch.setenv(TEST_HOOKS_ENV, "1")
-        v.prestart()
     yield v
     v.close()
 

@@ -3,6 +3,11 @@ and functions-framework's own app serving `register_model` (the same app a real 
 
 Nothing here is mocked; the only thing this machine cannot provide is real GCP credentials, which
 is why every client points at an emulator.
+
+Session fixtures are per test process: under pytest-xdist each worker starts its own emulators
+(on free ports, in its own temp dirs), so nothing here is shared between workers. No fixture leaves
+the function's settings in `os.environ`: they are passed to what needs them (`function_env`,
+`make_settings()`), or set for a scope with `monkeypatch` / `pytest.MonkeyPatch.context()`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import itertools
 import json
 import os
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,7 @@ import requests
 from dev import stack
 from dev.bridge import binary_event
 from emulators.vertex.admin import AdminClient
+from handlers.settings import Settings
 
 PROJECT = "test-project"
 LOCATION = "us-central1"
@@ -39,19 +46,58 @@ class Services:
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    logs = tmp_path_factory.mktemp("service-logs")
-    storage = stack.start_fake_gcs(log_dir=logs)
-    try:
-        vertex = stack.start_vertex_emulator(
-            log_dir=logs, storage_url=storage.url, today=EMULATOR_TODAY
-        )
-    except Exception:
-        storage.stop()
-        raise
-    yield Services(storage.url, vertex.url)
-    vertex.stop()
+def service_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("service-logs")
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(service_logs: Path) -> Iterator[stack.Service]:
+    """The session's fake-gcs-server (one per worker); tests make their own buckets in it."""
+    storage = stack.start_fake_gcs(log_dir=service_logs)
+    yield storage
     storage.stop()
+
+
+@pytest.fixture(scope="session")
+def services(fake_gcs: stack.Service, service_logs: Path) -> Iterator[Services]:
+    """fake-gcs-server and the Vertex emulator as separate processes, as deployed in `make up`;
+    this emulator checks artifact directories in that fake-gcs-server."""
+    vertex = stack.start_vertex_emulator(
+        log_dir=service_logs, storage_url=fake_gcs.url, today=EMULATOR_TODAY
+    )
+    yield Services(fake_gcs.url, vertex.url)
+    vertex.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator_url() -> Iterator[str]:
+    """The session's in-process Vertex emulator (port 0, no artifact check), for the emulator and
+    registry tests; a test resets it by asking for `admin`."""
+    from datetime import date
+
+    from emulators.vertex import start_in_thread
+
+    # A fixed "today": the prebuilt images the tests name are judged on it, not on the calendar.
+    server, url = start_in_thread(port=0, today=date.fromisoformat(EMULATOR_TODAY))
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def admin(emulator_url: str) -> Any:
+    """The in-process emulator's admin client, after a reset (state, faults, config)."""
+    from emulators.vertex import AdminClient
+
+    handle = AdminClient(emulator_url)
+    handle.reset()
+    return handle
+
+
+def make_settings(**fields: Any) -> Settings:
+    """The one way tests build a `Settings` directly: the test project plus `fields`. (The
+    function's own path, environment -> `Settings.from_env`, is `function_env`'s.)"""
+    return Settings(**{"project": PROJECT, **fields})
 
 
 def function_env(services: Services, **overrides: str) -> dict[str, str]:
@@ -192,20 +238,19 @@ class _AsgiClient:
 def _function_app(services: Services, *, asgi: bool) -> Any:
     from functions_framework import _function_registry, create_app
 
-    os.environ.update(function_env(services))
-    previous = os.environ.get("FUNCTION_USE_ASGI")
-    os.environ["FUNCTION_USE_ASGI"] = "true" if asgi else "false"
-    # functions-framework remembers ASGI registrations process-wide; main.py registers afresh.
-    _function_registry.ASGI_FUNCTIONS.discard("register_model")
-    try:
+    # main.py reads its settings once, when create_app imports it; the environment (and what
+    # functions-framework itself writes into it) is restored right after, not left for the session.
+    env = function_env(services, FUNCTION_USE_ASGI="true" if asgi else "false")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        for name in ("FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE"):
+            patch.delenv(name, raising=False)  # restored (removed) afterwards
+        # functions-framework remembers ASGI registrations process-wide; main.py registers afresh.
+        _function_registry.ASGI_FUNCTIONS.discard("register_model")
         app = create_app(
             target="register_model", source=str(ROOT / "main.py"), signature_type="cloudevent"
         )
-    finally:
-        if previous is None:
-            os.environ.pop("FUNCTION_USE_ASGI")
-        else:
-            os.environ["FUNCTION_USE_ASGI"] = previous
     return _AsgiClient(app) if asgi else app.test_client()
 
 
@@ -213,6 +258,26 @@ def deliver(client: Any, resource: dict[str, Any], event_id: str | None = None) 
     """POST the binary-mode CloudEvent Eventarc would send for this object; returns the status."""
     headers, body = binary_event(resource, event_id)
     return client.post("/", data=body, headers=headers).status_code
+
+
+def deliver_until_acked(
+    url: str,
+    resource: dict[str, Any],
+    event_id: str | None = None,
+    *,
+    max_attempts: int = 80,
+    max_backoff: float = 1.0,
+) -> int:
+    """POST the event to a function server until it answers 2xx, as Pub/Sub push redelivers (with
+    a shortened, jittered backoff); returns the number of attempts. The event id defaults to the
+    object's name#generation, so redeliveries are the same event."""
+    event_id = event_id or f"{resource['name']}#{resource['generation']}"
+    headers, body = binary_event(resource, event_id)
+    for attempt in range(1, max_attempts + 1):
+        if requests.post(url, data=body, headers=headers, timeout=300).status_code < 300:
+            return attempt
+        time.sleep(min(max_backoff, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+    raise AssertionError(f"{resource['name']} never acknowledged")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The Vertex emulator in-thread (port 0), reset before each test, and SDK clients pointed at it."""
+"""SDK clients pointed at the session's in-thread Vertex emulator (tests/conftest.py: `emulator_url`,
+reset before each test by `admin`), and a per-test deadline."""
 
 from __future__ import annotations
 
@@ -10,28 +11,12 @@ from typing import Any
 
 import pytest
 
-from emulators.vertex import AdminClient, EmulatorServer, start_in_thread
+from emulators.vertex import AdminClient
 
 PROJECT = "emu-project"
 LOCATION = "us-central1"
 TODAY = date(2026, 12, 7)
 TEST_TIMEOUT_S = 60  # the SDK retries UNAVAILABLE for 120 s; fail long before that
-
-
-@pytest.fixture(scope="session")
-def emulator() -> Iterator[tuple[EmulatorServer, str]]:
-    # A fixed "today": the prebuilt images the tests name are judged on it, not on the calendar.
-    server, url = start_in_thread(port=0, today=TODAY)
-    yield server, url
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def admin(emulator: tuple[EmulatorServer, str]) -> AdminClient:
-    handle = AdminClient(emulator[1])
-    handle.reset()
-    return handle
 
 
 @pytest.fixture

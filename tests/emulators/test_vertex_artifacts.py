@@ -24,7 +24,6 @@ from dev.stack import (
     create_bucket,
     fake_gcs_binary,
     free_port,
-    start_fake_gcs,
     wait_http,
 )
 from emulators.vertex import AdminClient, EmulatorServer, start_in_thread
@@ -44,26 +43,23 @@ _MISSING_SAVED_MODEL = (
 
 
 @pytest.fixture(scope="module")
-def gcs() -> Iterator[Service]:
-    service = start_fake_gcs()
-    try:
-        create_bucket(service.url, BUCKET)
-        _put(
-            service.url,
-            "sm/saved_model.pb",
-            "sm/fingerprint.pb",
-            "sm/variables/variables.index",
-            "sm/variables/variables.data-00000-of-00001",
-            "text/saved_model.pbtxt",
-            "keras/model.keras",
-            "both/saved_model.pb",
-            "both/saved_model.pbtxt",
-            "nested/export/saved_model.pb",
-            "marker/",
-        )
-        yield service
-    finally:
-        service.stop()
+def gcs(fake_gcs: Service) -> Service:
+    """The session's fake-gcs-server with this module's bucket."""
+    create_bucket(fake_gcs.url, BUCKET)
+    _put(
+        fake_gcs.url,
+        "sm/saved_model.pb",
+        "sm/fingerprint.pb",
+        "sm/variables/variables.index",
+        "sm/variables/variables.data-00000-of-00001",
+        "text/saved_model.pbtxt",
+        "keras/model.keras",
+        "both/saved_model.pb",
+        "both/saved_model.pbtxt",
+        "nested/export/saved_model.pb",
+        "marker/",
+    )
+    return fake_gcs
 
 
 @pytest.fixture(scope="module")

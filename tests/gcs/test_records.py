@@ -12,8 +12,7 @@ from dev.gcs_faults import FaultProxy
 from handlers.errors import TransientError
 from handlers.gcs.objects import ObjectStore
 from handlers.gcs.records import AlreadyFinal, Claim, Records, record_name
-from handlers.settings import Settings
-from tests.conftest import PROJECT, Bucket, Services
+from tests.conftest import PROJECT, Bucket, Services, make_settings
 
 
 @pytest.fixture
@@ -24,7 +23,7 @@ def proxy(services: Services) -> Iterator[FaultProxy]:
 
 
 def _records(url: str, lease: int = 60) -> Records:
-    store = ObjectStore(Settings(project=PROJECT, storage_emulator_host=url))
+    store = ObjectStore(make_settings(project=PROJECT, storage_emulator_host=url))
     return Records(store, lease)
 
 

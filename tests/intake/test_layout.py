@@ -13,8 +13,9 @@ from handlers.intake.layout import (
     display_name_for,
 )
 from handlers.settings import Settings
+from tests.conftest import make_settings
 
-S = Settings(project="test-project")
+S = make_settings()
 
 
 @pytest.mark.parametrize(
@@ -87,8 +88,7 @@ def test_display_name_is_the_first_segment_after_the_prefix(
 
 
 def test_model_path_pattern_overrides_the_default_rule() -> None:
-    settings = Settings(
-        project="test-project",
+    settings = make_settings(
         model_path_pattern=re.compile(
             r"^models/team-[^/]+/(?P<model>[^/]+)/"
             r"(?P<version>[^/]+)/"
@@ -181,8 +181,7 @@ def test_custom_metadata_display_name_is_validated_like_every_name(value: str, w
 
 
 def test_model_path_pattern_overrides_metadata_too() -> None:
-    settings = Settings(
-        project="test-project",
+    settings = make_settings(
         model_path_pattern=re.compile(r"^models/(?P<model>[^/]+)/(?P<version>[^/]+)/"),
     )
     name = display_name_for("models/scorer/v3/model.keras", settings, {"display_name": "Other"})

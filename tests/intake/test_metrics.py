@@ -7,7 +7,7 @@ import json
 import pytest
 
 from handlers.intake.metrics import MAX_METRICS_BYTES, MetricsRejected, is_stale, metrics_dir, parse
-from handlers.settings import Settings
+from tests.conftest import make_settings
 
 
 def test_a_flat_object_of_numbers_is_parsed_to_floats() -> None:
@@ -71,7 +71,7 @@ def test_where_metrics_json_belongs() -> None:
 
 
 def test_a_metrics_file_much_older_than_its_model_is_stale() -> None:
-    settings = Settings(project="p", directory_upload_window_seconds=60)
+    settings = make_settings(directory_upload_window_seconds=60)
     model = 1_000_000_000_000_000
     assert not is_stale(model - 59 * 1_000_000, model, settings)
     assert is_stale(model - 61 * 1_000_000, model, settings)

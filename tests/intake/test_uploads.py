@@ -10,12 +10,12 @@ from handlers.gcs.objects import ObjectInfo
 from handlers.intake import uploads
 from handlers.intake.events import ObjectEvent
 from handlers.limits import MAX_GRAPH_BYTES, MAX_INDEX_BYTES
-from handlers.settings import Settings
 from handlers.validation.scan.proto import message
 from handlers.validation.scan.savedmodel import parse_asset_names
+from tests.conftest import make_settings
 
 DIR = "models/m/v1/"
-SETTINGS = Settings(project="p")
+SETTINGS = make_settings()
 
 
 def _info(relative: str, size: int = 10, generation: int = 1) -> ObjectInfo:

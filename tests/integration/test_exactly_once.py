@@ -23,7 +23,7 @@ from dev.bridge import binary_event
 from handlers.gcs.records import Records
 from handlers.pipeline import Pipeline
 from handlers.settings import Settings
-from tests.conftest import Bucket, Models, Vertex, function_env
+from tests.conftest import Bucket, Models, Vertex, deliver_until_acked, function_env
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +44,6 @@ def server(services, server_logs: Path) -> Iterator[str]:
     )
     yield service.url
     service.stop()
-
-
-def deliver_until_acked(
-    url: str, resource: dict[str, Any], event_id: str, max_attempts: int = 60
-) -> int:
-    """Redeliver like the platform (shortened backoff); returns the number of attempts."""
-    headers, body = binary_event(resource, event_id)
-    for attempt in range(1, max_attempts + 1):
-        if requests.post(url, data=body, headers=headers, timeout=300).status_code < 300:
-            return attempt
-        time.sleep(min(2.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0))
-    raise AssertionError(f"{resource['name']} never acknowledged")
 
 
 def clear_faults(vertex: Vertex) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,8 +15,8 @@ import pytest
 import requests
 
 from dev import stack
-from dev.bridge import binary_event
 from tests.conftest import Bucket, Models, Vertex, function_env
+from tests.conftest import deliver_until_acked as deliver
 
 STATE = "registrar-state/uploads/"
 
@@ -51,18 +50,6 @@ def second_server(services: Any, server_logs: Path) -> Iterator[str]:
     service = stack.start_function(env, log_dir=server_logs / "second")
     yield service.url
     service.stop()
-
-
-def deliver(url: str, resource: dict[str, Any], event_id: str | None = None) -> int:
-    """Deliver until acknowledged (like Pub/Sub push, shortened backoff); returns the attempts."""
-    headers, body = binary_event(
-        resource, event_id or f"{resource['name']}#{resource['generation']}"
-    )
-    for attempt in range(1, 80):
-        if requests.post(url, data=body, headers=headers, timeout=300).status_code < 300:
-            return attempt
-        time.sleep(min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
-    raise AssertionError(f"{resource['name']} never acknowledged")
 
 
 def metrics(bucket: Bucket, name: str, values: Any) -> dict[str, Any]:

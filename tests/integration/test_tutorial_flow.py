@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import random
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +19,16 @@ import pytest
 import requests
 
 from dev import stack
-from dev.bridge import binary_event
 from handlers.cli.app import main as registrar_main
-from tests.conftest import Bucket, Models, Services, Vertex, deliver, function_env
+from tests.conftest import (
+    Bucket,
+    Models,
+    Services,
+    Vertex,
+    deliver,
+    deliver_until_acked,
+    function_env,
+)
 
 STATE = "registrar-state/uploads/"
 
@@ -157,15 +162,6 @@ def canary_server(services: Services, tmp_path_factory: pytest.TempPathFactory) 
     service.stop()
 
 
-def _deliver_until_acked(url: str, resource: dict[str, Any]) -> None:
-    headers, body = binary_event(resource, f"{resource['name']}#{resource['generation']}")
-    for attempt in range(1, 60):
-        if requests.post(url, data=body, headers=headers, timeout=300).status_code < 300:
-            return
-        time.sleep(min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
-    raise AssertionError(f"{resource['name']} never acknowledged")
-
-
 def _endpoint(vertex: Vertex, endpoint_id: str) -> dict[str, Any]:
     reply = requests.get(f"{vertex.url}/v1/{vertex.parent}/endpoints/{endpoint_id}", timeout=5)
     reply.raise_for_status()
@@ -179,7 +175,7 @@ def test_deploy_endpoint_starts_a_canary_of_each_new_default_only(
         resource = bucket.upload(
             local, f"models/my_model_v{i}.keras", {"metrics": json.dumps({"auc": auc})}
         )
-        _deliver_until_acked(canary_server, resource)
+        deliver_until_acked(canary_server, resource)
         return _record(bucket, resource)
 
     first = upload(1, models.keras_a, 0.80)  # the first version: default, the endpoint is made
@@ -211,10 +207,10 @@ def test_deploy_endpoint_starts_a_canary_of_each_new_default_only(
     # A version held for lack of metrics, promoted later by its metrics.json: that late promotion
     # starts the canary the registration would have started.
     held = bucket.upload(models.keras_b, "models/my_model/v4/model.keras")
-    _deliver_until_acked(canary_server, held)
+    deliver_until_acked(canary_server, held)
     assert _record(bucket, held)["deployment"]["state"] == "skipped"
     metrics = bucket.upload_bytes(b'{"auc": 0.95}', "models/my_model/v4/metrics.json")
-    _deliver_until_acked(canary_server, metrics)
+    deliver_until_acked(canary_server, metrics)
     late = bucket.read_json(f"{STATE}models/my_model/v4/metrics.json/g{metrics['generation']}.json")
     (attached,) = late["uploads"]
     assert attached["gate"]["decision"] == "promoted"

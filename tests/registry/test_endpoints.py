@@ -18,7 +18,7 @@ from handlers.registry.endpoints import (
 )
 from handlers.registry.interface import UPLOAD_KEY_LABEL, VersionRequest
 from handlers.registry.vertex import DEFAULT_RETRY, ModelNotFound
-from handlers.settings import Settings
+from tests.conftest import make_settings
 
 PROJECT = "endpoint-test"
 IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
@@ -88,7 +88,7 @@ def test_setting_some_shares_spreads_the_rest_over_the_others() -> None:
 # ---- against the emulator ----------------------------------------------------------------------
 @pytest.fixture
 def registry(emulator_url: str, admin: AdminClient) -> EndpointRegistry:
-    made = make_endpoint_registry(Settings(project=PROJECT, vertex_emulator_host=emulator_url))
+    made = make_endpoint_registry(make_settings(project=PROJECT, vertex_emulator_host=emulator_url))
     return EndpointRegistry(
         made._client,
         made._endpoints,

@@ -18,7 +18,7 @@ from handlers.registry.evaluation import (
 )
 from handlers.registry.interface import UPLOAD_KEY_LABEL, VersionRequest
 from handlers.registry.vertex import DEFAULT_RETRY, VertexRegistry, make_registry
-from handlers.settings import Settings
+from tests.conftest import make_settings
 
 PROJECT = "eval-test"
 IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
@@ -80,7 +80,9 @@ def test_values_are_read_back_from_our_evaluation_first() -> None:
 
 @pytest.fixture
 def registry(emulator_url: str, admin: AdminClient) -> VertexRegistry:
-    client = make_registry(Settings(project=PROJECT, vertex_emulator_host=emulator_url))._client
+    client = make_registry(
+        make_settings(project=PROJECT, vertex_emulator_host=emulator_url)
+    )._client
     return VertexRegistry(
         client, project=PROJECT, location="us-central1",
         retry=DEFAULT_RETRY.with_delay(initial=0.001, maximum=0.01), rpc_timeout=10, poll_initial=0.01,

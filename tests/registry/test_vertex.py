@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -22,8 +21,7 @@ from handlers.errors import PermanentError, TransientError
 from handlers.registry.interface import UPLOAD_KEY_LABEL, RegisteredVersion, VersionRequest
 from handlers.registry.vertex import VertexRegistry, make_registry, model_id_for
 from handlers.registry.vertex_errors import is_transient
-from handlers.settings import Settings
-from tests.conftest import EMULATOR_TODAY
+from tests.conftest import EMULATOR_TODAY, Services, make_settings
 
 PROJECT = "vertex-test"
 LOCATION = "us-central1"
@@ -34,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def client(emulator_url: str) -> Any:
-    return make_registry(Settings(project=PROJECT, vertex_emulator_host=emulator_url))._client
+    return make_registry(make_settings(project=PROJECT, vertex_emulator_host=emulator_url))._client
 
 
 def fast_retry(seen: list[Exception], timeout: float = 0.5) -> Any:
@@ -321,7 +319,7 @@ def test_unreachable_endpoint_is_transient(seen: list[Exception]) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again below: nothing listens there
     registry = make_registry(
-        Settings(project=PROJECT, vertex_emulator_host=f"http://127.0.0.1:{port}")
+        make_settings(project=PROJECT, vertex_emulator_host=f"http://127.0.0.1:{port}")
     )
     registry = VertexRegistry(
         registry._client, project=PROJECT, location=LOCATION, retry=fast_retry(seen, 0.2)
@@ -391,30 +389,24 @@ def test_importing_the_module_does_not_import_the_sdk() -> None:
 
 
 @pytest.fixture(scope="module")
-def checked_client() -> Iterator[tuple[Any, AdminClient]]:
-    """A client of an emulator that checks artifact directories in a real fake-gcs-server."""
-    from dev.stack import create_bucket, start_fake_gcs
+def checked_client(services: Services) -> tuple[Any, AdminClient]:
+    """A client of the session's emulator process, which checks artifact directories in the
+    session's real fake-gcs-server."""
+    from dev.stack import create_bucket
 
-    gcs = start_fake_gcs()
-    server, url = start_in_thread(
-        port=0, storage_url=gcs.url, today=date.fromisoformat(EMULATOR_TODAY)
-    )
-    try:
-        create_bucket(gcs.url, "registry-bkt")
-        for name in ("registered/sm/saved_model.pb", "registered/keras/model.keras"):
-            reply = requests.post(
-                f"{gcs.url}/upload/storage/v1/b/registry-bkt/o",
-                params={"uploadType": "media", "name": name},
-                data=b"x",
-                timeout=5,
-            )
-            reply.raise_for_status()
-        client = make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client
-        yield client, AdminClient(url)
-    finally:
-        server.shutdown()
-        server.server_close()
-        gcs.stop()
+    create_bucket(services.storage_url, "registry-bkt")
+    for name in ("registered/sm/saved_model.pb", "registered/keras/model.keras"):
+        reply = requests.post(
+            f"{services.storage_url}/upload/storage/v1/b/registry-bkt/o",
+            params={"uploadType": "media", "name": name},
+            data=b"x",
+            timeout=5,
+        )
+        reply.raise_for_status()
+    url = services.vertex_url
+    return make_registry(
+        make_settings(project=PROJECT, vertex_emulator_host=url)
+    )._client, AdminClient(url)
 
 
 def test_an_artifact_without_a_savedmodel_is_a_permanent_rejection(
@@ -444,7 +436,7 @@ def test_storage_down_behind_vertex_is_transient(seen: list[Exception]) -> None:
     )
     try:
         registry = VertexRegistry(
-            make_registry(Settings(project=PROJECT, vertex_emulator_host=url))._client,
+            make_registry(make_settings(project=PROJECT, vertex_emulator_host=url))._client,
             project=PROJECT,
             location=LOCATION,
             retry=fast_retry(seen, 0.2),

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Lets the test suite (never an artifact) ask the worker to crash, hang or exhaust memory.
-os.environ["REGISTRAR_SANDBOX_TEST_HOOKS"] = "1"
-
 from handlers.settings import Settings
+from handlers.validation.sandbox.protocol import TEST_HOOKS_ENV
 from handlers.validation.validator import Validator
 from tests import modelfactory
+from tests.conftest import make_settings
+
+
+@pytest.fixture(autouse=True)
+def _test_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lets the validation tests (never an artifact) ask a worker they start to crash, hang or
+    exhaust memory; only for these tests, so no function server elsewhere inherits it."""
+    monkeypatch.setenv(TEST_HOOKS_ENV, "1")
 
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(
-        project="test-project",
+    return make_settings(
         validation_memory_mb=3072,
         validation_timeout_seconds=60,
         validator_max_uses=50,
@@ -29,8 +33,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def validator(settings: Settings) -> Iterator[Validator]:
+    # Not prestarted: the worker starts on the first request, so building the session's model
+    # fixtures (TensorFlow in this process) does not eat into its start-up budget on a busy machine.
     v = Validator(settings)
-    v.prestart()
     yield v
     v.close()
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from handlers.errors import Rejected
-from handlers.settings import Settings
 from handlers.validation.scan import assets_extra
 from handlers.validation.scan.proto import message
 from handlers.validation.scan.savedmodel import scan_saved_model_dir
+from tests.conftest import make_settings
 from tests.validation.scan import savedmodels as sm
 
 pytest.importorskip("tensorflow")
-SETTINGS = Settings(project="p")
+SETTINGS = make_settings()
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from handlers.limits import (
     MAX_INDEX_ENTRIES,
     MAX_INDEX_KEY_BYTES,
 )
-from handlers.settings import Settings
 from handlers.validation.scan import proto, savedmodel, zip_framing
 from handlers.validation.scan.keras import scan_keras_file
 from handlers.validation.scan.tensor_bundle import (
@@ -33,10 +32,11 @@ from handlers.validation.scan.tensor_bundle import (
     open_bundle_index,
     read_bundle_index,
 )
+from tests.conftest import make_settings
 from tests.validation.scan import hostile_files as hostile
 
 ROOT = Path(__file__).resolve().parents[3]
-SETTINGS = Settings(project="p")
+SETTINGS = make_settings()
 
 
 # ---- saved_model.pb ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from handlers.settings import Settings
 from handlers.validation.scan import serving_ops
 from handlers.validation.scan.graph import GraphIndex
 from handlers.validation.scan.savedmodel import _parse, scan_saved_model_dir
+from tests.conftest import make_settings
 from tests.validation.scan import savedmodels as sm
 
 PREBUILT = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
@@ -26,7 +27,7 @@ def test_every_registry_file_is_declared():
 
 def test_validation_with_unusable_serving_settings_is_a_permanent_error(tmp_path):
     model = sm.with_variable(tmp_path / "m")
-    settings = Settings(project="p", serving_image="us-docker.pkg.dev/p/r/custom:1")
+    settings = make_settings(serving_image="us-docker.pkg.dev/p/r/custom:1")
     with pytest.raises(PermanentError) as info:
         scan_saved_model_dir(model, settings)
     assert info.value.code == "settings.serving_tf_version"
@@ -37,9 +38,7 @@ def test_validation_with_unusable_serving_settings_is_a_permanent_error(tmp_path
 
 
 def _scan(model: Path, version: str = "2.15") -> None:
-    settings = Settings(
-        project="p", serving_image=PREBUILT.replace("2-15", version.replace(".", "-"))
-    )
+    settings = make_settings(serving_image=PREBUILT.replace("2-15", version.replace(".", "-")))
     scan_saved_model_dir(model, settings)
 
 
@@ -99,7 +98,7 @@ def test_cost_of_the_graph_checks_on_a_typical_graph(tmp_path):
     model = keras.Model(x, keras.layers.Dense(10, activation="softmax")(h))
     tf_ops._export_keras(model, str(tmp_path / "export"))
     meta = _parse(tmp_path / "export" / "saved_model.pb")
-    settings = Settings(project="p")
+    settings = make_settings()
     check_graph(tmp_path / "export", meta, settings)  # warm: registry parsed once per process
     started = time.perf_counter()
     for _ in range(10):

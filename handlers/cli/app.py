@@ -97,7 +97,13 @@ def rollback(ctx: Context) -> int:
 
 def _commands() -> dict[str, Callable[[Context], int]]:
     """Every command by name; a name defined twice is a bug, not a silent override."""
-    names = [*cli_commands.COMMANDS, *cli_deploy.COMMANDS, *cli_canary.COMMANDS, "rollback"]
+    names = [
+        *cli_commands.COMMANDS,
+        *cli_deploy.COMMANDS,
+        *cli_canary.COMMANDS,
+        *cli_move.COMMANDS,
+        "rollback",
+    ]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise RuntimeError(f"commands defined twice: {twice}")
@@ -105,6 +111,7 @@ def _commands() -> dict[str, Callable[[Context], int]]:
         **cli_commands.COMMANDS,
         **cli_deploy.COMMANDS,
         **cli_canary.COMMANDS,
+        **cli_move.COMMANDS,
         "rollback": rollback,
     }
 

@@ -48,7 +48,7 @@ def registered(services: Services, models: Models) -> Registered:
         bucket.upload(models.keras_a, "models/legacy/v1/model.keras")
         code = main(["backfill", f"gs://{bucket.name}/models/legacy/", "--json"])
         assert code == 0, sys.stdout.getvalue()
-    assert len(vertex.all_versions()) == 6
+    assert len(vertex.all_versions()) == 7
     return Registered(bucket, vertex)
 
 

@@ -34,7 +34,7 @@ def registry(client: Any, admin: AdminClient) -> VertexRegistry:
         client,
         project=PROJECT,
         location="us-central1",
-        retry=replace(DEFAULT_RETRY, sleep=lambda _: None),
+        retry=DEFAULT_RETRY.with_delay(initial=0.001, maximum=0.01),
         rpc_timeout=10,
         operation_timeout=10,
         poll_initial=0.01,

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -220,12 +221,12 @@ def test_function_process_is_non_dumpable():
 
 
 _PARENT = r"""
-import subprocess, sys, types
-# The module's own source, not an import from the checkout: uid 65534 may not be able to read a
-# checkout in a private (0700) directory, and the test is about the process, not the path.
-module = types.ModuleType("handlers.hardening")
-sys.modules[module.__name__] = module
-exec(compile(sys.argv[1], "handlers/hardening.py", "exec"), module.__dict__)
+import subprocess, sys
+# hardening.py and the leaf it imports, copied to a directory any uid can read (argv[1]), not an
+# import from the checkout: uid 65534 may not be able to read a checkout in a private (0700)
+# directory, and the test is about the process, not the path.
+sys.path.insert(0, sys.argv[1])
+import handlers.hardening as module
 if sys.argv[2] == "harden":
     assert module.harden_function_process() == {"non_dumpable": True}
 child = "import os\ntry:\n open(f'/proc/{os.getppid()}/environ','rb').read(); print('allowed')\nexcept OSError as e: print(e.errno)"
@@ -259,12 +260,24 @@ def test_non_dumpable_parent_without_root(mode):
     python = _interpreter()
     if why := _unreachable_by_others(python):
         pytest.skip(why)
-    source = (ROOT / "handlers" / "hardening.py").read_text()
-    out = subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all",
-         "--bounding-set=-all", str(python), "-c", _PARENT, source, mode],
-        capture_output=True, text=True, timeout=60, cwd="/",
-    )  # fmt: skip
+    readable = Path(tempfile.mkdtemp(prefix="registrar-hardening-"))
+    try:
+        readable.chmod(0o755)
+        package = readable / "handlers"
+        package.mkdir(mode=0o755)
+        (package / "__init__.py").write_text("")
+        for leaf in ("hardening.py", "logs.py"):  # hardening imports only the logs leaf
+            shutil.copy(ROOT / "handlers" / leaf, package / leaf)
+        for path in package.iterdir():
+            path.chmod(0o644)
+        out = subprocess.run(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             "--inh-caps=-all", "--bounding-set=-all", str(python), "-c", _PARENT,
+             str(readable), mode],
+            capture_output=True, text=True, timeout=60, cwd="/",
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(readable, ignore_errors=True)
     assert out.returncode == 0, out.stderr[-2000:]
     expected = "allowed" if mode == "plain" else str(errno.EACCES)
     assert out.stdout.strip() == expected, out.stderr[-2000:]

@@ -104,8 +104,13 @@ def test_registered_models_load_in_the_default_serving_images_tensorflow(
         assert result == {"ok": True, "tf": "2.20.0", "version": "1"}, f"{name}: {result}"
         got = dict(np.load(tmp_path / f"{name}.npz"))
         assert sorted(got) == sorted(expected[name]), name
+        # float16 compute (mixed precision) keeps ~3 significant digits, and two TensorFlow
+        # releases may order its sums differently (oneDNN): compare it at float16's precision
+        tolerance = 2e-2 if name == "mixed_precision" else 2e-3
         for key, value in expected[name].items():
-            np.testing.assert_allclose(got[key], value, rtol=2e-3, atol=2e-3, err_msg=name)
+            np.testing.assert_allclose(
+                got[key], value, rtol=tolerance, atol=tolerance, err_msg=name
+            )
     jxl_result, flat_result = results[len(registered) :]
     assert not jxl_result["ok"] and "DecodeJxl" in jxl_result["error"], jxl_result
     assert not flat_result["ok"] and "no numeric version" in flat_result["error"]

@@ -1,5 +1,5 @@
 """Op allowlist for SavedModel graphs, generated from TensorFlow 2.21.0's op
-registry by tests/validation/scan/gen_op_lists.py (do not edit; change the rules there and
+registry by dev/gen_op_lists.py (do not edit; change the rules there and
 regenerate). Read by handlers.validation.scan.ops in the function process.
 
 ALLOWED: ops pure inference needs. SAVER_ONLY: checkpoint ops, only inside the functions

@@ -2,7 +2,7 @@
 
 Runs in the function process (and the CLI), without TensorFlow: the op registries of the serving
 TensorFlow versions are generated data (`serving_registry/tf_<major>_<minor>.py`, written by
-`tests/validation/scan/gen_op_lists.py registry` from that version's own wheel).
+`dev/gen_op_lists.py registry` from that version's own wheel).
 
 TensorFlow guarantees forward compatibility only within a patch series. A GraphDef written by 2.21
 is served as validated by 2.15 only if every op exists in 2.15 (else: "Op type not registered",
@@ -84,7 +84,7 @@ def resolve_serving_tf_version(image: str, declared: str | None) -> str:
             f"registry (it has {', '.join(available_versions())}); models could not be checked "
             "against it. Use a serving image of one of those versions, or generate the registry "
             "from that version's wheel: tensorflow-cpu=={version}.* in a venv, then "
-            f"`python tests/validation/scan/gen_op_lists.py registry > "
+            f"`python dev/gen_op_lists.py registry > "
             f"handlers/validation/scan/serving_registry/tf_{version.replace('.', '_')}.py`."
         )
     return version

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from dev import gen_op_lists
 from handlers.validation.scan import op_allowlist as allow
-from tests.validation.scan import gen_op_lists
 
 pytest.importorskip("tensorflow")
 
@@ -18,7 +18,7 @@ def registered() -> set[str]:
 
 def test_every_installed_op_is_allowed_or_denied(registered):
     """A new TensorFlow with an op in neither list fails here: regenerate the allowlist
-    (tests/validation/scan/gen_op_lists.py allowlist) and review the diff."""
+    (dev/gen_op_lists.py allowlist) and review the diff."""
     listed = allow.ALLOWED | allow.SAVER_ONLY | set(allow.CONDITIONAL) | set(allow.DENIED)
     assert sorted(registered - listed) == []
 

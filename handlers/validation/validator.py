@@ -38,6 +38,7 @@ class Validator:
             timeout_seconds=settings.validation_timeout_seconds,
             max_uses=settings.validator_max_uses,
             temp_dir=settings.temp_dir,
+            keras_modules=settings.keras_custom_object_modules,
         )
 
     def prestart(self) -> None:

@@ -31,6 +31,7 @@ from ...hardening import harden_function_process, is_dumpable
 from ...logs import get_logger
 from .protocol import (
     DETAIL_LIMIT,
+    KERAS_MODULES_ENV,
     MEMORY_ENV,
     OUT_OF_MEMORY,
     TEST_HOOKS_ENV,
@@ -64,9 +65,16 @@ class Sandbox:
     """One worker at a time; `request()` is serialised by a lock (the worker is single-threaded)."""
 
     def __init__(
-        self, *, memory_mb: int, timeout_seconds: float, max_uses: int, temp_dir: str | None
+        self,
+        *,
+        memory_mb: int,
+        timeout_seconds: float,
+        max_uses: int,
+        temp_dir: str | None,
+        keras_modules: tuple[str, ...] = (),
     ) -> None:
         self.memory_mb = memory_mb
+        self.keras_modules = keras_modules
         self.timeout_seconds = timeout_seconds
         self.max_uses = max_uses
         self._temp_dir = temp_dir
@@ -167,6 +175,18 @@ class Sandbox:
             hello.get("confine_ms"),
             json.dumps(self.layers, sort_keys=True)[:DETAIL_LIMIT],
         )
+        modules = hello.get("keras_modules") or {}
+        failed = (
+            {k: v for k, v in modules.items() if v != "imported"}
+            if isinstance(modules, dict)
+            else {}
+        )
+        if failed:
+            log.error(
+                "KERAS_CUSTOM_OBJECT_MODULES failed to import in the sandbox; models using their "
+                "objects will be rejected: %s",
+                json.dumps(failed)[:DETAIL_LIMIT],
+            )
 
     def _stage(self, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
         """The worker writes only beneath its home: an export goes to a slot there (moved to
@@ -239,6 +259,8 @@ class Sandbox:
             GCE_METADATA_IP="127.0.0.1:9",
             **{MEMORY_ENV: str(self.memory_mb), WRITABLE_ENV: str(self._home)},
         )
+        if self.keras_modules:
+            env[KERAS_MODULES_ENV] = ",".join(self.keras_modules)
         if os.environ.get(TEST_HOOKS_ENV) == "1":
             env[TEST_HOOKS_ENV] = "1"
         return env

@@ -20,6 +20,9 @@ from typing import Any
 TEST_HOOKS_ENV = "REGISTRAR_SANDBOX_TEST_HOOKS"  # only the test-suite's parent process sets it
 MEMORY_ENV = "SANDBOX_MEMORY_MB"
 FSIZE_ENV = "SANDBOX_FSIZE_MB"
+# Modules the worker imports before confining itself (KERAS_CUSTOM_OBJECT_MODULES: operator-trusted
+# code that registers custom Keras objects), comma-separated.
+KERAS_MODULES_ENV = "SANDBOX_KERAS_MODULES"
 WRITABLE_ENV = "SANDBOX_WRITABLE"  # the one directory the worker may write beneath (Landlock)
 OUT_OF_MEMORY = "sandbox.out_of_memory"
 BAD_REQUEST = "sandbox.bad_request"

@@ -99,7 +99,29 @@ MODULES = {
 }  # fmt: skip
 
 # Single ops that differ from their library's rule. Reviewed one by one.
+# Ops allowed although their library is denied, each with the reason it is safe; written into
+# op_allowlist.py as ALLOWED_BECAUSE (the scan's reviewers read it there).
+#
+# Iterator consumers: Keras 2 SavedModels of a layer with `adapt()` (TextVectorization,
+# Normalization, ...) keep the traced `adapt_step` function, which pulls batches with
+# IteratorGetNext from an iterator handed in as its argument; TF Serving never calls it. An
+# iterator consumer only reads an iterator resource that something else created: every op that
+# creates a dataset or an iterator (Iterator, IteratorV2, AnonymousIterator*, MakeIterator,
+# OneShotIterator, IteratorFromStringHandle*, DeserializeIterator, MultiDeviceIterator*, every
+# *Dataset op) stays denied, so in an accepted graph no iterator exists; a handle fed in a request
+# names a resource of the serving session, which cannot hold one, and resource lookups are
+# type-checked. Without its input it can only fail.
+ALLOWED_BECAUSE = {
+    op: "consumes an iterator; every op that creates a dataset or an iterator is denied, so in an "
+    "accepted graph it has no input and can only fail (Keras 2 adapt_step functions keep it)"
+    for op in ("IteratorGetNext", "IteratorGetNextSync")
+}
+# Registered only when TensorFlow finds CUDA libraries on the machine: left out so that the
+# generated file does not depend on the machine (internal ops: unlisted, hence denied).
+DEVICE_DEPENDENT = frozenset({"_CopyFromGpuToHost", "_CopyFromHostToGpu"})
+
 EXCEPTIONS = {
+    **dict.fromkeys(ALLOWED_BECAUSE, "allow"),
     # gen_array_ops
     "ImmutableConst": "file",  # memory-maps the file named by memory_region_name
     "DebugGradientIdentity": "debug_summary",
@@ -216,7 +238,7 @@ def registered_ops() -> list:  # list[OpDef]
     data = buf if isinstance(buf, bytes) else tf_session.TF_GetBuffer(buf)
     ops = op_def_pb2.OpList()
     ops.ParseFromString(data)
-    return sorted(ops.op, key=lambda o: o.name)
+    return sorted((o for o in ops.op if o.name not in DEVICE_DEPENDENT), key=lambda o: o.name)
 
 
 def raw_ops_modules() -> dict[str, str]:
@@ -291,6 +313,11 @@ def allowlist() -> str:
         ")",
         "CONDITIONAL = {",
         *(f"    {json.dumps(k)}: {json.dumps(v)}," for k, v in sorted(CONDITIONAL.items())),
+        "}",
+        "",
+        "# Ops of a denied library allowed all the same, and why (dev/gen_op_lists.py)",
+        "ALLOWED_BECAUSE = {",
+        *(f"    {json.dumps(k)}: {json.dumps(v)}," for k, v in sorted(ALLOWED_BECAUSE.items())),
         "}",
         "",
         f"# {len(groups[ALLOW])} ops",

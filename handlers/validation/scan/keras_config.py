@@ -141,7 +141,7 @@ class _Walker:
                 raise Rejected(
                     f"config.json refers to the registered custom object {registered!r} (class "
                     f"{class_name}) at {where}; custom objects need code the registrar does not "
-                    f"run unless an operator trusts them. {_allow(registered)}",
+                    f"run unless an operator trusts them. {_HINT} {_allow(registered)}",
                     code="keras.disallowed_object",
                 )
             return
@@ -171,7 +171,7 @@ class _Walker:
                 raise Rejected(
                     f"config.json refers to the registered custom function {fn!r} at {where}; "
                     f"custom functions need code the registrar does not run unless an operator "
-                    f"trusts them. {_allow(fn)}",
+                    f"trusts them. {_HINT} {_allow(fn)}",
                     code="keras.disallowed_object",
                 )
             return

@@ -14,6 +14,19 @@ not in the op definition … Unknown attributes will be ignored" and runs the op
 (measured with tensorflow-cpu 2.15.1; older TF refused, tensorflow/serving#831), so the served
 computation is not the validated one; it is rejected all the same.
 
+What is judged is what the serving image runs, not every function in the library
+(`serving_places`). TF Serving imports the whole GraphDef, so every node of the graph is checked;
+a library function runs only when something that runs calls it: a graph node (signatures, the
+saver's restore, `__saved_model_init_op`, through which the object graph's resource initializers
+reach serving) naming it by attribute or as its op, or a function already reached doing so,
+transitively (While bodies, If branches, nested calls). Functions named only by the object graph
+(Python-level methods such as Keras 2's `adapt_step`) or only by `library.gradient` (training) are
+never instantiated: measured with tensorflow-cpu 2.15.1's session loader (TF Serving's), a
+SavedModel whose unreached functions hold DecodeWebP (no such op in 2.15) or MatMul.grad_a (no
+such attribute) loads and serves without a word (tests/validation/tf215). A tf_keras LSTM saved
+under TF >= 2.16 carries such gradient functions. The op allowlist (`scan.ops`) still covers every
+function, reached or not: a security check may be stricter than this one.
+
 Which version: a Vertex prebuilt image names it (`…/prediction/tf2-cpu.2-15:latest`,
 `gcr.io/cloud-aiplatform/prediction/tf2-gpu.2-12:latest`); a custom image needs
 SERVING_TF_VERSION. A custom image without it, a prebuilt image contradicting it, or a version
@@ -30,7 +43,7 @@ from functools import cache
 from typing import Any
 
 from ...errors import Rejected, SettingsError
-from .graph import GraphIndex, Node
+from .graph import GRAPH, GraphIndex, Node
 
 # Vertex "pre-built containers for prediction" page (checked 2026-11): end of availability.
 # Only dates a primary source gives; other versions: unknown (None), not guessed.
@@ -157,7 +170,10 @@ def check_serving_compat(index: GraphIndex, version: str) -> None:
         problems[f"GraphDef producer {versions.producer} is older than TF {reg.version} reads"] = (
             "versions"
         )
+    reached = serving_places(index)
     for place in index.places:
+        if place.name not in reached:
+            continue  # never instantiated by the serving image (see the module docstring)
         for node in place.nodes:
             if node.op in index.functions:
                 continue  # a call by name: the function's own nodes are checked
@@ -175,6 +191,24 @@ def check_serving_compat(index: GraphIndex, version: str) -> None:
         "image of a newer TensorFlow (SERVING_CONTAINER_IMAGE_URI, SERVING_TF_VERSION).",
         code="savedmodel.serving_incompatible",
     )
+
+
+def serving_places(index: GraphIndex) -> set[str]:
+    """The graph and every library function a graph node reaches, by attribute or op name,
+    transitively: what the serving image may instantiate. Linear in nodes plus references."""
+    reached = {GRAPH}
+    stack = [index.graph]
+    while stack:
+        place = stack.pop()
+        for node in place.nodes:
+            names = [name for _, name in node.funcs]
+            if node.op in index.functions:
+                names.append(node.op)
+            for name in names:
+                if name in index.functions and name not in reached:
+                    reached.add(name)
+                    stack.append(index.place[name])
+    return reached
 
 
 def _node_problems(node: Node, reg: Registry) -> list[str]:

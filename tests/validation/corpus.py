@@ -140,9 +140,7 @@ def build_application(name: str, path: Path) -> Path:
 
     keras.utils.set_random_seed(3)
     size = APPLICATIONS[name]
-    model = getattr(keras.applications, name)(
-        weights=None, input_shape=(size, size, 3), classes=10
-    )
+    model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10)
     model.save(path)
     return path
 

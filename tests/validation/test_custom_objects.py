@@ -116,3 +116,17 @@ def test_settings_accept_registered_names_and_check_modules():
         Settings.from_env({**env, "KERAS_CUSTOM_OBJECT_MODULES": "no_such_module_h23"})
     with pytest.raises(SettingsError, match="KERAS_EXTRA_ALLOWED_OBJECTS"):
         Settings.from_env({**env, "KERAS_EXTRA_ALLOWED_OBJECTS": "a>b>c"})
+
+
+def test_allowed_but_not_registered_in_the_sandbox_fails_to_load_naming_the_module_setting(
+    settings: Settings, tmp_path: Path
+):
+    """Allowlisting alone is not enough: Keras finds a custom class only once its module ran."""
+    v = Validator(replace(settings, keras_extra_allowed_objects=frozenset({NAME})))
+    try:
+        with pytest.raises(Rejected) as info:
+            v.validate_keras(_save(tmp_path / "m.keras", main_module=True), tmp_path / "work")
+    finally:
+        v.close()
+    assert info.value.code == "load_failed"
+    assert "KERAS_CUSTOM_OBJECT_MODULES" in str(info.value)

@@ -118,7 +118,7 @@ def keras2_message(version: str) -> str:
     )
 
 
-# Verified by tests/validation/test_keras2.py: run with TensorFlow 2.15.1, its output registers.
+# Verified by tests/validation/test_corpus.py: run with TensorFlow 2.15.1, its output registers.
 KERAS2_CONVERSION = (
     'python -c "import tensorflow as tf; '
     "tf.keras.models.load_model('model.keras').export('model_savedmodel')\""

@@ -221,7 +221,7 @@ def resolve_tf_version(image: str, declared: str | None) -> str:
             f"registry (it has {', '.join(REGISTRIES)}); models could not be checked against "
             "it. Use a serving image of one of those versions, or generate the registry from "
             f"that version's wheel: tensorflow-cpu=={version}.* in a venv, then "
-            "`python tests/validation/scan/gen_op_lists.py registry > "
+            "`python dev/gen_op_lists.py registry > "
             f"handlers/validation/scan/serving_registry/tf_{version.replace('.', '_')}.py`."
         )
     return version

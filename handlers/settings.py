@@ -145,11 +145,20 @@ def _policy(name: str, raw: str) -> bool:
     return _choice("new", "keep")(name, raw) == "new"
 
 
+# `module.path.ClassName`, or a registered name `package>ClassName` (what
+# `@keras.saving.register_keras_serializable(package=...)` registers and Keras 3 writes).
+OBJECT_ENTRY = r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*|[A-Za-z_][\w.-]*>[A-Za-z_]\w*"
+MODULE_ENTRY = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
+
+
 def _object_list(name: str, raw: str) -> frozenset[str]:
     objects = frozenset(s.strip() for s in raw.split(",") if s.strip())
     for obj in objects:
-        if not re.fullmatch(r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*", obj):
-            raise SettingsError(f"{name} entry {obj!r}: expected 'module.path.ClassName'.")
+        if not re.fullmatch(OBJECT_ENTRY, obj):
+            raise SettingsError(
+                f"{name} entry {obj!r}: expected a registered name 'package>ClassName' "
+                "(as @keras.saving.register_keras_serializable writes it) or 'module.path.ClassName'."
+            )
     return objects
 
 
@@ -172,6 +181,25 @@ def _layers(name: str, raw: str) -> tuple[str, ...]:
             f"expected a comma-separated list of {', '.join(SANDBOX_LAYERS)}, or 'none'."
         )
     return layers
+
+
+def _module_list(name: str, raw: str) -> tuple[str, ...]:
+    """Importable module names, in order; each must be found on this interpreter's path (the
+    sandbox worker has the same), without importing it here."""
+    import importlib.util
+
+    modules = tuple(dict.fromkeys(s.strip() for s in raw.split(",") if s.strip()))
+    for module in modules:
+        if not re.fullmatch(MODULE_ENTRY, module):
+            raise SettingsError(f"{name} entry {module!r}: expected a module name (a.b.c).")
+        top = module.partition(".")[0]
+        if importlib.util.find_spec(top) is None:
+            raise SettingsError(
+                f"{name} entry {module!r}: no module {top!r} is installed beside the function. "
+                "Deploy it with the function (a package in requirements.txt, or a module next to "
+                "main.py)."
+            )
+    return modules
 
 
 def _url(name: str, raw: str) -> str:
@@ -349,7 +377,18 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "keras_extra_allowed_objects",
         frozenset(),
         _object_list,
-        "comma-separated `module.ClassName` objects to allow beyond Keras built-ins",
+        "comma-separated custom objects to allow beyond Keras built-ins: registered names "
+        "`package>ClassName` (what `@keras.saving.register_keras_serializable` writes), or "
+        "`module.ClassName`; see [Custom Keras objects](#custom-keras-objects)",
+        shown_default="—",
+    ),
+    _D(
+        "KERAS_CUSTOM_OBJECT_MODULES",
+        "keras_custom_object_modules",
+        (),
+        _module_list,
+        "comma-separated modules the sandbox imports before loading a `.keras`, so that the "
+        "custom objects they register load; deployed with the function",
         shown_default="—",
     ),
     _D(
@@ -523,6 +562,7 @@ class Settings:
     max_compression_ratio: float = _default("max_compression_ratio")
     max_archive_members: int = _default("max_archive_members")
     keras_extra_allowed_objects: frozenset[str] = _default("keras_extra_allowed_objects")
+    keras_custom_object_modules: tuple[str, ...] = _default("keras_custom_object_modules")
     validation_timeout_seconds: int = _default("validation_timeout_seconds")
     validation_memory_mb: int | None = _default("validation_memory_mb")
     validator_max_uses: int = _default("validator_max_uses")

@@ -351,13 +351,24 @@ variable "asgi_server" {
 }
 
 variable "keras_extra_allowed_objects" {
-  description = "Extra `module.ClassName` objects a .keras config may reference (KERAS_EXTRA_ALLOWED_OBJECTS). Every entry widens what a hostile upload can instantiate."
+  description = "Extra custom objects a .keras config may reference (KERAS_EXTRA_ALLOWED_OBJECTS): registered names `package>ClassName` (what @keras.saving.register_keras_serializable writes) or `module.ClassName`. Every entry widens what a hostile upload can instantiate."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for o in var.keras_extra_allowed_objects : can(regex("^[A-Za-z_][A-Za-z0-9_.]*\\.[A-Za-z_][A-Za-z0-9_]*$", o))])
-    error_message = "Every keras_extra_allowed_objects entry must look like module.path.ClassName."
+    condition     = alltrue([for o in var.keras_extra_allowed_objects : can(regex("^([A-Za-z_][A-Za-z0-9_.]*\\.[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_.-]*>[A-Za-z_][A-Za-z0-9_]*)$", o))])
+    error_message = "Every keras_extra_allowed_objects entry must look like package>ClassName (a registered name) or module.path.ClassName."
+  }
+}
+
+variable "keras_custom_object_modules" {
+  description = "Modules the validation sandbox imports before loading a .keras (KERAS_CUSTOM_OBJECT_MODULES), so that the custom objects they register (keras_extra_allowed_objects) load. They must be deployed with the function (a package in requirements.txt or a module next to main.py)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.keras_custom_object_modules : can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$", m))])
+    error_message = "Every keras_custom_object_modules entry must be a module name (a.b.c)."
   }
 }
 

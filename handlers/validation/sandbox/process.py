@@ -33,6 +33,7 @@ from ...logs import get_logger
 from .protocol import (
     DETAIL_LIMIT,
     INBOX_DIR,
+    KERAS_MODULES_ENV,
     MEMORY_ENV,
     OUT_OF_MEMORY,
     SCRATCH_DIRS,
@@ -75,9 +76,11 @@ class Sandbox:
         max_uses: int,
         temp_dir: str | None,
         required_layers: tuple[str, ...] = (),
+        keras_modules: tuple[str, ...] = (),
     ) -> None:
         self.memory_mb = memory_mb
         self.required_layers = required_layers
+        self.keras_modules = keras_modules
         self.timeout_seconds = timeout_seconds
         self.max_uses = max_uses
         self._temp_dir = temp_dir
@@ -182,6 +185,18 @@ class Sandbox:
             f"; did not hold: {', '.join(missing)}" if missing else "",
             json.dumps(self.layers, sort_keys=True)[:DETAIL_LIMIT],
         )
+        modules = hello.get("keras_modules") or {}
+        failed = (
+            {k: v for k, v in modules.items() if v != "imported"}
+            if isinstance(modules, dict)
+            else {}
+        )
+        if failed:
+            log.error(
+                "KERAS_CUSTOM_OBJECT_MODULES failed to import in the sandbox; models using their "
+                "objects will be rejected: %s",
+                json.dumps(failed)[:DETAIL_LIMIT],
+            )
 
     def missing_layers(self) -> dict[str, str]:
         """The required layers (SANDBOX_REQUIRED_LAYERS) that do not hold: name -> why."""
@@ -285,6 +300,8 @@ class Sandbox:
             GCE_METADATA_IP="127.0.0.1:9",
             **{MEMORY_ENV: str(self.memory_mb), WRITABLE_ENV: str(self._home)},
         )
+        if self.keras_modules:
+            env[KERAS_MODULES_ENV] = ",".join(self.keras_modules)
         if os.environ.get(TEST_HOOKS_ENV) == "1":
             env[TEST_HOOKS_ENV] = "1"
         return env

@@ -20,6 +20,9 @@ from typing import Any
 TEST_HOOKS_ENV = "REGISTRAR_SANDBOX_TEST_HOOKS"  # only the test-suite's parent process sets it
 MEMORY_ENV = "SANDBOX_MEMORY_MB"
 FSIZE_ENV = "SANDBOX_FSIZE_MB"
+# Modules the worker imports before confining itself (KERAS_CUSTOM_OBJECT_MODULES: operator-trusted
+# code that registers custom Keras objects), comma-separated.
+KERAS_MODULES_ENV = "SANDBOX_KERAS_MODULES"
 WRITABLE_ENV = "SANDBOX_WRITABLE"  # the worker's home: its layout is below (Landlock)
 SCRATCH_DIRS = ("tmp", "out")  # beneath home: the only places the worker may write
 INBOX_DIR = "in"  # beneath home: uploads staged for the worker (read and remove only)

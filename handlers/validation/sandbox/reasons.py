@@ -75,7 +75,8 @@ _REASONS: dict[str, _Reason] = {
         ("{step}: {error}", "{step}", "{error}"),
         "Expected a model that loads with keras.saving.load_model(path, safe_mode=True, "
         "compile=False) or tf.saved_model.load without custom code; re-save it with built-in "
-        "layers only.",
+        "layers only. A custom object allowed in KERAS_EXTRA_ALLOWED_OBJECTS loads only when the "
+        "module that registers it is listed in KERAS_CUSTOM_OBJECT_MODULES.",
     ),
     "smoke.non_finite": _Reason(
         "A test prediction with {what} produced NaN or infinity",

@@ -25,6 +25,7 @@ from .protocol import (
     DETAIL_LIMIT,
     FSIZE_ENV,
     INBOX_DIR,
+    KERAS_MODULES_ENV,
     LOAD_FAILED,
     MEMORY_ENV,
     OUT_OF_MEMORY,
@@ -74,12 +75,15 @@ def main() -> None:
         return
     # TF's import leaves ~1M long-lived objects: freezing them makes each full collection (which
     # frees a Keras model's reference cycles, i.e. its weights, right away) ~2 ms instead of ~140.
+    custom = _import_custom_modules()
     gc.collect()
     gc.freeze()
     begun = time.perf_counter()
     layers = _confine()
     confine_ms = round((time.perf_counter() - begun) * 1000, 3)
     ready = {"ready": True, "pid": os.getpid(), "layers": layers, "confine_ms": confine_ms}
+    if custom:
+        ready["keras_modules"] = custom
     out.write(json.dumps(ready) + "\n")
     for line in sys.stdin:
         try:
@@ -97,6 +101,23 @@ def main() -> None:
         out.write(json.dumps(result, default=str) + "\n")
         if result.get("code") == OUT_OF_MEMORY:
             return  # heap state after MemoryError is not trustworthy: let the parent recycle us
+
+
+def _import_custom_modules() -> dict[str, str]:
+    """Import the operator's KERAS_CUSTOM_OBJECT_MODULES (their `register_keras_serializable`
+    decorators run), before confinement and before any upload is seen: trusted code, deployed
+    with the function. An import that fails is reported (its loads then fail as load_failed)."""
+    import importlib
+
+    status = {}
+    for name in filter(None, os.environ.get(KERAS_MODULES_ENV, "").split(",")):
+        try:
+            importlib.import_module(name)
+            status[name] = "imported"
+        except Exception as exc:  # noqa: BLE001 reported to the operator's log, not fatal
+            status[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
+            print(f"KERAS_CUSTOM_OBJECT_MODULES: {name}: {status[name]}", file=sys.stderr)
+    return status
 
 
 def _answer(code: str, message: str, facts: dict[str, Any] | None = None) -> dict[str, Any]:

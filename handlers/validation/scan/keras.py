@@ -8,6 +8,7 @@ HDF5 weights in place (`h5_scan`).
 from __future__ import annotations
 
 import json
+import re
 import stat
 import zipfile
 from dataclasses import dataclass
@@ -90,15 +91,44 @@ def scan_keras_file(path: Path, settings: Settings) -> KerasScan:
                 "metadata.json has no 'keras_version'; this is not a Keras 3 archive. " + _FIX,
                 code="keras.bad_metadata",
             )
-        scan_keras_config(config, settings.keras_extra_allowed_objects)
-        notes = scan_h5_member(path, zf.getinfo(_WEIGHTS), settings)
         version = str(metadata["keras_version"])
+        # The format before the config: a Keras 2 file names Keras 2 classes, and refusing it
+        # as "not on the allowlist" would send its owner the wrong way.
+        if version.startswith("2.") or _keras2_config(config):
+            raise Rejected(keras2_message(version), code="keras.keras2_format")
         if not version.startswith("3."):
             raise Rejected(
-                f"metadata.json says Keras {version}; only Keras 3 archives are accepted. {_FIX}",
+                f"metadata.json says Keras {version[:40]!r}; only Keras 3 archives are accepted. "
+                + _FIX,
                 code="keras.bad_metadata",
             )
+        scan_keras_config(config, settings.keras_extra_allowed_objects)
+        notes = scan_h5_member(path, zf.getinfo(_WEIGHTS), settings)
         return KerasScan(version, len(zf.infolist()), total, tuple(notes))
+
+
+def keras2_message(version: str) -> str:
+    shown = version if re.fullmatch(r"\d{1,3}(\.\d{1,4}){1,2}", version) else "2"  # file text
+    return (
+        f"This .keras file was written by Keras {shown} (tf.keras of TensorFlow "
+        "2.13-2.15), not Keras 3. Keras 3 cannot load Keras 2 functional models, and tf-keras "
+        "(Keras 2) imports any module a file names, so the registrar does not load this format. "
+        f"Convert it where it was made, with that TensorFlow: {KERAS2_CONVERSION} and upload the "
+        "model_savedmodel directory (a SavedModel, which TensorFlow Serving 2.15 serves)."
+    )
+
+
+# Verified by tests/validation/test_corpus.py: run with TensorFlow 2.15.1, its output registers.
+KERAS2_CONVERSION = (
+    'python -c "import tensorflow as tf; '
+    "tf.keras.models.load_model('model.keras').export('model_savedmodel')\""
+)
+
+
+def _keras2_config(config: Any) -> bool:
+    """Keras 2's own model classes (Keras 3 has no `engine` package)."""
+    module = config.get("module") if isinstance(config, dict) else None
+    return isinstance(module, str) and module.startswith(("keras.engine.", "keras.src.engine."))
 
 
 def _check_members(zf: zipfile.ZipFile, settings: Settings) -> int:

@@ -1,6 +1,9 @@
 """Keras 3.15.1 built-ins allowed in a `.keras` config (generated; do not edit).
 
-Regenerate with `python -m tests.validation.allowlist_gen > handlers/validation/scan/keras_allowlist.py`.
+Every class Keras can write into a `.keras` config, under the names it writes (exported
+`keras.*` names, or the implementation module of classes Keras does not export, such as
+keras.applications' own layers), minus code and file loaders; see dev/keras_allowlist_gen.py.
+Regenerate with `python -m dev.keras_allowlist_gen > handlers/validation/scan/keras_allowlist.py`.
 """
 
 ALLOWED_OBJECTS = frozenset(
@@ -17,6 +20,10 @@ ALLOWED_OBJECTS = frozenset(
         "keras.Quantizer",
         "keras.Regularizer",
         "keras.Sequential",
+        "keras._legacy.layers.AlphaDropout",
+        "keras._legacy.layers.RandomHeight",
+        "keras._legacy.layers.RandomWidth",
+        "keras._legacy.layers.ThresholdedReLU",
         "keras.activations.celu",
         "keras.activations.elu",
         "keras.activations.exponential",
@@ -52,6 +59,7 @@ ALLOWED_OBJECTS = frozenset(
         "keras.constraints.MinMaxNorm",
         "keras.constraints.NonNeg",
         "keras.constraints.UnitNorm",
+        "keras.distillation.Distiller",
         "keras.dtype_policies.AWQDTypePolicy",
         "keras.dtype_policies.DTypePolicyMap",
         "keras.dtype_policies.GPTQDTypePolicy",
@@ -340,6 +348,36 @@ ALLOWED_OBJECTS = frozenset(
         "keras.regularizers.L1L2",
         "keras.regularizers.L2",
         "keras.regularizers.OrthogonalRegularizer",
+        "keras.src.activations.activations.Mish",
+        "keras.src.activations.activations.ReLU",
+        "keras.src.applications.convnext.LayerScale",
+        "keras.src.applications.convnext.StochasticDepth",
+        "keras.src.applications.inception_resnet_v2.CustomScaleLayer",
+        "keras.src.initializers.random_initializers.RandomInitializer",
+        "keras.src.layers.convolutional.base_conv.BaseConv",
+        "keras.src.layers.convolutional.base_conv_transpose.BaseConvTranspose",
+        "keras.src.layers.convolutional.base_depthwise_conv.BaseDepthwiseConv",
+        "keras.src.layers.convolutional.base_separable_conv.BaseSeparableConv",
+        "keras.src.layers.merging.base_merge.Merge",
+        "keras.src.layers.pooling.base_adaptive_pooling.BaseAdaptiveAveragePooling",
+        "keras.src.layers.pooling.base_adaptive_pooling.BaseAdaptiveMaxPooling",
+        "keras.src.layers.pooling.base_adaptive_pooling.BaseAdaptivePooling",
+        "keras.src.layers.pooling.base_global_pooling.BaseGlobalPooling",
+        "keras.src.layers.pooling.base_pooling.BasePooling",
+        "keras.src.layers.preprocessing.data_layer.DataLayer",
+        "keras.src.layers.preprocessing.feature_space.Cross",
+        "keras.src.layers.preprocessing.feature_space.Feature",
+        "keras.src.layers.preprocessing.feature_space.TFDConcat",
+        "keras.src.layers.preprocessing.feature_space.TFDIdentity",
+        "keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer.BaseImagePreprocessingLayer",
+        "keras.src.layers.preprocessing.index_lookup.IndexLookup",
+        "keras.src.layers.regularization.spatial_dropout.BaseSpatialDropout",
+        "keras.src.layers.rnn.conv_lstm.ConvLSTM",
+        "keras.src.layers.rnn.conv_lstm.ConvLSTMCell",
+        "keras.src.losses.losses.LossFunctionWrapper",
+        "keras.src.metrics.confusion_metrics.SensitivitySpecificityBase",
+        "keras.src.metrics.confusion_metrics._ConfusionMatrixConditionCount",
+        "keras.src.metrics.iou_metrics._IoUBase",
         "keras.src.models.functional.Functional",
         "keras.src.models.sequential.Sequential",
         "keras.src.ops.core.AssociativeScan",
@@ -676,6 +714,12 @@ ALLOWED_OBJECTS = frozenset(
         "keras.src.ops.numpy.Vstack",
         "keras.src.ops.numpy.Where",
         "keras.src.ops.numpy.ZerosLike",
+        "keras.src.optimizers.base_optimizer.BaseOptimizer",
+        "keras.src.quantizers.quantizers.FakeQuantWithMinMaxVars",
+        "keras.src.trainers.compile_utils.CompileLoss",
+        "keras.src.trainers.compile_utils.CompileMetrics",
+        "keras.src.trainers.compile_utils.MetricsList",
+        "keras.utils.FeatureSpace",
     }
 )
 

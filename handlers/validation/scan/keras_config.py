@@ -48,10 +48,24 @@ _PATH_KEYS = frozenset(
 _UNSAFE_SUBSTRINGS = ("keras.config", "enable_unsafe", "get_file", "safe_mode")
 _MAX_DEPTH = 200
 _SHORT_NAMES = frozenset(name.rpartition(".")[2] for name in ALLOWED_OBJECTS)
+_REGISTER = (
+    "A trusted custom class can be allowed once it is registered: decorate it with "
+    "@keras.saving.register_keras_serializable(package='my_pkg'), save the model again, then set "
+    "KERAS_EXTRA_ALLOWED_OBJECTS=my_pkg>ClassName (the name Keras writes) and "
+    "KERAS_CUSTOM_OBJECT_MODULES=<the module defining it>, deployed with the function."
+)
 _HINT = (
     "Save the model with built-in Keras layers only (no Lambda or custom code), or export a "
     "SavedModel and upload that instead."
 )
+
+
+def _allow(registered: str) -> str:
+    return (
+        f"If it is trusted, set KERAS_EXTRA_ALLOWED_OBJECTS={registered} and "
+        "KERAS_CUSTOM_OBJECT_MODULES=<the module that registers it>, deployed with the "
+        "function (the sandbox imports it so that Keras finds the class)."
+    )
 
 
 def scan_keras_config(config: Any, extra_allowed: Iterable[str] = ()) -> None:
@@ -99,9 +113,14 @@ class _Walker:
         class_name = node.get("class_name")
         module = node.get("module")
         registered = node.get("registered_name")
-        if not isinstance(class_name, str) or not isinstance(module, (str, type(None))):
+        if (
+            not isinstance(class_name, str)
+            or not isinstance(module, (str, type(None)))
+            or not isinstance(registered, (str, type(None)))
+        ):
             raise Rejected(
-                f"Malformed object at {where} in config.json: 'class_name' must be a string.",
+                f"Malformed object at {where} in config.json: 'class_name' must be a string, "
+                "'module' and 'registered_name' strings or null.",
                 code="keras.bad_config",
             )
         if class_name in _CODE_CLASSES:
@@ -113,13 +132,16 @@ class _Walker:
         if class_name in _DATA_CLASSES:
             return
         if class_name == "function":
-            fn = node.get("config")
-            full = f"{module}.{fn}"
-            ok = (module == "builtins" and fn in BUILTIN_FUNCTIONS) or full in ALLOWED_OBJECTS
-            if not ok and full not in self._extra:
+            self._check_function(node, module, where)
+            return
+        # Keras resolves a registered name before anything else (`get_registered_object`), so a
+        # registered custom object is allowed by that name, whatever `module` says.
+        if registered is not None and ">" in registered:
+            if registered not in self._extra:
                 raise Rejected(
-                    f"config.json refers to the function {full!r} at {where}; only Keras "
-                    f"built-in activations, losses and metrics are allowed. {_HINT}",
+                    f"config.json refers to the registered custom object {registered!r} (class "
+                    f"{class_name}) at {where}; custom objects need code the registrar does not "
+                    f"run unless an operator trusts them. {_HINT} {_allow(registered)}",
                     code="keras.disallowed_object",
                 )
             return
@@ -131,14 +153,34 @@ class _Walker:
         if not allowed:
             raise Rejected(
                 f"config.json refers to {full!r} at {where}, which is not a Keras built-in "
-                "on the registrar's allowlist (exact public keras.* names only). "
-                f"{_HINT} If it is a trusted object, add it to KERAS_EXTRA_ALLOWED_OBJECTS.",
+                "on the registrar's allowlist (exact keras.* names only). "
+                f"{_HINT} {_REGISTER}",
                 code="keras.disallowed_object",
             )
         if registered not in (None, class_name) and full not in self._extra:
             raise Rejected(
                 f"config.json registers {full!r} under the custom name {registered!r} at {where}; "
                 f"custom objects need code the registrar does not run. {_HINT}",
+                code="keras.disallowed_object",
+            )
+
+    def _check_function(self, node: dict[str, Any], module: str | None, where: str) -> None:
+        fn = node.get("config")
+        if isinstance(fn, str) and ">" in fn:  # a registered function: looked up by this name
+            if fn not in self._extra:
+                raise Rejected(
+                    f"config.json refers to the registered custom function {fn!r} at {where}; "
+                    f"custom functions need code the registrar does not run unless an operator "
+                    f"trusts them. {_HINT} {_allow(fn)}",
+                    code="keras.disallowed_object",
+                )
+            return
+        full = f"{module}.{fn}"
+        ok = (module == "builtins" and fn in BUILTIN_FUNCTIONS) or full in ALLOWED_OBJECTS
+        if not ok and full not in self._extra:
+            raise Rejected(
+                f"config.json refers to the function {full!r} at {where}; only Keras "
+                f"built-in activations, losses and metrics are allowed. {_HINT}",
                 code="keras.disallowed_object",
             )
 

@@ -2,7 +2,7 @@
 
 Runs in the function process (and the CLI), without TensorFlow: the op registries of the serving
 TensorFlow versions are generated data (`serving_registry/tf_<major>_<minor>.py`, written by
-`tests/validation/scan/gen_op_lists.py registry` from that version's own wheel).
+`dev/gen_op_lists.py registry` from that version's own wheel).
 
 TensorFlow guarantees forward compatibility only within a patch series. A GraphDef written by 2.21
 is served as validated by 2.15 only if every op exists in 2.15 (else: "Op type not registered",
@@ -13,6 +13,19 @@ That last one does not fail the load in 2.15: it logs "NodeDef mentions attribut
 not in the op definition … Unknown attributes will be ignored" and runs the op without it
 (measured with tensorflow-cpu 2.15.1; older TF refused, tensorflow/serving#831), so the served
 computation is not the validated one; it is rejected all the same.
+
+What is judged is what the serving image runs, not every function in the library
+(`serving_places`). TF Serving imports the whole GraphDef, so every node of the graph is checked;
+a library function runs only when something that runs calls it: a graph node (signatures, the
+saver's restore, `__saved_model_init_op`, through which the object graph's resource initializers
+reach serving) naming it by attribute or as its op, or a function already reached doing so,
+transitively (While bodies, If branches, nested calls). Functions named only by the object graph
+(Python-level methods such as Keras 2's `adapt_step`) or only by `library.gradient` (training) are
+never instantiated: measured with tensorflow-cpu 2.15.1's session loader (TF Serving's), a
+SavedModel whose unreached functions hold DecodeWebP (no such op in 2.15) or MatMul.grad_a (no
+such attribute) loads and serves without a word (tests/validation/tf215). A tf_keras LSTM saved
+under TF >= 2.16 carries such gradient functions. The op allowlist (`scan.ops`) still covers every
+function, reached or not: a security check may be stricter than this one.
 
 Which version the serving image runs is read from its URI or SERVING_TF_VERSION
 (`handlers/serving_images.py`, checked at start-up); the images' lifecycle lives there too.
@@ -27,7 +40,7 @@ from functools import cache
 from typing import Any
 
 from ...errors import Rejected
-from .graph import GraphIndex, Node
+from .graph import GRAPH, GraphIndex, Node
 
 _SHOWN = 8
 
@@ -97,7 +110,10 @@ def check_serving_compat(index: GraphIndex, version: str) -> None:
         problems[f"GraphDef producer {versions.producer} is older than TF {reg.version} reads"] = (
             "versions"
         )
+    reached = serving_places(index)
     for place in index.places:
+        if place.name not in reached:
+            continue  # never instantiated by the serving image (see the module docstring)
         for node in place.nodes:
             if node.op in index.functions:
                 continue  # a call by name: the function's own nodes are checked
@@ -115,6 +131,24 @@ def check_serving_compat(index: GraphIndex, version: str) -> None:
         "image of a newer TensorFlow (SERVING_CONTAINER_IMAGE_URI, SERVING_TF_VERSION).",
         code="savedmodel.serving_incompatible",
     )
+
+
+def serving_places(index: GraphIndex) -> set[str]:
+    """The graph and every library function a graph node reaches, by attribute or op name,
+    transitively: what the serving image may instantiate. Linear in nodes plus references."""
+    reached = {GRAPH}
+    stack = [index.graph]
+    while stack:
+        place = stack.pop()
+        for node in place.nodes:
+            names = [name for _, name in node.funcs]
+            if node.op in index.functions:
+                names.append(node.op)
+            for name in names:
+                if name in index.functions and name not in reached:
+                    reached.add(name)
+                    stack.append(index.place[name])
+    return reached
 
 
 def _node_problems(node: Node, reg: Registry) -> list[str]:

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import pytest
 
+from dev import gen_op_lists
 from handlers.validation.scan import op_allowlist as allow
-from tests.validation.scan import gen_op_lists
 
 pytest.importorskip("tensorflow")
 
 
 @pytest.fixture(scope="module")
 def registered() -> set[str]:
-    return {op.name for op in gen_op_lists.registered_ops()}
+    return {op.name for op in gen_op_lists.registered_ops()}  # minus DEVICE_DEPENDENT
 
 
 def test_every_installed_op_is_allowed_or_denied(registered):
     """A new TensorFlow with an op in neither list fails here: regenerate the allowlist
-    (tests/validation/scan/gen_op_lists.py allowlist) and review the diff."""
+    (dev/gen_op_lists.py allowlist) and review the diff."""
     listed = allow.ALLOWED | allow.SAVER_ONLY | set(allow.CONDITIONAL) | set(allow.DENIED)
     assert sorted(registered - listed) == []
 
@@ -103,3 +103,24 @@ def test_what_inference_needs_is_allowed():
         *("ParseExampleV2", "DecodeJpeg", "NoOp"),
     }
     assert needed <= allow.ALLOWED
+
+
+def test_every_op_allowed_from_a_denied_library_has_a_reason_and_its_creators_stay_denied():
+    """Iterator consumers are allowed (Keras 2 adapt_step functions keep them) only because
+    nothing in an accepted graph can create an iterator: every creator stays denied."""
+    assert set(allow.ALLOWED_BECAUSE) == {"IteratorGetNext", "IteratorGetNextSync"}
+    assert set(allow.ALLOWED_BECAUSE) <= allow.ALLOWED
+    assert all("iterator" in why for why in allow.ALLOWED_BECAUSE.values())
+    creators = {
+        *("Iterator", "IteratorV2", "AnonymousIterator", "AnonymousIteratorV2"),
+        *("AnonymousIteratorV3", "MakeIterator", "OneShotIterator", "DeserializeIterator"),
+        *("IteratorFromStringHandle", "IteratorFromStringHandleV2", "MultiDeviceIterator"),
+        *("AnonymousMultiDeviceIterator", "AnonymousMultiDeviceIteratorV3"),
+        *("TensorDataset", "TensorSliceDataset", "RangeDataset", "TFRecordDataset"),
+        *("DatasetFromGraph", "GeneratorDataset", "IteratorGetNextAsOptional"),
+    }
+    assert {op: allow.DENIED.get(op) for op in creators} == {
+        op: ("graph" if op == "DatasetFromGraph" else "dataset") for op in creators
+    }
+    iterator_ops = {op for op in allow.ALLOWED if "Iterator" in op or op.endswith("Dataset")}
+    assert iterator_ops == set(allow.ALLOWED_BECAUSE)

@@ -182,7 +182,7 @@ def test_committed_2_15_registry_is_what_tensorflow_2_15_registers():
         pytest.fail(
             "no .venv-tf215: run `make tf215` (make test does) — this check must not be skipped"
         )
-    generator = ROOT / "tests" / "validation" / "scan" / "gen_op_lists.py"
+    generator = ROOT / "dev" / "gen_op_lists.py"
     done = subprocess.run(
         [str(TF215), str(generator), "registry"], capture_output=True, text=True, timeout=300
     )

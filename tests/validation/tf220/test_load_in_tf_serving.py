@@ -119,7 +119,7 @@ def test_registered_models_load_in_the_default_serving_images_tensorflow(
 def test_committed_2_20_registry_is_what_tensorflow_2_20_registers():
     """serving_registry/tf_2_20.py is regenerated from TF 2.20.0 itself, unchanged."""
     _need_venv()
-    generator = ROOT / "tests" / "validation" / "scan" / "gen_op_lists.py"
+    generator = ROOT / "dev" / "gen_op_lists.py"
     done = subprocess.run(
         [str(TF220), str(generator), "registry"], capture_output=True, text=True, timeout=300
     )

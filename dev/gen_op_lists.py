@@ -5,16 +5,16 @@ Two outputs, both checked in as Python modules (the function is deployed as `*.p
 * the op **allowlist** (`handlers/validation/scan/op_allowlist.py`) from the TensorFlow installed
   in `.venv` (the one the sandbox runs)::
 
-      .venv/bin/python tests/validation/scan/gen_op_lists.py allowlist \
+      .venv/bin/python dev/gen_op_lists.py allowlist \
           > handlers/validation/scan/op_allowlist.py
 
 * a **serving registry** per TensorFlow version: {op: attrs (default? allowed dtypes)}, the
   GraphDef versions and the DataType values that version knows; read by the serving-runtime
   compatibility check. Run it with the interpreter of the wanted version::
 
-      .venv/bin/python tests/validation/scan/gen_op_lists.py registry \
+      .venv/bin/python dev/gen_op_lists.py registry \
           > handlers/validation/scan/serving_registry/tf_2_21.py
-      .venv-tf215/bin/python tests/validation/scan/gen_op_lists.py registry \
+      .venv-tf215/bin/python dev/gen_op_lists.py registry \
           > handlers/validation/scan/serving_registry/tf_2_15.py
 
   (`make .venv-tf215/.installed` makes the 2.15.1 venv.) For another serving version, make a venv
@@ -22,7 +22,7 @@ Two outputs, both checked in as Python modules (the function is deployed as `*.p
 
 * `diff OLD NEW` prints what NEW's registry has that OLD's has not (ops, attrs)::
 
-      .venv/bin/python tests/validation/scan/gen_op_lists.py diff 2.15 2.21
+      .venv/bin/python dev/gen_op_lists.py diff 2.15 2.21
 
 This script imports only TensorFlow (never `handlers`), so it runs in a bare TF venv. Tests:
 `tests/validation/scan/test_op_allowlist.py` fails when the installed TensorFlow has an op in
@@ -99,7 +99,29 @@ MODULES = {
 }  # fmt: skip
 
 # Single ops that differ from their library's rule. Reviewed one by one.
+# Ops allowed although their library is denied, each with the reason it is safe; written into
+# op_allowlist.py as ALLOWED_BECAUSE (the scan's reviewers read it there).
+#
+# Iterator consumers: Keras 2 SavedModels of a layer with `adapt()` (TextVectorization,
+# Normalization, ...) keep the traced `adapt_step` function, which pulls batches with
+# IteratorGetNext from an iterator handed in as its argument; TF Serving never calls it. An
+# iterator consumer only reads an iterator resource that something else created: every op that
+# creates a dataset or an iterator (Iterator, IteratorV2, AnonymousIterator*, MakeIterator,
+# OneShotIterator, IteratorFromStringHandle*, DeserializeIterator, MultiDeviceIterator*, every
+# *Dataset op) stays denied, so in an accepted graph no iterator exists; a handle fed in a request
+# names a resource of the serving session, which cannot hold one, and resource lookups are
+# type-checked. Without its input it can only fail.
+ALLOWED_BECAUSE = {
+    op: "consumes an iterator; every op that creates a dataset or an iterator is denied, so in an "
+    "accepted graph it has no input and can only fail (Keras 2 adapt_step functions keep it)"
+    for op in ("IteratorGetNext", "IteratorGetNextSync")
+}
+# Registered only when TensorFlow finds CUDA libraries on the machine: left out so that the
+# generated file does not depend on the machine (internal ops: unlisted, hence denied).
+DEVICE_DEPENDENT = frozenset({"_CopyFromGpuToHost", "_CopyFromHostToGpu"})
+
 EXCEPTIONS = {
+    **dict.fromkeys(ALLOWED_BECAUSE, "allow"),
     # gen_array_ops
     "ImmutableConst": "file",  # memory-maps the file named by memory_region_name
     "DebugGradientIdentity": "debug_summary",
@@ -216,7 +238,7 @@ def registered_ops() -> list:  # list[OpDef]
     data = buf if isinstance(buf, bytes) else tf_session.TF_GetBuffer(buf)
     ops = op_def_pb2.OpList()
     ops.ParseFromString(data)
-    return sorted(ops.op, key=lambda o: o.name)
+    return sorted((o for o in ops.op if o.name not in DEVICE_DEPENDENT), key=lambda o: o.name)
 
 
 def raw_ops_modules() -> dict[str, str]:
@@ -273,7 +295,7 @@ def allowlist() -> str:
         groups[classify(op_def.name, modules.get(op_def.name))].append(op_def.name)
     out = [
         f'"""Op allowlist for SavedModel graphs, generated from TensorFlow {tf.__version__}\'s op',
-        "registry by tests/validation/scan/gen_op_lists.py (do not edit; change the rules there and",
+        "registry by dev/gen_op_lists.py (do not edit; change the rules there and",
         "regenerate). Read by handlers.validation.scan.ops in the function process.",
         "",
         "ALLOWED: ops pure inference needs. SAVER_ONLY: checkpoint ops, only inside the functions",
@@ -291,6 +313,11 @@ def allowlist() -> str:
         ")",
         "CONDITIONAL = {",
         *(f"    {json.dumps(k)}: {json.dumps(v)}," for k, v in sorted(CONDITIONAL.items())),
+        "}",
+        "",
+        "# Ops of a denied library allowed all the same, and why (dev/gen_op_lists.py)",
+        "ALLOWED_BECAUSE = {",
+        *(f"    {json.dumps(k)}: {json.dumps(v)}," for k, v in sorted(ALLOWED_BECAUSE.items())),
         "}",
         "",
         f"# {len(groups[ALLOW])} ops",
@@ -335,7 +362,7 @@ def registry() -> str:
     return "\n".join(
         [
             f'"""Op registry of TensorFlow {tf.__version__}, generated by',
-            "tests/validation/scan/gen_op_lists.py registry (do not edit). One op per line: name, then",
+            "dev/gen_op_lists.py registry (do not edit). One op per line: name, then",
             'its attributes; "attr?" has a default, "attr:1,2" lists the DataType values it allows."""',
             "",
             f'TF_VERSION = "{tf.__version__}"',
@@ -357,7 +384,7 @@ def registry() -> str:
 
 def _load_registry(version: str) -> dict[str, set[str]]:
     here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(os.path.dirname(os.path.dirname(here)))
+    root = os.path.dirname(here)
     path = os.path.join(
         root, "handlers", "validation", "scan", "serving_registry",
         f"tf_{version.replace('.', '_')}.py",

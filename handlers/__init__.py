@@ -12,7 +12,7 @@ exceptions, and the short list of imports deferred for their cost; every import 
 functions and under TYPE_CHECKING too, and there is no import circle):
 
     entry (main.py)      -> pipeline, leaves
-    job (job.py)         -> pipeline, intake, leaves
+    job (job.py, fleet)  -> pipeline, intake, registry, store, leaves
     cli/                 -> pipeline, handoff, intake, registry, store, leaves
     pipeline             -> late, handoff, intake, validation, registry, store, leaves
     late/                -> intake, validation, registry, store, leaves
@@ -29,6 +29,8 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
 
     job.py               [J] the Cloud Run job's entry: one handed-off upload through the pipeline
                          with the job's limits, its claim taken over from the hand-off
+    fleet.py             [J] one task's share of a fleet backfill: deterministic share by model,
+                         paced UploadModel calls, a progress/summary document per task
     pipeline.py          [F+C] the main path: triage routes each event to a stage, one call per
                          stage; the run's deadline; the one summary line per event
     registration.py      [F+C] Registration: record, log line, notification in one value, and the

@@ -1,5 +1,9 @@
-"""Cloud Run job entry point: `python -m handlers.job upload --bucket B --object O --generation G
---token T` — one handed-off upload, through the function's own pipeline with the job's limits.
+"""Cloud Run job entry point, two commands:
+
+* `python -m handlers.job upload --bucket B --object O --generation G --token T`: one handed-off
+  upload, through the function's own pipeline with the job's limits (below);
+* `python -m handlers.job backfill gs://B/P --uploads-per-minute K`: this task's share of a
+  fleet backfill (handlers/fleet.py).
 
 The function hands an upload off (handlers/handoff/takeover.py) with the token that lets this
 execution, and only it, take the `handed_off` record over. Same checks, sandbox, record and
@@ -22,6 +26,7 @@ import logging
 import os
 import sys
 
+from . import fleet
 from .errors import TransientError
 from .hardening import harden_function_process
 from .intake.events import ObjectEvent
@@ -87,7 +92,28 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--object", required=True, help="the object that announced the upload")
     one.add_argument("--generation", required=True, type=int)
     one.add_argument("--token", required=True, help="the hand-off token in the upload's record")
+    many = sub.add_parser("backfill", help="this task's share of a fleet backfill")
+    many.add_argument("uri", metavar="gs://BUCKET/PREFIX/")
+    many.add_argument("--uploads-per-minute", type=int, required=True, help="this task's budget")
     return root
+
+
+def backfill(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.uri.startswith("gs://") or "/" not in args.uri[5:]:
+        raise SystemExit(f"expected gs://BUCKET/PREFIX/, not {args.uri!r}")
+    bucket, prefix = args.uri[5:].split("/", 1)
+    if not 1 <= args.uploads_per_minute <= 60:
+        raise SystemExit("--uploads-per-minute must be 1..60 (Vertex: 60 per minute per region)")
+    task = task_identity()
+    status = fleet.run(
+        job_settings(settings),
+        bucket=bucket,
+        prefix=prefix or settings.model_prefix,
+        uploads_per_minute=args.uploads_per_minute,
+        task=task,
+    )
+    log(_logger, logging.INFO, f"fleet backfill task done (exit {status})", job_task=task)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     configure(settings.log_level)
     harden_function_process()  # as the function: the sandbox worker cannot read our memory
-    return upload(args, settings)
+    return upload(args, settings) if args.command == "upload" else backfill(args, settings)
 
 
 if __name__ == "__main__":

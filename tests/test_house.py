@@ -30,7 +30,7 @@ HANDLERS = ROOT / "handlers"
 # * lets the entries (main.py, cli/) import leaves directly (settings, logs, errors).
 PARTS: dict[str, tuple[str, ...]] = {  # part -> dotted module prefixes
     "entry": ("main",),
-    "job": ("handlers.job",),
+    "job": ("handlers.job", "handlers.fleet"),
     "cli": ("handlers.cli",),
     "pipeline": ("handlers.pipeline", "handlers.registration"),
     "late": ("handlers.late",),
@@ -55,7 +55,7 @@ PARTS: dict[str, tuple[str, ...]] = {  # part -> dotted module prefixes
 ALLOWED: dict[str, frozenset[str]] = {  # part -> the parts it may import (besides itself)
     "entry": frozenset({"pipeline", "leaves"}),
     # the Cloud Run job's entry: the function's pipeline with the job's limits
-    "job": frozenset({"pipeline", "intake", "leaves"}),
+    "job": frozenset({"pipeline", "intake", "registry", "store", "leaves"}),
     "cli": frozenset({"pipeline", "handoff", "intake", "registry", "store", "leaves"}),
     "pipeline": frozenset(
         {"late", "handoff", "intake", "validation", "registry", "store", "leaves"}

@@ -36,6 +36,7 @@ from . import backfill as backfill_lib
 from . import canary as cli_canary
 from . import commands as cli_commands
 from . import deploy as cli_deploy
+from . import jobs as cli_jobs
 from .context import Context
 from .output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
 
@@ -95,7 +96,13 @@ def rollback(ctx: Context) -> int:
 
 def _commands() -> dict[str, Callable[[Context], int]]:
     """Every command by name; a name defined twice is a bug, not a silent override."""
-    names = [*cli_commands.COMMANDS, *cli_deploy.COMMANDS, *cli_canary.COMMANDS, "rollback"]
+    names = [
+        *cli_commands.COMMANDS,
+        *cli_deploy.COMMANDS,
+        *cli_canary.COMMANDS,
+        *cli_jobs.COMMANDS,
+        "rollback",
+    ]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise RuntimeError(f"commands defined twice: {twice}")
@@ -103,6 +110,7 @@ def _commands() -> dict[str, Callable[[Context], int]]:
         **cli_commands.COMMANDS,
         **cli_deploy.COMMANDS,
         **cli_canary.COMMANDS,
+        **cli_jobs.COMMANDS,
         "rollback": rollback,
     }
 
@@ -198,6 +206,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     cli_deploy.add_commands(command, env, rollback=rollback)
     cli_canary.add_commands(command, env)
+    cli_jobs.add_commands(command, env)
+    cli_jobs.add_backfill_options(backfill)
     return parser
 
 

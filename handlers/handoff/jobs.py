@@ -43,6 +43,7 @@ class Execution:
     done: bool
     state: str  # running | succeeded | failed
     message: str
+    args: tuple[str, ...] = ()  # the container's args, overrides applied (what the tasks ran)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -142,6 +143,7 @@ def _view(e: run_v2.Execution) -> Execution:
         done=done,
         state=state,
         message=completed.message if completed else "",
+        args=tuple(e.template.containers[0].args) if e.template.containers else (),
     )
 
 

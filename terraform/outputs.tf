@@ -86,3 +86,13 @@ output "dashboard" {
   description = "The Cloud Monitoring dashboard (null when var.dashboard is false)."
   value       = one(google_monitoring_dashboard.registrar[*].id)
 }
+
+output "job_name" {
+  description = "The Cloud Run job's full name (JOB_NAME; `registrar job` follows its executions), or null when var.job.enabled is false."
+  value       = local.job_enabled ? google_cloud_run_v2_job.registrar[0].id : null
+}
+
+output "job_service_account" {
+  description = "Email of the job's service account, or null when var.job.enabled is false."
+  value       = local.job_enabled ? google_service_account.job[0].email : null
+}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 _LOG = logging.getLogger("emulators.cloudrun")
+BUILDPACK_LAUNCHER = "/cnb/lifecycle/launcher"
 OUTPUT_LINES = 200  # kept per attempt for /_emulator/tasks
 
 
@@ -211,12 +212,15 @@ class Runner:
 
 def _command(container: dict[str, Any]) -> list[str]:
     """The container's entry: `command` + `args`. A `python`/`python3` command is this
-    interpreter (the local stand-in for the image's Python)."""
+    interpreter (the local stand-in for the image's Python); a leading buildpack launcher (what
+    terraform/job.tf puts first) is dropped."""
     command = [*(container.get("command") or []), *(container.get("args") or [])]
     if not command:
         raise ValueError(
             "the container has no command: the emulator cannot run an image entrypoint"
         )
+    if command[0] == BUILDPACK_LAUNCHER:  # the image's environment is this machine's
+        command = command[1:]
     if command[0] in ("python", "python3"):
         command[0] = sys.executable
     return command

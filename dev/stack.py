@@ -266,8 +266,13 @@ class Stack:
 
 
 def start_stack(
-    log_dir: Path | None = None, with_function: bool = True, **function_overrides: str
+    log_dir: Path | None = None,
+    with_function: bool = True,
+    with_job: bool = False,
+    **function_overrides: str,
 ) -> Stack:
+    """With `with_job`, also the Cloud Run jobs emulator and the registrar's job in it; the
+    function gets JOB_NAME (set HANDOFF_BYTES in `function_overrides` to choose what goes there)."""
     storage = start_fake_gcs(log_dir=log_dir)
     try:
         vertex = start_vertex_emulator(log_dir=log_dir, storage_url=storage.url)
@@ -277,8 +282,13 @@ def start_stack(
     stack = Stack(storage, vertex)
     try:
         create_bucket(storage.url)
+        env = function_env(storage.url, vertex.url, **function_overrides)
+        if with_job:
+            cloudrun = start_cloudrun_emulator(log_dir=log_dir)
+            stack.extra.append(cloudrun)
+            env["CLOUD_RUN_EMULATOR_HOST"] = cloudrun.url
+            env["JOB_NAME"] = create_job(cloudrun.url, env)
         if with_function:
-            env = function_env(storage.url, vertex.url, **function_overrides)
             stack.function = start_function(env, log_dir=log_dir)
     except Exception:
         stack.stop()

@@ -37,7 +37,14 @@ from .registry.vertex import make_registry
 from .settings import Settings
 
 CATEGORIES = ("registered", "already", "rejected", "skipped", "failed")
-_CATEGORY = {"registered": "registered", "duplicate": "already", "rejected": "rejected"}
+
+
+def category(outcome: str, state: str | None) -> str:
+    """A pipeline outcome as a backfill count: a duplicate counts by what the record says (a
+    live hand-off elsewhere is `skipped`, not `already`)."""
+    if outcome == "duplicate":
+        return {"registered": "already", "rejected": "rejected"}.get(state or "", "skipped")
+    return outcome if outcome in ("registered", "rejected") else "skipped"
 
 
 def share(key: str, count: int) -> int:
@@ -170,9 +177,9 @@ def run(
             progress.count("failed", event.uri, str(exc))
             outcomes["failed"] += 1
             continue
-        category = _CATEGORY.get(outcome.outcome, "skipped")
-        outcomes[category] += 1
-        progress.count(category, str(outcome.fields.get("source_uri", event.uri)), outcome.message)
+        counted = category(outcome.outcome, outcome.fields.get("state"))
+        outcomes[counted] += 1
+        progress.count(counted, str(outcome.fields.get("source_uri", event.uri)), outcome.message)
     progress.doc.update(state="done", upload_calls=spacing.calls)
     progress.write()
     return 1 if outcomes["failed"] else 0

@@ -24,6 +24,7 @@ from ..settings import Settings
 from . import jobs
 from .policy import Why
 
+
 def hand_off(
     held: Held,
     records: Records,

@@ -69,3 +69,10 @@ def test_more_tasks_than_the_budget_is_refused(registrar: Any, bucket: Bucket) -
     code, _ = registrar("backfill", f"gs://{bucket.name}/models/", "--job-tasks", "61",
                         "--uploads-per-minute", "60")  # fmt: skip
     assert code == 2
+
+
+def test_a_live_hand_off_elsewhere_is_counted_skipped_not_already() -> None:
+    assert fleet.category("duplicate", "registered") == "already"
+    assert fleet.category("duplicate", "handed_off") == "skipped"
+    assert fleet.category("duplicate", "rejected") == "rejected"
+    assert fleet.category("registered", None) == "registered"

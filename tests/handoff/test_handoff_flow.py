@@ -33,6 +33,10 @@ def test_upload_over_the_threshold_is_registered_by_a_job_exactly_once(
     assert handed["reason"]["code"] == "too_large_for_function"
     execution = handed["handoff"]["execution"]
     assert execution.startswith(f"{job_name}/executions/")
+    # `registrar status` names the execution that holds it (while it does).
+    from handlers.cli.status import summary_row
+
+    assert execution in summary_row(handed)["detail"]
     # A redelivery while the job holds the upload starts nothing new.
     assert deliver(handoff_client, resource) == 200
     assert _record(bucket, resource)["handoff"]["execution"] == execution

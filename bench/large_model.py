@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.build import build_in_child
 from bench.common import MIB, PYTHON, ROOT, MemorySampler, Metric, Result, clean_env, log
-from bench.services import BenchStack, LightClient
+from bench.services import PROJECT, BenchStack, LightClient
 from bench.small_model import SMALL
 
 
@@ -71,12 +71,16 @@ def _one(
     function = bench.start_function(f"large-{label}-{kind}", TEMP_DIR=str(temp), TMPDIR=str(temp))
     ours: list[dict[str, Any]] = []
     refs: list[dict[str, Any]] = []
+    required: list[dict[str, Any]] = []
     try:
         warm = bench.upload_file(f"models/warmup-{label}-{kind}/v1/model.keras", warmup)
         LightClient(function.url).deliver(warm)
         for i, spec in enumerate(specs):
             ours.append(_ours(bench, function, temp, spec["path"], kind, f"{label}-{kind}", i))
             refs.append(_reference(spec["path"], bench.root / f"ref-{label}-{kind}-{i}"))
+            required.append(
+                _required(bench, spec["path"], bench.root / f"req-{label}-{kind}-{i}", i)
+            )
             log(
                 f"large {label} {kind} {i}: ours {ours[-1]['seconds']:.2f} s "
                 f"{ours[-1]['peak'] / MIB:.0f} MiB; ref {refs[-1]['seconds']:.2f} s "
@@ -117,6 +121,28 @@ def _one(
             "reference peak above its post-import baseline",
         )
     )
+    gb = size / 1e9
+    result.add(
+        Metric(
+            f"{name}: function path, seconds per GB",
+            "s/GB",
+            [o["seconds"] / gb for o in ours],
+            [r["seconds"] / gb for r in required],
+            "required work per GB, same run: load, export, upload the export, copy the source",
+            target="<= 1.2 x required work",
+            check=lambda m: m.get("ratio") is not None and m["ratio"] <= 1.2,
+        )
+    )
+    result.add(
+        Metric(
+            f"{name}: function path, peak above idle, GiB per GB",
+            "GiB/GB",
+            [(o["peak"] - o["idle"]) / (1 << 30) / gb for o in ours],
+            [(r["peak"] - r["baseline"]) / (1 << 30) / gb for r in required],
+            "required work's process + files above its post-import PSS, per GB",
+        )
+    )
+    result.facts[f"{label}_{kind}_required_steps_s"] = required[-1]["steps"]
     result.facts[f"{label}_{kind}"] = {
         "artifact_mib": round(size / MIB, 1),
         "tf_baseline_mib": round(tf_baseline / MIB, 1),
@@ -170,17 +196,7 @@ def _ours(
 def _reference(path: Path, workdir: Path) -> dict[str, Any]:
     """Plain load in a fresh process; the model (hard-linked) and TMPDIR sit in `workdir`."""
     workdir.mkdir(parents=True)
-    local = workdir / path.name
-    if path.is_dir():
-        for file in path.rglob("*"):
-            target = local / file.relative_to(path)
-            if file.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.link(file, target)
-    else:
-        os.link(path, local)
+    local = _link(path, workdir)
     (workdir / "tmp").mkdir()
     proc = subprocess.Popen(
         [PYTHON, "-c", f"import bench.reference as r; r.load_only({str(local)!r})"],
@@ -216,6 +232,73 @@ def _reference(path: Path, workdir: Path) -> dict[str, Any]:
         "peak_temp": sampler.peak_temp,
         "baseline": baseline,
     }
+
+
+def _required(bench: BenchStack, path: Path, workdir: Path, i: int) -> dict[str, Any]:
+    """The required-work reference (bench.reference.required_large) in a fresh process: the
+    source is in the store first (as an upload is), the timed work is load -> export -> upload
+    -> server-side copy; memory = the process + everything under `workdir` (its TMPDIR)."""
+    workdir.mkdir(parents=True)
+    local = _link(path, workdir)  # the local copy a registrar holds: counted, as ours is
+    prefix = f"required/{workdir.name}/"
+    if path.is_dir():
+        bench.upload_dir(prefix + "src/", path)
+    else:
+        bench.upload_file(prefix + "src/" + path.name, path)
+    (workdir / "tmp").mkdir()
+    code = (
+        "import bench.reference as r; r.required_large("
+        f"{str(local)!r}, {bench.storage.url!r}, {PROJECT!r}, {bench.bucket!r}, {prefix!r})"
+    )
+    proc = subprocess.Popen(
+        [PYTHON, "-c", code],
+        cwd=ROOT,
+        env=clean_env(TMPDIR=str(workdir / "tmp")),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        if proc.stdout.readline().strip() != "imported":
+            raise RuntimeError("required-work reference failed to import")
+        with MemorySampler(proc.pid, [workdir]) as sampler:
+            baseline, _ = sampler.sample()  # after the imports: PSS only (the file is work)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"required-work reference on {path} failed")
+        steps = json.loads(line)
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return {
+        "seconds": steps["total"],
+        "steps": steps,
+        "peak": sampler.peak_total,
+        "baseline": baseline,
+    }
+
+
+def _link(path: Path, workdir: Path) -> Path:
+    """Hard-link the model (file or directory) into `workdir`: measured there, costs no copy."""
+    local = workdir / path.name
+    if path.is_dir():
+        for file in path.rglob("*"):
+            target = local / file.relative_to(path)
+            if file.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(file, target)
+    else:
+        os.link(path, local)
+    return local
 
 
 def _size(path: Path) -> int:

@@ -5,6 +5,7 @@ issue's "few hundred" is the same code path, only longer)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -53,8 +54,18 @@ def test_a_fleet_backfill_registers_each_upload_exactly_once(
     assert sum(s["total"] for s in summaries) == UPLOADS
     assert all(s["state"] == "done" and s["uploads_per_minute"] == 20 for s in summaries)
 
+    # `registrar job` lists the execution and shows its per-task progress documents.
+    execution = out.split("started ", 1)[1].split(":", 1)[0].rsplit("/", 1)[1]
+    code, listed = registrar("job", "--json")
+    assert code == 0 and execution in listed
+    code, shown = registrar("job", execution, "--json")
+    document = json.loads(shown)
+    assert code == 0 and document["state"] == "succeeded"
+    assert document["uploads"]["registered"] == UPLOADS and len(document["tasks"]) == TASKS
+
     code, out = registrar("backfill", uri, "--job-tasks", str(TASKS), "--wait", "--json")
     assert code == 0
+    assert json.loads(out)["uploads"]["already"] == UPLOADS
     assert len(vertex.all_versions()) == UPLOADS  # a re-run is a no-op
 
 

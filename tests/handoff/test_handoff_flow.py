@@ -80,3 +80,34 @@ def test_a_task_killed_mid_way_is_retried_without_a_duplicate(
     record = _record(bucket, resource)
     assert record["state"] == "registered" and record["attempts"] >= 3  # function, dead, retry
     assert len(vertex.all_versions()) == 1
+
+
+def test_a_lost_execution_is_noticed_and_the_upload_started_again(
+    services: Services,
+    cloudrun: Any,
+    job_name: str,
+    handoff_client: Any,
+    bucket: Bucket,
+    vertex: Vertex,
+    models: Models,
+) -> None:
+    """A hand-off whose execution never ran (its expiry passed, nothing registered): the next
+    delivery of the upload's event takes it over and hands it to a new execution."""
+    import json
+    import time
+
+    settings = settings_for(services, cloudrun, job_name)
+    resource = bucket.upload(models.keras_a, "models/lost/v1/model.keras")
+    name = f"registrar-state/uploads/{resource['name']}/g{resource['generation']}.json"
+    lost = {"state": "handed_off", "source": f"gs://{bucket.name}/{resource['name']}",
+            "handoff": {"token": "lost", "execution": f"{job_name}/executions/gone",
+                        "expires_epoch": time.time() - 1}}  # fmt: skip
+    bucket.handle.blob(name).upload_from_string(json.dumps(lost), if_generation_match=0)
+
+    assert deliver(handoff_client, resource) == 200
+    again = _record(bucket, resource)["handoff"]["execution"]
+    assert again.startswith(f"{job_name}/executions/") and not again.endswith("/gone")
+    done = wait_execution(settings, again)
+    assert done.state == "succeeded", done
+    assert _record(bucket, resource)["state"] == "registered"
+    assert [v["displayName"] for v in vertex.all_versions()] == ["lost"]

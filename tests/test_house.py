@@ -108,6 +108,9 @@ DEFERRED: dict[tuple[str, str], str] = {
     ("handlers.pipeline", "handlers.handoff.takeover"): (
         "the Cloud Run client loads only when an upload is handed off to the job"
     ),
+    ("handlers.cli.jobs", "handlers.handoff.jobs"): (
+        "the Cloud Run client (~0.3 s) loads only for `registrar job` and `backfill --job-tasks`"
+    ),
     ("handlers.pipeline", "handlers.late.arrivals"): (
         "the late-arrivals stage (and the gate's modules it needs) load on the first late file"
     ),

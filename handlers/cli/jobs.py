@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..gcs.documents import read_document
-from ..handoff import jobs
 from .context import Context
 from .output import FAILED, OK, TRANSIENT, USAGE, CliError
+
+if TYPE_CHECKING:
+    from ..handoff.jobs import Execution
 
 FLEET_CATEGORIES = ("registered", "already", "rejected", "skipped", "failed")
 POLL_SECONDS = 5.0
@@ -62,6 +64,8 @@ def start_backfill(ctx: Context) -> int:
             USAGE,
         )
     per_task = budget // tasks
+    from ..handoff import jobs  # the Cloud Run client (~0.3 s): only for the job's commands
+
     execution = jobs.start(
         settings,
         ["backfill", args.uri, "--uploads-per-minute", str(per_task)],
@@ -76,6 +80,8 @@ def start_backfill(ctx: Context) -> int:
 
 
 def job(ctx: Context) -> int:
+    from ..handoff import jobs  # the Cloud Run client (~0.3 s): only for the job's commands
+
     args, out, settings = ctx.args, ctx.out, ctx.settings
     if not args.execution:
         found = list(jobs.executions(settings))
@@ -96,6 +102,8 @@ def job(ctx: Context) -> int:
 
 
 def follow(ctx: Context, name: str) -> int:
+    from ..handoff import jobs
+
     last = None
     while True:
         execution = jobs.execution(ctx.settings, name)
@@ -112,7 +120,7 @@ def follow(ctx: Context, name: str) -> int:
         time.sleep(POLL_SECONDS)
 
 
-def show(ctx: Context, execution: jobs.Execution) -> int:
+def show(ctx: Context, execution: Execution) -> int:
     out = ctx.out
     tasks = _fleet_tasks(ctx, execution)
     totals = {c: sum(t.get("counts", {}).get(c, 0) for t in tasks) for c in FLEET_CATEGORIES}
@@ -147,7 +155,7 @@ def show(ctx: Context, execution: jobs.Execution) -> int:
     return FAILED if totals["rejected"] else OK
 
 
-def _fleet_tasks(ctx: Context, execution: jobs.Execution) -> list[dict[str, Any]]:
+def _fleet_tasks(ctx: Context, execution: Execution) -> list[dict[str, Any]]:
     """The progress documents of a fleet backfill's tasks (none for a hand-off)."""
     if len(execution.args) < 2 or execution.args[0] != "backfill":
         return []

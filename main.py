@@ -40,7 +40,8 @@ def _get_pipeline() -> Pipeline:
     global _pipeline
     with _pipeline_lock:
         if _pipeline is None:
-            _pipeline = Pipeline(SETTINGS)
+            # The function's limits apply: uploads that do not fit it go to JOB_NAME.
+            _pipeline = Pipeline(SETTINGS, hand_off=True)
         return _pipeline
 
 

@@ -183,6 +183,54 @@ def cold_once(path: str, vertex_url: str, display_name: str, artifact_uri: str) 
     print("done", flush=True)
 
 
+def required_large(path: str, storage_url: str, project: str, bucket: str, prefix: str) -> None:
+    """The work a large upload requires, done directly (issue 22's floor): load the model, export
+    a `.keras` as a SavedModel (`tf.saved_model.save`), upload the export's files, and copy the
+    source object(s) server-side under `prefix` — the same bytes our publish stage moves.
+    Prints "imported", waits for a line, does the work, prints seconds per step."""
+    import keras
+    import tensorflow as tf
+
+    storage_client = _storage(storage_url, project)
+    handle = storage_client.bucket(bucket)
+    print("imported", flush=True)
+    sys.stdin.readline()
+    steps: dict[str, float] = {}
+    mark = begun = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        steps[step] = now - mark
+        mark = now
+
+    local = Path(path)
+    if path.endswith(".keras"):
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    else:
+        model = tf.saved_model.load(path)
+    lap("load")
+    export = Path(tempfile.mkdtemp(prefix="ref-export-"))
+    try:
+        if path.endswith(".keras"):
+            tf.saved_model.save(model, str(export))
+        lap("export")
+        for file in sorted(f for f in export.rglob("*") if f.is_file()):
+            blob = handle.blob(f"{prefix}export/{file.relative_to(export).as_posix()}")
+            blob.upload_from_filename(str(file))
+        lap("upload")
+    finally:
+        shutil.rmtree(export, ignore_errors=True)
+    sources = [local] if local.is_file() else sorted(f for f in local.rglob("*") if f.is_file())
+    for file in sources:
+        relative = file.name if local.is_file() else file.relative_to(local).as_posix()
+        handle.copy_blob(handle.blob(f"{prefix}src/{relative}"), handle, f"{prefix}copy/{relative}")
+    lap("copy")
+    steps["total"] = time.perf_counter() - begun
+    print(json.dumps(steps), flush=True)
+    sys.stdin.readline()
+
+
 def load_only(path: str) -> None:
     """Plain `keras.saving.load_model` (or `tf.saved_model.load` for a directory)."""
     import keras  # noqa: F401

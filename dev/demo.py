@@ -7,6 +7,9 @@ gate on (PROMOTION_METRIC=auc): version 2 beats version 1 and takes `default`, v
 back as `challenger` once its late metrics.json arrives, with the reason; prints the registry;
 ends by deploying the first version and then the default one as a 10% canary to an endpoint with
 `registrar deploy` (on the emulator's Endpoint service) and printing the traffic split.
+One larger model (1 MB, over the demo's HANDOFF_BYTES of 500 kB) is handed off by the function to
+the Cloud Run job (the jobs emulator runs `python -m handlers.job` as a local process), which
+registers it; `registrar status` and `registrar job` show the hand-off.
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ from dev import stack
 from dev.bridge import EventBridge
 
 LOG_DIR = stack.ROOT / ".dev-run" / "demo-logs"
-EXPECTED = {"fraud-detector": 3, "ranker": 1}
+EXPECTED = {"fraud-detector": 3, "ranker": 1, "big-model": 1}
 GATE = {"PROMOTION_METRIC": "auc"}  # the demo's function runs with the promotion gate on
+HANDOFF = {"HANDOFF_BYTES": "500000"}  # big-model (1 MB) goes to the Cloud Run job
+BIG = "models/big-model/v1/model.keras"
 
 
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     started = time.monotonic()
     print("starting fake-gcs-server, Vertex AI emulator and functions-framework ...", flush=True)
-    services = stack.start_stack(log_dir=LOG_DIR, **GATE)
+    services = stack.start_stack(log_dir=LOG_DIR, with_job=True, **GATE, **HANDOFF)
     assert services.function is not None
     bridge = EventBridge(services.storage.url, stack.BUCKET, services.function.url).start()
     try:
@@ -43,6 +48,7 @@ def main() -> None:
             _print_registry(registry)
             _print_records(services.storage.url)
             _print_gate(services)
+            _print_handoff(services)
             _deploy_default(services)
     finally:
         bridge.stop()
@@ -66,6 +72,7 @@ def _upload_models(tmp: Path, storage_url: str) -> None:
         second = build_keras_model(tmp / "v2" / "model.keras", seed=2)
         third = build_keras_model(tmp / "v3" / "model.keras", seed=4)
         saved = build_saved_model(tmp / "ranker", seed=3, shards=2)
+        big = build_keras_model(tmp / "big" / "model.keras", seed=5, input_dim=512, units=512)
     bucket = storage.Client(
         project=stack.PROJECT,
         credentials=AnonymousCredentials(),
@@ -86,6 +93,7 @@ def _upload_models(tmp: Path, storage_url: str) -> None:
     random.Random(7).shuffle(files)  # a directory upload arrives in any order
     for path in files:
         put(path, f"models/ranker/v1/{path.relative_to(saved).as_posix()}")
+    put(big, BIG)  # over HANDOFF_BYTES: the function hands it to the Cloud Run job
     notes = tmp / "README.md"
     notes.write_text("not a model: the function ignores it with a log line\n")
     put(notes, "models/ranker/README.md")
@@ -149,6 +157,36 @@ def _print_gate(services: stack.Stack) -> None:
         print(f"\n$ registrar {' '.join(argv)}", flush=True)
         if registrar(argv) != 0:
             raise SystemExit(f"demo: `registrar {' '.join(argv)}` failed (see above)")
+
+
+def _print_handoff(services: stack.Stack) -> None:
+    """The handed-off upload as an operator sees it: its record's history, then the execution."""
+    import json
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from handlers.cli.app import main as registrar
+
+    job = f"projects/{stack.PROJECT}/locations/{stack.LOCATION}/jobs/{stack.JOB_ID}"
+    os.environ.update(stack.function_env(services.storage.url, services.vertex.url, **GATE))
+    os.environ.update(CLOUD_RUN_EMULATOR_HOST=services.extra[0].url, JOB_NAME=job)
+    client = storage.Client(
+        project=stack.PROJECT,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": services.storage.url},
+    )
+    print(f"\ngs://{stack.BUCKET}/{BIG} was handed off to the Cloud Run job:", flush=True)
+    execution = ""
+    for blob in client.list_blobs(stack.BUCKET, prefix=f"registrar-state/uploads/{BIG}/"):
+        record = json.loads(blob.download_as_bytes())
+        for step in record.get("history", []):
+            print(f"  {step['at']}  {step['state']:<18} by {step['by']}")
+        execution = (record.get("handoff") or {}).get("execution") or execution
+    if execution:
+        print(f"\n$ registrar job {execution.rsplit('/', 1)[1]}", flush=True)
+        if registrar(["job", execution.rsplit("/", 1)[1]]) != 0:
+            raise SystemExit("demo: the hand-off's execution did not succeed (see above)")
 
 
 def _registry(services: stack.Stack):  # noqa: ANN202 - handlers.registry.vertex loads lazily

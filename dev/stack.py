@@ -1,4 +1,5 @@
-"""The local stack: fake-gcs-server, the Vertex AI emulator, functions-framework, the event bridge.
+"""The local stack: fake-gcs-server, the Vertex AI emulator, the Cloud Run jobs emulator,
+functions-framework, the event bridge.
 
 Used by `make demo`, `make up`, the integration tests and the benchmarks, so all of them run the
 very same processes. Every service is a child process on a free loopback port.
@@ -124,6 +125,68 @@ def start_vertex_emulator(
     return Service("vertex-emulator", url, proc)
 
 
+JOB_ID = "registrar-job"  # the job `make up` creates; Terraform's default name is the same idea
+
+
+def start_cloudrun_emulator(port: int | None = None, log_dir: Path | None = None) -> Service:
+    """The Cloud Run jobs emulator; its tasks run in the repo root (`python -m handlers.job`)."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulators.cloudrun", "--port", str(port), "--workdir", str(ROOT)],
+        cwd=ROOT,
+        stdout=_log_file(log_dir, "cloudrun-emulator"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_http(f"{url}/_emulator/tasks", proc=proc)
+    return Service("cloudrun-emulator", url, proc)
+
+
+def create_job(
+    cloudrun_url: str,
+    env: dict[str, str],
+    *,
+    job_id: str = JOB_ID,
+    project: str = PROJECT,
+    location: str = LOCATION,
+    max_retries: int = 3,
+    timeout_seconds: int = 600,
+) -> str:
+    """Create the registrar's job in the emulator as terraform/job.tf deploys it: the function's
+    source and settings, entry `python -m handlers.job`. Returns its full name."""
+    from google.api_core import exceptions as gx
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import run_v2
+
+    client = run_v2.JobsClient(
+        transport="rest",
+        client_options={"api_endpoint": cloudrun_url},
+        credentials=AnonymousCredentials(),
+    )
+    from handlers.settings import DECLARATIONS
+
+    keep = {d.env for d in DECLARATIONS} | {"TF_CPP_MIN_LOG_LEVEL"}  # the settings, as Terraform
+    container = run_v2.Container(
+        image="local/registrar:source",
+        command=["python", "-m", "handlers.job"],
+        env=[run_v2.EnvVar(name=k, value=v) for k, v in env.items() if k in keep],
+    )
+    job = run_v2.Job(
+        template=run_v2.ExecutionTemplate(
+            task_count=1,
+            template=run_v2.TaskTemplate(
+                containers=[container], max_retries=max_retries, timeout=f"{timeout_seconds}s"
+            ),
+        )
+    )
+    parent = f"projects/{project}/locations/{location}"
+    try:
+        return client.create_job(parent=parent, job=job, job_id=job_id).result().name
+    except gx.AlreadyExists:
+        return f"{parent}/jobs/{job_id}"
+
+
 def function_env(storage_url: str, vertex_url: str, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOOGLE_APPLICATION")}
     env.update(
@@ -207,8 +270,13 @@ class Stack:
 
 
 def start_stack(
-    log_dir: Path | None = None, with_function: bool = True, **function_overrides: str
+    log_dir: Path | None = None,
+    with_function: bool = True,
+    with_job: bool = False,
+    **function_overrides: str,
 ) -> Stack:
+    """With `with_job`, also the Cloud Run jobs emulator and the registrar's job in it; the
+    function gets JOB_NAME (set HANDOFF_BYTES in `function_overrides` to choose what goes there)."""
     storage = start_fake_gcs(log_dir=log_dir)
     try:
         vertex = start_vertex_emulator(log_dir=log_dir, storage_url=storage.url)
@@ -218,8 +286,13 @@ def start_stack(
     stack = Stack(storage, vertex)
     try:
         create_bucket(storage.url)
+        env = function_env(storage.url, vertex.url, **function_overrides)
+        if with_job:
+            cloudrun = start_cloudrun_emulator(log_dir=log_dir)
+            stack.extra.append(cloudrun)
+            env["CLOUD_RUN_EMULATOR_HOST"] = cloudrun.url
+            env["JOB_NAME"] = create_job(cloudrun.url, env)
         if with_function:
-            env = function_env(storage.url, vertex.url, **function_overrides)
             stack.function = start_function(env, log_dir=log_dir)
     except Exception:
         stack.stop()

@@ -1,7 +1,8 @@
 """`make up` / `make down`: the local stack, left running for your own uploads.
 
-`start` launches fake-gcs-server, the Vertex AI emulator, functions-framework and the event bridge
-as background processes (pids in .dev-run/pids), prints how to use them, and returns.
+`start` launches fake-gcs-server, the Vertex AI emulator, the Cloud Run jobs emulator (with the
+registrar's job, so uploads at or above HANDOFF_BYTES — `UP_HANDOFF_BYTES`, default 50 MB here —
+are handed off to it), functions-framework and the event bridge as background processes (pids in .dev-run/pids), prints how to use them, and returns.
 `stop` ends them all.
 """
 
@@ -32,7 +33,13 @@ def start() -> None:
     )
     services = stack.Stack(storage, vertex)
     stack.create_bucket(storage.url)
-    stack_env = stack.function_env(services.storage.url, services.vertex.url)
+    cloudrun = stack.start_cloudrun_emulator(_port("CLOUDRUN", 8090), log_dir=logs)
+    base_env = stack.function_env(
+        services.storage.url, services.vertex.url, CLOUD_RUN_EMULATOR_HOST=cloudrun.url
+    )
+    job = stack.create_job(cloudrun.url, base_env)
+    handoff = os.environ.get("UP_HANDOFF_BYTES", str(50 * 10**6))
+    stack_env = {**base_env, "JOB_NAME": job, "HANDOFF_BYTES": handoff}
     function = stack.start_function(stack_env, _port("FUNCTION", 8080), log_dir=logs)
     bridge = subprocess.Popen(
         [
@@ -51,14 +58,17 @@ def start() -> None:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    pids = [s.proc.pid for s in (services.storage, services.vertex, function)] + [bridge.pid]
+    pids = [s.proc.pid for s in (services.storage, services.vertex, cloudrun, function)]
+    pids.append(bridge.pid)
     PIDS.write_text(json.dumps(pids))
     print(
         f"""
 Local stack is up (logs in {logs.relative_to(stack.ROOT)}/):
   fake-gcs-server     {services.storage.url}   bucket gs://{stack.BUCKET} (versioned)
   Vertex AI emulator  {services.vertex.url}
-  function            {function.url}           (events delivered by the bridge)
+  Cloud Run jobs      {cloudrun.url}   job {job}
+  function            {function.url}           (events delivered by the bridge;
+                      uploads of {int(handoff):,} bytes or more go to the job)
 
 Upload a model (any client that honours STORAGE_EMULATOR_HOST), for example:
   export STORAGE_EMULATOR_HOST={services.storage.url} VERTEX_AI_EMULATOR_HOST={services.vertex.url}
@@ -66,6 +76,7 @@ Upload a model (any client that honours STORAGE_EMULATOR_HOST), for example:
   .venv/bin/python -c "from google.cloud import storage; storage.Client().bucket('{stack.BUCKET}')\\
 .blob('models/my-model/v1/model.keras').upload_from_filename('model.keras')"
   .venv/bin/registrar versions my-model
+  CLOUD_RUN_EMULATOR_HOST={cloudrun.url} JOB_NAME={job} .venv/bin/registrar job
 Stop everything with: make down
 """,
         flush=True,

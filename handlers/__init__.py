@@ -2,8 +2,9 @@
 
 A map of the house, in the order the data path reads (event -> upload -> validation -> publish ->
 registration -> record). Where a module runs: [F] the function, [W] the sandbox worker, [C] the
-`registrar` CLI. [F+C]: shared by design — the CLI's backfill runs the function's own pipeline, and
-its other commands read the same records and registry.
+`registrar` CLI, [J] the Cloud Run job. [F+C]: shared by design — the CLI's backfill runs the
+function's own pipeline, and its other commands read the same records and registry; the job runs
+that pipeline too (every [F+C] module also runs in [J]).
 
 Arrows run one way: entry -> pipeline -> stages -> store -> leaves. A part imports its own modules
 and the parts on its line, nothing else (tests/test_house.py holds this table, its few named
@@ -11,9 +12,11 @@ exceptions, and the short list of imports deferred for their cost; every import 
 functions and under TYPE_CHECKING too, and there is no import circle):
 
     entry (main.py)      -> pipeline, leaves
-    cli/                 -> pipeline, intake, registry, store, leaves
-    pipeline             -> late, intake, validation, registry, store, leaves
+    job (job.py, fleet)  -> pipeline, intake, registry, store, leaves
+    cli/                 -> pipeline, handoff, intake, registry, store, leaves
+    pipeline             -> late, handoff, intake, validation, registry, store, leaves
     late/                -> intake, validation, registry, store, leaves
+    handoff/             -> store, leaves
     intake/              -> store, leaves         (names and listings, never bytes)
     validation/          -> leaves                (local files only; no event, no registry)
     registry/            -> store, leaves         (records and the gate's ledger)
@@ -24,6 +27,10 @@ Nothing outside cli/ imports cli/; [W] modules import only [W] modules and the s
 protocol, h5 and errors. Contracts own their types: registry/interface.py (ModelRegistry, its
 values and ModelNotFound), validation/interface.py (ModelValidator); implementations import them.
 
+    job.py               [J] the Cloud Run job's entry: one handed-off upload through the pipeline
+                         with the job's limits, its claim taken over from the hand-off
+    fleet.py             [J] one task's share of a fleet backfill: deterministic share by model,
+                         paced UploadModel calls, a progress/summary document per task
     pipeline.py          [F+C] the main path: triage routes each event to a stage, one call per
                          stage; the run's deadline; the one summary line per event
     registration.py      [F+C] Registration: record, log line, notification in one value, and the
@@ -89,6 +96,11 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
     late/                [F+C] arrivals: the stage beside the main path for files that reach an
                          upload after it was settled (a metrics.json, a late fingerprint.pb),
                          handed its collaborators (store, records, registry, validator, notifier)
+
+    handoff/             [F+C] uploads the function cannot take: policy (HANDOFF_BYTES from the
+                         instance memory and the measured peak, the run's deadline), takeover
+                         (claim -> `handed_off` with a token -> one job execution), jobs (the
+                         Cloud Run Admin API: start an execution, read executions)
 
     cli/                 [C] app (the `registrar` command; routes `rollback`), context (what every
                          command is handed), commands, output, render, models, status, verify,

@@ -22,6 +22,7 @@ from . import serving_images
 from .errors import (
     PermanentError,
     PermissionDenied,
+    Rejected,
     SandboxLayerMissing,
     Superseded,
     TransientError,
@@ -30,6 +31,7 @@ from .errors import (
 from .gcs import publish
 from .gcs.objects import Digests, ObjectStore
 from .gcs.records import AlreadyFinal, Held, Records, claimed, record_name
+from .handoff import policy
 from .intake import layout, metrics, user_metadata
 from .intake import uploads as artifacts
 from .intake.download import fetch
@@ -85,8 +87,14 @@ class Pipeline:
         registry_factory: Callable[[], ModelRegistry] | None = None,
         validator_factory: Callable[[], ModelValidator] | None = None,
         notifier: Notifier | None = None,
+        hand_off: bool = False,
+        holder: str | None = None,
     ) -> None:
+        # hand_off: the function's limits apply (uploads that do not fit go to JOB_NAME);
+        # holder: this pipeline runs in a job task (handlers/job.py), whose claims name it.
         self.settings = settings
+        self.hand_off = hand_off
+        self.holder = holder
         self.store = store or ObjectStore(settings)
         self.records = Records(self.store, settings.claim_lease_seconds)
         self._registry_factory = registry_factory or _default_registry(settings)
@@ -304,6 +312,7 @@ class Pipeline:
             identity,
             keep=(OperationPending,),  # keeps the claim: a redelivery now could upload twice
             timings=timings,
+            holder=self.holder,
         ) as held:
             if isinstance(held, AlreadyFinal):
                 return self._already(upload, held, base, timings, started)
@@ -374,6 +383,14 @@ class Pipeline:
         name = layout.display_name_for(upload.source_path, self.settings, upload.metadata)
         self._check_serving_image(registration_source=upload.uri)  # before any work
         artifacts.check_size(upload, self.settings)
+        if self.hand_off:
+            left = self._deadline(started) - time.monotonic()
+            why = policy.needs_job(upload.size, self.settings, left)
+            if why is not None:
+                return self._hand_off(upload, held, why, timings)
+        if self.holder:  # a job task now holds the upload (a kill from here on is mid-way)
+            log(_logger, logging.INFO, f"{upload.uri}: taken over by job task {self.holder}",
+                upload_key=upload.upload_key, holder=self.holder)  # fmt: skip
         aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
         user_metadata.check(upload.metadata, upload.uri)
         with timed(timings, "folder"):  # before download: another folder's model is refused
@@ -430,6 +447,29 @@ class Pipeline:
             record = held.finish(registration.record())
         self.notifier.publish(record)
         return registration.outcome()
+
+    def _hand_off(
+        self, upload: artifacts.Upload, held: Held, why: policy.Why, timings: dict[str, float]
+    ) -> Outcome:
+        """Too large or too slow for the function: one job execution takes it (or, with no job
+        configured, a rejection naming the setting)."""
+        if not self.settings.job_name:
+            raise Rejected(policy.no_job(upload.uri, why), code=why.code)
+        from .handoff.takeover import hand_off  # the Cloud Run client: only when handing off
+
+        args = ["upload", "--bucket", upload.bucket, "--object", upload.trigger.name,
+                "--generation", str(upload.trigger.generation)]  # fmt: skip
+        with timed(timings, "hand_off"):
+            record = hand_off(held, self.records, self.settings, args=args, why=why,
+                              timings=timings)  # fmt: skip
+        execution = (record.get("handoff") or {}).get("execution", "")
+        return Outcome(
+            "handed_off",
+            f"{upload.uri}: {why.message}; handed off to the job execution {execution}",
+            {"source_uri": upload.uri, "generation": upload.generation,
+             "upload_key": upload.upload_key, "reason": why.code, "execution": execution,
+             "record": f"gs://{upload.bucket}/{held.claim.name}", "timings": timings},
+        )  # fmt: skip
 
     def _validate_and_publish(
         self, upload: artifacts.Upload, name: layout.ModelName, timings: dict[str, float]

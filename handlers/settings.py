@@ -514,11 +514,61 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "canary) or for another operation on the endpoint; never past the run's deadline",
     ),
     _D(
+        "JOB_NAME",
+        "job_name",
+        None,
+        _matching(
+            r"(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/locations/[a-z]+-[a-z]+\d+/jobs/)?"
+            r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?",
+            "a Cloud Run job: 'projects/P/locations/L/jobs/J' or a job id (then in "
+            "GOOGLE_CLOUD_PROJECT and VERTEX_LOCATION)",
+        ),
+        "the Cloud Run job that takes uploads the function cannot (at or above `HANDOFF_BYTES`, "
+        "or too slow for the run's deadline); unset: such uploads are rejected (`too_large_for_"
+        "function`)",
+        shown_default="— (off)",
+    ),
+    _D(
+        "HANDOFF_BYTES",
+        "handoff_bytes",
+        None,
+        _whole(1),
+        "uploads this large or larger go to `JOB_NAME`: the largest upload whose measured peak "
+        "(2.0x its size above an idle 0.75 GiB) fits the instance",
+        shown_default="(instance memory - 0.75 GiB) / 2.0",
+    ),
+    _D(
+        "JOB_TIMEOUT_SECONDS",
+        "job_timeout_seconds",
+        3600,
+        _whole(60, 168 * 3600),
+        "the job's task timeout (Terraform sets it from `job.timeout_seconds`): a job task's "
+        "run deadline, as `FUNCTION_TIMEOUT_SECONDS` is the function's",
+    ),
+    _D(
+        "HANDOFF_LEASE_SECONDS",
+        "handoff_lease_seconds",
+        4 * 3600,
+        _whole(120),
+        "how long a `handed_off` upload belongs to its job execution; after it, a redelivered "
+        "event or `registrar backfill` starts it again (a lost execution). Must be above "
+        "`JOB_TIMEOUT_SECONDS`; cover the job's retries too",
+    ),
+    _D(
         "STORAGE_EMULATOR_HOST",
         "storage_emulator_host",
         None,
         _url,
         "`http://HOST:PORT` of fake-gcs-server (development only)",
+        platform=True,
+    ),
+    _D(
+        "CLOUD_RUN_EMULATOR_HOST",
+        "cloud_run_emulator_host",
+        None,
+        _url,
+        "`http://HOST:PORT` of the Cloud Run jobs emulator (development only; REST, anonymous "
+        "credentials)",
         platform=True,
     ),
     _D(
@@ -578,7 +628,12 @@ class Settings:
     deploy_endpoint: str | None = _default("deploy_endpoint")
     deploy_traffic: int = _default("deploy_traffic")
     deploy_wait_seconds: int = _default("deploy_wait_seconds")
+    job_name: str | None = _default("job_name")
+    handoff_bytes: int | None = _default("handoff_bytes")
+    job_timeout_seconds: int = _default("job_timeout_seconds")
+    handoff_lease_seconds: int = _default("handoff_lease_seconds")
     storage_emulator_host: str | None = _default("storage_emulator_host")
+    cloud_run_emulator_host: str | None = _default("cloud_run_emulator_host")
     vertex_emulator_host: str | None = _default("vertex_emulator_host")
 
     def __post_init__(self) -> None:
@@ -624,6 +679,12 @@ def _check_together(s: Settings) -> None:
             f"FUNCTION_TIMEOUT_SECONDS={s.function_timeout_seconds}: a claim must outlive the "
             "run that holds it, or a slow run's upload is taken over and worked on twice. Raise "
             "CLAIM_LEASE_SECONDS (Terraform: limits.claim_lease_seconds) or lower the timeout."
+        )
+    if s.handoff_lease_seconds <= s.job_timeout_seconds:
+        raise SettingsError(
+            f"HANDOFF_LEASE_SECONDS={s.handoff_lease_seconds} must be above "
+            f"JOB_TIMEOUT_SECONDS={s.job_timeout_seconds}: a hand-off must outlive its job's "
+            "task, or a running execution's upload is started again."
         )
     if s.validation_timeout_seconds >= s.function_timeout_seconds:
         raise SettingsError(

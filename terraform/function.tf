@@ -54,6 +54,12 @@ locals {
     DEPLOY_TRAFFIC                  = var.deploy.traffic_percent
     DEPLOY_WAIT_SECONDS             = var.deploy.wait_seconds
     SERVING_TF_VERSION              = var.serving_tf_version
+    # The hand-off to the Cloud Run job (job.tf); the name is built, not referenced: the job runs
+    # the function's image, so it is created after the function.
+    JOB_NAME              = var.job.enabled ? local.job_path : null
+    HANDOFF_BYTES         = var.job.handoff_bytes
+    JOB_TIMEOUT_SECONDS   = var.job.enabled ? var.job.timeout_seconds : null
+    HANDOFF_LEASE_SECONDS = var.job.handoff_lease_seconds
   }
 
   environment_variables = merge(

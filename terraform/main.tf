@@ -33,7 +33,12 @@ locals {
     runtime = "${var.name}-run"
     trigger = "${var.name}-trg"
     build   = "${var.name}-bld"
+    job     = "${var.name}-job"
   }
+  # The Cloud Run job (job.tf), named from inputs: the function's JOB_NAME cannot reference the
+  # job, which is created after the function (it runs the function's image).
+  job_id   = "${var.name}-job"
+  job_path = "projects/${var.project_id}/locations/${var.region}/jobs/${local.job_id}"
 
   # The function writes under artifact_prefix and state_prefix; if either overlapped model_prefix its
   # own writes would be taken for uploads. The code refuses that too (SettingsError); failing at plan

@@ -92,3 +92,13 @@ output "serving_image" {
   description = "Serving image every registered version names (SERVING_CONTAINER_IMAGE_URI)."
   value       = local.serving_image
 }
+
+output "job_name" {
+  description = "The Cloud Run job's full name (JOB_NAME; `registrar job` follows its executions), or null when var.job.enabled is false."
+  value       = local.job_enabled ? google_cloud_run_v2_job.registrar[0].id : null
+}
+
+output "job_service_account" {
+  description = "Email of the job's service account, or null when var.job.enabled is false."
+  value       = local.job_enabled ? google_service_account.job[0].email : null
+}

@@ -431,6 +431,41 @@ variable "sandbox_required_layers" {
   }
 }
 
+variable "job" {
+  description = <<-EOT
+    The Cloud Run job that takes the uploads the function cannot (HANDOFF_BYTES or the run's
+    deadline) and runs fleet backfills (`registrar backfill --job-tasks N`). It runs the image the
+    function's own build produced, so both always run the same code. Attributes (code default or
+    module default in brackets): enabled [false: over-threshold uploads are rejected, naming
+    JOB_NAME], memory [32Gi], cpu [8], timeout_seconds (JOB_TIMEOUT_SECONDS) [3600],
+    max_retries [3], handoff_bytes (HANDOFF_BYTES) [(function memory - 0.75 GiB) / 2.0],
+    handoff_lease_seconds (HANDOFF_LEASE_SECONDS) [14400].
+  EOT
+  type = object({
+    enabled               = optional(bool, false)
+    memory                = optional(string, "32Gi")
+    cpu                   = optional(string, "8")
+    timeout_seconds       = optional(number, 3600)
+    max_retries           = optional(number, 3)
+    handoff_bytes         = optional(number)
+    handoff_lease_seconds = optional(number)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition = alltrue([
+      contains(["2Gi", "4Gi", "8Gi", "16Gi", "24Gi", "32Gi"], var.job.memory),
+      contains(["1", "2", "4", "6", "8"], var.job.cpu),
+      var.job.timeout_seconds >= 60 && var.job.timeout_seconds <= 604800,
+      var.job.max_retries >= 0 && var.job.max_retries <= 10,
+      var.job.handoff_bytes == null ? true : var.job.handoff_bytes >= 1,
+      var.job.handoff_lease_seconds == null ? true : var.job.handoff_lease_seconds > var.job.timeout_seconds,
+    ])
+    error_message = "job: memory one of 2Gi..32Gi, cpu one of 1, 2, 4, 6, 8, timeout_seconds 60-604800 (168 h), max_retries 0-10, handoff_bytes >= 1, handoff_lease_seconds above timeout_seconds."
+  }
+}
+
 variable "temp_dir" {
   description = "Scratch directory for downloads (TEMP_DIR). null: the system temp dir, which on Cloud Functions is in memory."
   type        = string

@@ -30,9 +30,11 @@ HANDLERS = ROOT / "handlers"
 # * lets the entries (main.py, cli/) import leaves directly (settings, logs, errors).
 PARTS: dict[str, tuple[str, ...]] = {  # part -> dotted module prefixes
     "entry": ("main",),
+    "job": ("handlers.job", "handlers.fleet"),
     "cli": ("handlers.cli",),
     "pipeline": ("handlers.pipeline", "handlers.registration"),
     "late": ("handlers.late",),
+    "handoff": ("handlers.handoff",),
     "intake": ("handlers.intake",),
     "validation": ("handlers.validation",),
     "registry": ("handlers.registry",),
@@ -52,10 +54,16 @@ PARTS: dict[str, tuple[str, ...]] = {  # part -> dotted module prefixes
 }
 ALLOWED: dict[str, frozenset[str]] = {  # part -> the parts it may import (besides itself)
     "entry": frozenset({"pipeline", "leaves"}),
-    "cli": frozenset({"pipeline", "intake", "registry", "store", "leaves"}),
-    "pipeline": frozenset({"late", "intake", "validation", "registry", "store", "leaves"}),
+    # the Cloud Run job's entry: the function's pipeline with the job's limits
+    "job": frozenset({"pipeline", "intake", "registry", "store", "leaves"}),
+    "cli": frozenset({"pipeline", "handoff", "intake", "registry", "store", "leaves"}),
+    "pipeline": frozenset(
+        {"late", "handoff", "intake", "validation", "registry", "store", "leaves"}
+    ),
     # files that reach an upload after it was settled: a stage beside the main path
     "late": frozenset({"intake", "validation", "registry", "store", "leaves"}),
+    # uploads the function cannot take: the policy, and a Cloud Run job execution for each
+    "handoff": frozenset({"store", "leaves"}),
     "intake": frozenset({"store", "leaves"}),
     "validation": frozenset({"leaves"}),  # reads local files only; knows no event, no registry
     "registry": frozenset({"store", "leaves"}),
@@ -85,6 +93,12 @@ DEFERRED: dict[tuple[str, str], str] = {
     ("handlers.late.arrivals", "handlers.registry.deploy"): (
         "the endpoint modules load only when late metrics promote a version with "
         "DEPLOY_ENDPOINT set"
+    ),
+    ("handlers.pipeline", "handlers.handoff.takeover"): (
+        "the Cloud Run client loads only when an upload is handed off to the job"
+    ),
+    ("handlers.cli.jobs", "handlers.handoff.jobs"): (
+        "the Cloud Run client (~0.3 s) loads only for `registrar job` and `backfill --job-tasks`"
     ),
     ("handlers.pipeline", "handlers.late.arrivals"): (
         "the late-arrivals stage (and the gate's modules it needs) load on the first late file"

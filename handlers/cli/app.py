@@ -37,6 +37,7 @@ from . import backfill as backfill_lib
 from . import canary as cli_canary
 from . import commands as cli_commands
 from . import deploy as cli_deploy
+from . import jobs as cli_jobs
 from . import move as cli_move
 from .context import Context
 from .output import FAILED, NOT_FOUND, TRANSIENT, USAGE, CliError, Output
@@ -102,6 +103,7 @@ def _commands() -> dict[str, Callable[[Context], int]]:
         *cli_deploy.COMMANDS,
         *cli_canary.COMMANDS,
         *cli_move.COMMANDS,
+        *cli_jobs.COMMANDS,
         "rollback",
     ]
     twice = sorted({name for name in names if names.count(name) > 1})
@@ -112,6 +114,7 @@ def _commands() -> dict[str, Callable[[Context], int]]:
         **cli_deploy.COMMANDS,
         **cli_canary.COMMANDS,
         **cli_move.COMMANDS,
+        **cli_jobs.COMMANDS,
         "rollback": rollback,
     }
 
@@ -208,6 +211,9 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     cli_deploy.add_commands(command, env, rollback=rollback)
     cli_canary.add_commands(command, env)
     cli_move.add_command(command, env, _uploads_per_minute)
+
+    cli_jobs.add_commands(command, env)
+    cli_jobs.add_backfill_options(backfill)
     return parser
 
 

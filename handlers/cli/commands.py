@@ -16,6 +16,7 @@ from ..registry import deploy as deploy_lib
 from . import backfill as backfill_lib
 from . import canary as canary_lib
 from . import gate as gate_lib
+from . import jobs as cli_jobs
 from . import render
 from .aliases import promote as promote_alias
 from .aliases import rollback as rollback_alias
@@ -38,6 +39,8 @@ from .verify import verify as verify_artifact
 def backfill(ctx: Context) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    if getattr(ctx.args, "job_tasks", 0):  # the fleet: tasks of the Cloud Run job do the work
+        return cli_jobs.start_backfill(ctx)
     args, out = ctx.args, ctx.out
     bucket, prefix = split_uri(args.uri)
     # One pacer for every thread: UploadModel calls (and, with --canary, the endpoint operations

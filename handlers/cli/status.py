@@ -54,6 +54,9 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
         detail = str(record.get("last_error", ""))
     elif record.get("state") == "claimed":
         detail = f"in progress by {record.get('claimed_by')} until {record.get('lease_expires')}"
+    if record.get("state") == "handed_off":  # the job execution that holds it, and until when
+        handoff = record.get("handoff") or {}
+        detail += f" — job execution {handoff.get('execution')} until {handoff.get('expires')}"
     return {
         "generation": _generation(record),
         "state": record.get("state"),

@@ -13,6 +13,12 @@ Protocol (all writes carry an `ifGenerationMatch` precondition, so exactly one w
   claim or a released one (`retrying`) is taken over by replacing exactly that generation.
 * finish: replace our claim's generation with the final record (`registered` / `rejected`).
 * release: on a transient failure, mark `retrying` and expire the lease so redelivery proceeds.
+* hand-off (handlers/handoff/): `handed_off` carries a token (handed to one Cloud Run job
+  execution) and its own expiry (`handoff.expires_epoch`). Until then only a holder with that
+  token may take the upload over (any other claimant sees it as settled for now); after it,
+  anyone may (a lost execution is started again). A claim made by a job task names its `holder`
+  (`TOKEN#EXECUTION` or `EXECUTION/TASK`): a later attempt of the same task may take it over,
+  because Cloud Run never runs two attempts of one task at once.
 The lease (default 900 s) outlives the function's run (FUNCTION_TIMEOUT_SECONDS, at most 540 s;
 start-up refuses a lease that does not), so a live worker is never doubled; a dead one blocks its
 upload for at most one lease. `claimed` wraps claim -> finish / release for every flow.
@@ -76,6 +82,7 @@ def claimed(
     *,
     keep: tuple[type[BaseException], ...] = (),
     timings: dict[str, float] | None = None,
+    holder: str | None = None,
 ) -> Iterator[Held | AlreadyFinal]:
     """Claim the record gs://bucket/name for the body, which settles it with `Held.finish`.
 
@@ -85,9 +92,10 @@ def claimed(
     `TransientError` (redelivery), an unexpected one wrapped as "unexpected failure". Exceptions
     in `keep` leave the claim held and pass unchanged (an operation that may still create
     something: a redelivery now could create it twice). A body that returns without finishing
-    gives the claim back too. `timings` gets the claim's own duration as `claim`."""
+    gives the claim back too. `timings` gets the claim's own duration as `claim`. `holder`: the
+    job execution and task this claim is made for (see the module docstring)."""
     with timed({} if timings is None else timings, "claim"):
-        claim = records.claim(bucket, name, identity)
+        claim = records.claim(bucket, name, identity, holder=holder)
     if isinstance(claim, AlreadyFinal):
         yield claim
         return
@@ -106,6 +114,21 @@ def claimed(
         records.release(claim, "the flow ended without a final record")
 
 
+def _handed_to(record: dict[str, Any], holder: str | None) -> bool:
+    """May `holder` take over this `handed_off` record? The job given its token may; anyone may
+    once the hand-off has expired (the execution was lost)."""
+    handoff = record.get("handoff") or {}
+    if float(handoff.get("expires_epoch", 0)) <= time.time():
+        return True
+    token = handoff.get("token")
+    return holder is not None and bool(token) and holder.split("#")[0] == token
+
+
+def _held_by(record: dict[str, Any], holder: str | None) -> dict[str, Any]:
+    kept = {k: v for k, v in record.items() if k != "holder"}
+    return {**kept, "holder": holder} if holder else kept
+
+
 def record_name(state_prefix: str, source_path: str, key: str) -> str:
     return f"{state_prefix}uploads/{source_path.rstrip('/')}/{key}.json"
 
@@ -120,13 +143,16 @@ class Records:
         self._store = store
         self._lease = lease_seconds
 
-    def claim(self, bucket: str, name: str, base: dict[str, Any]) -> Claim | AlreadyFinal:
-        """Claim the upload recorded at gs://bucket/name, or report that it is already final."""
+    def claim(
+        self, bucket: str, name: str, base: dict[str, Any], *, holder: str | None = None
+    ) -> Claim | AlreadyFinal:
+        """Claim the upload recorded at gs://bucket/name, or report that it is already final
+        (or handed off to a job execution that is not `holder`'s and has not expired)."""
         token = uuid.uuid4().hex  # tells our own claim from another's after a lost reply
         for _ in range(5):  # a lost race re-reads; five rounds is far more than one upload needs
             current = self._read(bucket, name)
             if current is None:
-                record = self._claimed(base, token, attempts=1, history=[])
+                record = self._claimed(_held_by(base, holder), token, attempts=1, history=[])
                 try:
                     generation = self._write(bucket, name, record, if_generation_match=0)
                 except PreconditionFailed:
@@ -137,15 +163,18 @@ class Records:
                 return Claim(bucket, name, generation, existing)
             if existing.get("state") in FINAL_STATES:
                 return AlreadyFinal(existing)
+            if existing.get("state") == "handed_off" and not _handed_to(existing, holder):
+                return AlreadyFinal(existing)
             expires = float(existing.get("lease_expires_epoch", 0))
-            if existing.get("state") == "claimed" and expires > time.time():
+            same_task = holder is not None and existing.get("holder") == holder
+            if existing.get("state") == "claimed" and expires > time.time() and not same_task:
                 raise TransientError(
                     f"upload is being processed by {existing.get('claimed_by', 'another worker')} "
                     f"until {now_iso(expires)}; asking for redelivery",
                     code="in_progress_elsewhere",
                 )
             record = self._claimed(
-                {**existing, **base},
+                _held_by({**existing, **base}, holder),
                 token,
                 attempts=int(existing.get("attempts", 0)) + 1,
                 history=list(existing.get("history", [])),

@@ -336,12 +336,17 @@ def test_runtime_bucket_roles_are_conditioned_on_their_prefix(module: dict[str, 
         "runtime_create_artifacts": ("roles/storage.objectCreator", "artifact_prefix"),
         "runtime_state_records": ("roles/storage.objectUser", "state"),
     }
-    assert set(members) == set(expected), sorted(members)
+    # The Cloud Run job (job.tf) gets exactly the function's grants, under its own account.
+    jobs = {name.replace("runtime_", "job_"): grant for name, grant in expected.items()}
+    assert set(members) == set(expected) | set(jobs), sorted(members)
     conditions = module["locals"]["prefix_conditions"]
-    for name, (role, prefix) in expected.items():
+    for name, (role, prefix) in {**expected, **jobs}.items():
         member = members[name]
         assert member["role"] == role, (name, member["role"])
-        assert member["member"] == "${local.runtime_member}"
+        account = "job" if name.startswith("job_") else "runtime"
+        assert member["member"] == f"${{local.{account}_member}}"
+        if account == "job":
+            assert member["count"] == "${local.job_enabled ? 1 : 0}", name
         expression = one(member["condition"])["expression"]
         if prefix in ("models", "artifacts", "state"):
             assert expression == f"${{local.prefix_conditions.{prefix}}}", expression
@@ -360,6 +365,53 @@ def test_runtime_project_roles_are_only_aiplatform_user(module: dict[str, Any]) 
         name: body["role"] for name, body in project_members.items() if "runtime" in body["member"]
     }
     assert runtime == {"runtime_aiplatform_user": "roles/aiplatform.user"}, runtime
+
+
+def test_the_job_has_the_functions_project_role_and_nothing_more(module: dict[str, Any]) -> None:
+    project_members = module["resource"]["google_project_iam_member"]
+    job = {name: b["role"] for name, b in project_members.items() if "job_member" in b["member"]}
+    assert job == {"job_aiplatform_user": "roles/aiplatform.user"}, job
+    notify = module["resource"]["google_pubsub_topic_iam_member"]["job_notify"]
+    assert notify["count"] == "${local.job_enabled && var.notify_topic != null ? 1 : 0}"
+
+
+def test_the_function_may_start_only_its_job_with_overrides(module: dict[str, Any]) -> None:
+    """run.invoker lacks run.jobs.runWithOverrides and run.developer can change the job: a
+    custom role with the two permissions, bound on the job resource, to the runtime account."""
+    role = module["resource"]["google_project_iam_custom_role"]["job_runner"]
+    assert sorted(role["permissions"]) == ["run.jobs.run", "run.jobs.runWithOverrides"]
+    binding = module["resource"]["google_cloud_run_v2_job_iam_member"]["function_runs_job"]
+    assert binding["name"] == "${google_cloud_run_v2_job.registrar[0].name}"
+    assert binding["role"] == "${google_project_iam_custom_role.job_runner[0].id}"
+    assert binding["member"] == "${local.runtime_member}"
+    runtime_project_roles = {
+        b["role"]
+        for b in module["resource"]["google_project_iam_member"].values()
+        if b["member"] == "${local.runtime_member}"
+    }
+    assert not {r for r in runtime_project_roles if "run" in r}, runtime_project_roles
+
+
+def test_the_job_runs_the_functions_own_build_with_its_settings(module: dict[str, Any]) -> None:
+    job = module["resource"]["google_cloud_run_v2_job"]["registrar"]
+    task = one(one(job["template"])["template"])
+    container = one(task["containers"])
+    assert container["image"] == (
+        "${data.google_cloud_run_v2_service.function[0].template[0].containers[0].image}"
+    )
+    service = module["data"]["google_cloud_run_v2_service"]["function"]
+    assert "google_cloudfunctions2_function.registrar.service_config[0].service" in service["name"]
+    # The entry the code has: handlers/job.py, through the buildpack launcher.
+    assert container["command"][-3:] == ["python", "-m", "handlers.job"]
+    assert (ROOT / "handlers" / "job.py").is_file()
+    assert task["service_account"] == "${google_service_account.job[0].email}"
+    assert task["timeout"] == "${var.job.timeout_seconds}s"
+    environment = module["locals"]["job_environment"]
+    assert "local.environment_variables" in environment and "JOB_TIMEOUT_SECONDS" in environment
+    optional = module["locals"]["env_optional"]
+    assert optional["JOB_NAME"] == "${var.job.enabled ? local.job_path : null}"
+    assert module["locals"]["job_path"].endswith("/jobs/${local.job_id}")
+    assert job["name"] == "${local.job_id}"
 
 
 def test_trigger_account_invokes_only_this_service(module: dict[str, Any]) -> None:

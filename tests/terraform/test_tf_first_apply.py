@@ -40,7 +40,7 @@ def _depends_on(body: dict[str, Any]) -> str:
 def test_service_accounts_wait_for_the_iam_api(module: dict[str, Any]) -> None:
     assert "iam.googleapis.com" in module["locals"]["apis"]
     accounts = module["resource"]["google_service_account"]
-    assert set(accounts) == {"runtime", "trigger", "build"}
+    assert set(accounts) == {"runtime", "trigger", "build", "job"}
     for name, body in accounts.items():
         # The whole for_each resource (not one key), so this also holds with enable_apis = false.
         assert "${google_project_service.required}" in body.get("depends_on", []), (

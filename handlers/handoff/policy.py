@@ -1,0 +1,89 @@
+"""When an upload does not fit the function, and what the function then says.
+
+Measured (issue 22, this machine): a `.keras` or SavedModel peaks at 2.0x its size above an idle
+instance of 0.75 GiB, and takes about 19 s per GB from event to registered version. So the
+largest upload an instance of M bytes can take is (M - 0.75 GiB) / 2.0 — the default of
+HANDOFF_BYTES (4 GiB: 1.6 GiB; 8 GiB: 3.6 GiB; 16 GiB: 7.6 GiB; 32 GiB: all of Vertex's 10 GB).
+An upload smaller than that is still handed off when, at SECONDS_PER_GB, it cannot finish before
+the run's deadline (`pipeline.run_deadline`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..settings import Settings
+
+GIB = 1 << 30
+GB = 1_000_000_000
+IDLE_BYTES = int(0.75 * GIB)  # an idle instance: Python, the framework, the clients
+PEAK_PER_BYTE = 2.0  # measured peak above idle, per byte of upload
+SECONDS_PER_GB = 30.0  # measured 19 s/GB event -> registered, with room for a slower store
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+@dataclass(frozen=True)
+class Why:
+    code: str  # too_large_for_function | too_slow_for_function
+    message: str
+
+
+def instance_memory_bytes() -> int | None:
+    """The instance's memory: its cgroup limit (Cloud Run / Functions set one), else the host's."""
+    for path in _CGROUP_LIMITS:
+        try:
+            raw = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < 1 << 50:  # "max" or a huge number: no limit
+            return int(raw)
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def default_handoff_bytes(memory_bytes: int | None) -> int:
+    """(memory - idle) / peak per byte; with the memory unknown, 1 GB (fits a 4 GiB instance)."""
+    if memory_bytes is None:
+        return GB
+    return max(1, int((memory_bytes - IDLE_BYTES) / PEAK_PER_BYTE))
+
+
+def handoff_bytes(settings: Settings) -> int:
+    if settings.handoff_bytes is not None:
+        return settings.handoff_bytes
+    return default_handoff_bytes(instance_memory_bytes())
+
+
+def needs_job(size: int, settings: Settings, seconds_left: float) -> Why | None:
+    """Why an upload of `size` bytes should go to the job (None: the function takes it)."""
+    limit = handoff_bytes(settings)
+    if size >= limit:
+        return Why(
+            "too_large_for_function",
+            f"{size:,} bytes is at or above HANDOFF_BYTES={limit:,} (what this instance's memory "
+            "holds at the measured peak of 2.0x the upload above an idle 0.75 GiB)",
+        )
+    needed = size / GB * SECONDS_PER_GB
+    if needed > seconds_left:
+        return Why(
+            "too_slow_for_function",
+            f"{size:,} bytes needs about {needed:.0f} s at {SECONDS_PER_GB:.0f} s/GB, more than "
+            f"the {max(seconds_left, 0):.0f} s left before the run's deadline "
+            "(FUNCTION_TIMEOUT_SECONDS)",
+        )
+    return None
+
+
+def no_job(uri: str, why: Why) -> str:
+    """The rejection when no job is configured: what to turn on."""
+    return (
+        f"{uri} does not fit the function: {why.message}. Set JOB_NAME to a Cloud Run job "
+        "(Terraform: job.enabled = true) so such uploads are handed off to it, or give the "
+        "function more memory (Terraform: available_memory) / raise HANDOFF_BYTES."
+    )

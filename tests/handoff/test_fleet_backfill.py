@@ -1,0 +1,89 @@
+"""Fleet backfill over the local stack: `registrar backfill --job-tasks N` starts N tasks in the
+Cloud Run jobs emulator; each registers its deterministic share, each upload exactly once; a
+re-run registers nothing. Scaled to 24 uploads / 3 tasks so it runs in about a minute here (the
+issue's "few hundred" is the same code path, only longer)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from handlers import fleet
+from handlers.cli.app import main
+from tests.conftest import Bucket, Models, Services, Vertex
+from tests.handoff.conftest import handoff_env
+
+UPLOADS = 24
+TASKS = 3
+
+
+@pytest.fixture
+def registrar(services, cloudrun, job_name, monkeypatch, capsys):
+    for name, value in handoff_env(services, cloudrun, job_name).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*argv: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main(list(argv))
+        return code, capsys.readouterr().out
+
+    return run
+
+
+def test_a_fleet_backfill_registers_each_upload_exactly_once(
+    services: Services, bucket: Bucket, vertex: Vertex, models: Models, registrar: Any
+) -> None:
+    for i in range(UPLOADS):
+        bucket.upload(models.keras_a if i % 2 else models.keras_b, f"models/m{i:02d}/model.keras")
+    uri = f"gs://{bucket.name}/models/"
+
+    code, out = registrar("backfill", uri, "--job-tasks", str(TASKS), "--wait",
+                          "--uploads-per-minute", "60")  # fmt: skip
+    assert code == 0, out
+    assert "20 UploadModel call(s)/min each" in out  # the budget split between the tasks
+    names = sorted(v["displayName"] for v in vertex.all_versions())
+    assert names == [f"m{i:02d}" for i in range(UPLOADS)]  # each once
+    assert f"{UPLOADS} registered" in out.replace("0 already", "")
+
+    # Every task wrote its summary: the shares cover every upload once between them.
+    summaries = [bucket.read_json(n) for n in bucket.names("registrar-state/jobs/")]
+    assert len(summaries) == TASKS
+    assert sum(s["total"] for s in summaries) == UPLOADS
+    assert all(s["state"] == "done" and s["uploads_per_minute"] == 20 for s in summaries)
+
+    # `registrar job` lists the execution and shows its per-task progress documents.
+    execution = out.split("started ", 1)[1].split(":", 1)[0].rsplit("/", 1)[1]
+    code, listed = registrar("job", "--json")
+    assert code == 0 and execution in listed
+    code, shown = registrar("job", execution, "--json")
+    document = json.loads(shown)
+    assert code == 0 and document["state"] == "succeeded"
+    assert document["uploads"]["registered"] == UPLOADS and len(document["tasks"]) == TASKS
+
+    code, out = registrar("backfill", uri, "--job-tasks", str(TASKS), "--wait", "--json")
+    assert code == 0
+    assert json.loads(out)["uploads"]["already"] == UPLOADS
+    assert len(vertex.all_versions()) == UPLOADS  # a re-run is a no-op
+
+
+def test_shares_are_deterministic_and_cover_every_key_once() -> None:
+    keys = [f"model-{i}" for i in range(500)]
+    owners = [fleet.share(k, 7) for k in keys]
+    assert owners == [fleet.share(k, 7) for k in keys]
+    assert set(owners) == set(range(7))  # every task gets work at this size
+
+
+def test_more_tasks_than_the_budget_is_refused(registrar: Any, bucket: Bucket) -> None:
+    code, _ = registrar("backfill", f"gs://{bucket.name}/models/", "--job-tasks", "61",
+                        "--uploads-per-minute", "60")  # fmt: skip
+    assert code == 2
+
+
+def test_a_live_hand_off_elsewhere_is_counted_skipped_not_already() -> None:
+    assert fleet.category("duplicate", "registered") == "already"
+    assert fleet.category("duplicate", "handed_off") == "skipped"
+    assert fleet.category("duplicate", "rejected") == "rejected"
+    assert fleet.category("registered", None) == "registered"

@@ -7,12 +7,11 @@ rest_base.py`, `services/executions/...`): `POST /v2/{parent}/jobs?jobId=`, `GET
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -20,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from emulators.cloudrun.errors import ApiError, invalid, not_found
 from emulators.cloudrun.runner import Runner
 from emulators.cloudrun.store import Store
+from emulators.jsonhttp import JsonHandler
 
 _LOG = logging.getLogger("emulators.cloudrun")
 _LOC = r"projects/[^/]+/locations/[^/]+"
@@ -98,7 +98,7 @@ class JobsServer(ThreadingHTTPServer):
         raise not_found(f"no admin route {method} {path}")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: JobsServer
     protocol_version = "HTTP/1.1"
 
@@ -140,26 +140,6 @@ class _Handler(BaseHTTPRequestHandler):
                     self.server.store, {**match.groupdict(), "body": body, "query": query}
                 )
         raise not_found(f"The requested URL {method} {path} was not found on this server.")
-
-    def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        if not length:
-            return {}
-        try:
-            data = json.loads(self.rfile.read(length))
-        except ValueError:
-            raise invalid("Invalid JSON payload received.") from None
-        if not isinstance(data, dict):
-            raise invalid("Invalid JSON payload received: expected an object.")
-        return data
-
-    def _reply(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 def start_in_thread(

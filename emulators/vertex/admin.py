@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
+
+from emulators.jsonhttp import send_json
 
 _UNSET: Any = object()  # "not given", as opposed to None ("off")
 
@@ -65,9 +65,4 @@ class AdminClient:
         self.config(operation_polls=0)
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=self._timeout) as reply:
-            return json.loads(reply.read() or b"{}")
+        return send_json(self.url + path, method, body, self._timeout)

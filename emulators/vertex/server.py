@@ -8,17 +8,17 @@ serve GetOperation.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from emulators.jsonhttp import BadJson, JsonHandler
 from emulators.vertex import rules
 from emulators.vertex.artifacts import ArtifactChecker, normalise_storage_url
 from emulators.vertex.endpoints import ConcurrentMode, EndpointStore, state_file_for
@@ -267,7 +267,7 @@ class EmulatorServer(ThreadingHTTPServer):
         raise not_found(f"No admin endpoint {method} {path}.")
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
+class _RequestHandler(JsonHandler):
     server: EmulatorServer
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out separately; avoid 40 ms stalls
@@ -299,6 +299,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._reply(200, self._call(method, path, body, query))
         except ApiError as exc:
             self._reply(exc.code, exc.to_json())
+        except BadJson as exc:
+            self._reply(400, invalid(str(exc)).to_json())
         except Exception as exc:  # noqa: BLE001 (an emulator bug must answer 500, not hang)
             _LOG.exception("emulator error on %s %s", method, path)
             self._reply(500, ApiError(500, f"Emulator error: {exc!r}").to_json())
@@ -322,27 +324,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 raise fault
             return result
         raise not_found(f"The requested URL {method} {path} was not found on this server.")
-
-    def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        if not length:
-            return {}
-        raw = self.rfile.read(length)
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise invalid("Invalid JSON payload received.") from None
-        if not isinstance(data, dict):
-            raise invalid("Invalid JSON payload received: expected an object.")
-        return data
-
-    def _reply(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 def start_in_thread(

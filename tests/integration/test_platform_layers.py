@@ -97,16 +97,28 @@ def _readable_python(where: Path) -> Path:
             capture_output=True, text=True, check=True, timeout=60,
         ).stdout.strip()
     )  # fmt: skip
+    if not _world_runnable(packages, file_too=False):
+        # the checkout (and its .venv) sits in a private directory, as after `git clone` into a
+        # 0700 one: hard-link the installed packages into `where` (same file system, no copying
+        # of bytes; file modes already let others read them)
+        linked = where / "site-packages"
+        try:
+            shutil.copytree(packages, linked, copy_function=os.link, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        except OSError as exc:  # another file system: nothing to link to
+            pytest.skip(f"{packages} is not readable by uid {NOBODY} and cannot be linked: {exc}")
+        packages = linked
     (site / "shared-environment.pth").write_text(f"{packages}\n")
     return venv / "bin" / "python"
 
 
-def _world_runnable(path: Path) -> bool:
-    """Whether any user can execute `path` (every directory on its real path searchable). Asked
-    of the file system, not of a trial run: setpriv itself may exec what its target cannot."""
+def _world_runnable(path: Path, *, file_too: bool = True) -> bool:
+    """Whether any user can execute `path` (every directory on its real path searchable; with
+    `file_too=False`, only reach it). Asked of the file system, not of a trial run: setpriv
+    itself may exec what its target cannot."""
     real = path.resolve()
     dirs_ok = all(p.stat().st_mode & stat.S_IXOTH for p in real.parents)
-    return dirs_ok and bool(real.stat().st_mode & stat.S_IXOTH)
+    return dirs_ok and (not file_too or bool(real.stat().st_mode & stat.S_IXOTH))
 
 
 def _as_nobody() -> list[str]:

@@ -102,9 +102,11 @@ def start_vertex_emulator(
     state_file: Path | None = None,
     storage_url: str | None = None,
     today: str | None = None,
+    deploy_seconds: float = 0.0,
 ) -> Service:
     """The Vertex emulator; with `storage_url` it checks artifact directories like Vertex does;
-    `today` (YYYY-MM-DD) fixes the date serving images' end of availability is judged on."""
+    `today` (YYYY-MM-DD) fixes the date serving images' end of availability is judged on;
+    `deploy_seconds`: how long its DeployModel/UndeployModel operations take to land."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "emulators.vertex", "--port", str(port)]
@@ -112,6 +114,8 @@ def start_vertex_emulator(
         args += ["--state-file", str(state_file)]
     if today is not None:
         args += ["--today", today]
+    if deploy_seconds:
+        args += ["--deploy-seconds", str(deploy_seconds)]
     env = {**os.environ, **({"STORAGE_EMULATOR_HOST": storage_url} if storage_url else {})}
     proc = subprocess.Popen(
         args,

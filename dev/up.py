@@ -28,8 +28,11 @@ def start() -> None:
     logs = RUN_DIR / "logs"
     # Fixed, well-known ports (overridable) so the commands below stay the same between runs.
     storage = stack.start_fake_gcs(_port("STORAGE", 4443), log_dir=logs)
-    vertex = stack.start_vertex_emulator(
-        _port("VERTEX", 8089), log_dir=logs, storage_url=storage.url
+    vertex = stack.start_vertex_emulator(  # deployments take time, as on Vertex (minutes there)
+        _port("VERTEX", 8089),
+        log_dir=logs,
+        storage_url=storage.url,
+        deploy_seconds=float(os.environ.get("UP_DEPLOY_SECONDS", "3")),
     )
     services = stack.Stack(storage, vertex)
     stack.create_bucket(storage.url)

@@ -30,7 +30,10 @@ data "archive_file" "source" {
     for_each = local.source_files
     content {
       filename = source.value
-      content  = file("${local.source_dir}/${source.value}")
+      # keras_hub: the build installs KerasHub's pins too (requirements-kerashub.txt).
+      content = (source.value == "requirements.txt" && var.keras_hub
+        ? "${file("${local.source_dir}/requirements.txt")}\n${file("${local.source_dir}/requirements-kerashub.txt")}"
+      : file("${local.source_dir}/${source.value}"))
     }
   }
 }

@@ -28,7 +28,7 @@ PREFIX = "keras_hub>"
 # Registered functions a config may name: reviewed one by one (pure tensor math).
 FUNCTIONS = frozenset({"keras_hub>gelu_approximate"})
 
-REVIEW = '''Security review (why allowing these classes does not let a config read files or fetch):
+REVIEW = """Security review (why allowing these classes does not let a config read files or fetch):
 - Paths and hub handles: the only constructor arguments of these classes that accept a file path
   are the tokenizers' `vocabulary`, `merges` and `proto` (a string is opened as a file). KerasHub's
   `get_config` writes them as null and saves their content under `assets/` inside the archive
@@ -40,7 +40,7 @@ REVIEW = '''Security review (why allowing these classes does not let a config re
   and `from_config` never calls it. The sandbox has no network anyway.
 - Code: registered functions other than `FUNCTIONS` are not listed; `Lambda`, `__lambda__` and the
   other code-carrying objects stay refused wherever they are nested (e.g. a sampler or
-  `skip_py_fn` argument).'''
+  `skip_py_fn` argument)."""
 
 
 def _serializable_bases() -> tuple[type, ...]:

@@ -138,9 +138,11 @@ def test_keras_hub_needs_keras_hub_installed(monkeypatch: pytest.MonkeyPatch) ->
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "keras_hub" else real(name, *a)
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "keras_hub" else real(name, *a),
     )
-    with pytest.raises(SettingsError, match="KERAS_HUB=true.*keras_hub is not installed"):
+    with pytest.raises(SettingsError, match=r"KERAS_HUB=true.*keras_hub is not installed"):
         Settings.from_env({**BASE, "KERAS_HUB": "true"})
     assert Settings.from_env({**BASE, "KERAS_HUB": "false"}).keras_hub is False
     with pytest.raises(SettingsError, match="KERAS_HUB='maybe'"):
@@ -154,7 +156,9 @@ def test_keras_hub_is_imported_by_the_sandbox_before_custom_modules(
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: object() if name == "keras_hub" else real(name, *a)
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name == "keras_hub" else real(name, *a),
     )
     settings = Settings.from_env({**BASE, "KERAS_HUB": "on", "KERAS_CUSTOM_OBJECT_MODULES": "json"})
     assert settings.keras_hub is True

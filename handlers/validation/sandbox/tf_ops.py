@@ -90,9 +90,19 @@ def _export_keras(model: Any, export_dir: str) -> tuple[list[Any], list[str]]:
     ]
     output_names = [_safe_name(n, f"output_{i}") for i, n in enumerate(_output_names(model))]
 
+    # A model built on a dict of inputs (KerasHub's: token_ids, padding_mask, ...) is called with
+    # that dict; `model.inputs` is its flattening, so packing restores it.
+    struct = getattr(model, "_inputs_struct", None)
+
     @tf.function(input_signature=specs, autograph=False)
     def serve(*args: Any) -> dict[str, Any]:
-        return _named(model(list(args) if len(args) > 1 else args[0], training=False), output_names)
+        if isinstance(struct, dict):
+            import keras
+
+            feed = keras.tree.pack_sequence_as(struct, list(args))
+        else:
+            feed = list(args) if len(args) > 1 else args[0]
+        return _named(model(feed, training=False), output_names)
 
     concrete = serve.get_concrete_function()
     variables = [getattr(v, "value", None) for v in model.variables]

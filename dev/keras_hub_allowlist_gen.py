@@ -35,7 +35,11 @@ REVIEW = """Security review (why allowing these classes does not let a config re
   (`load_assets` reads it back from Keras' extraction of the archive), so a string there is never
   what `model.save()` wrote: the scan refuses a string at those keys for every class
   (`keras.path_argument`, keras_config._PATH_KEYS), and refuses every string containing `://`
-  (`hf://`, `kaggle://`, `gs://` handles and URLs).
+  (`hf://`, `kaggle://`, `gs://` handles and URLs). A tokenizer that writes its vocabulary
+  inline (RWKV7) writes a list, which stays allowed.
+- Assets: a tokenizer's `load_assets` parses files from the archive's own `assets/` (SentencePiece
+  protos, HF `tokenizers` vocabularies) only in the sandbox worker, under its confinement, like
+  every other loader step; the function never parses them.
 - Presets: no constructor takes a preset; only `from_preset` downloads (kagglehub, Hugging Face),
   and `from_config` never calls it. The sandbox has no network anyway.
 - Code: registered functions other than `FUNCTIONS` are not listed; `Lambda`, `__lambda__` and the

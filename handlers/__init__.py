@@ -65,7 +65,7 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
     validation/          [F+C] the ModelValidator seam (interface.py), its implementation and report
         interface.py validator.py report.py
         scan/                [F+C] static checks without TensorFlow, bounded
-            zip_framing.py keras.py keras_config.py keras_allowlist.py (generated)
+            zip_framing.py keras.py keras_config.py keras_allowlist.py keras_hub_allowlist.py (generated)
             h5.py [F+C+W: keras_load reads member offsets with it]
             proto.py tensor_bundle.py savedmodel.py
             graph.py graph_checks.py ops.py op_allowlist.py (generated) saver.py assets_extra.py

@@ -202,6 +202,21 @@ def _module_list(name: str, raw: str) -> tuple[str, ...]:
     return modules
 
 
+def _keras_hub(name: str, raw: str) -> bool:
+    """On only where `keras_hub` is installed beside the function (the opt-in `kerashub` extra):
+    the sandbox imports it before confinement, so a missing package would fail every load."""
+    import importlib.util
+
+    on = parse_bool(name, raw)
+    if on and importlib.util.find_spec("keras_hub") is None:
+        raise SettingsError(
+            f"{name}=true but the package keras_hub is not installed beside the function. Deploy "
+            "the kerashub extra (requirements-kerashub.txt; Terraform: keras_hub = true) or unset "
+            f"{name}."
+        )
+    return on
+
+
 def _url(name: str, raw: str) -> str:
     if re.match(r"^https?://[^/\s]+", raw):
         return raw.rstrip("/")
@@ -390,6 +405,15 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "comma-separated modules the sandbox imports before loading a `.keras`, so that the "
         "custom objects they register load; deployed with the function",
         shown_default="—",
+    ),
+    _D(
+        "KERAS_HUB",
+        "keras_hub",
+        False,
+        _keras_hub,
+        "`true`: `.keras` files may use KerasHub's registered classes (`keras_hub>BertBackbone`, "
+        "...; the generated list), and the sandbox imports `keras_hub`; needs the `kerashub` "
+        "extra deployed; see [KerasHub (opt-in)](#kerashub-opt-in)",
     ),
     _D(
         "VALIDATION_TIMEOUT_SECONDS",
@@ -613,6 +637,7 @@ class Settings:
     max_archive_members: int = _default("max_archive_members")
     keras_extra_allowed_objects: frozenset[str] = _default("keras_extra_allowed_objects")
     keras_custom_object_modules: tuple[str, ...] = _default("keras_custom_object_modules")
+    keras_hub: bool = _default("keras_hub")
     validation_timeout_seconds: int = _default("validation_timeout_seconds")
     validation_memory_mb: int | None = _default("validation_memory_mb")
     validator_max_uses: int = _default("validator_max_uses")
@@ -635,6 +660,13 @@ class Settings:
     storage_emulator_host: str | None = _default("storage_emulator_host")
     cloud_run_emulator_host: str | None = _default("cloud_run_emulator_host")
     vertex_emulator_host: str | None = _default("vertex_emulator_host")
+
+    @property
+    def sandbox_keras_modules(self) -> tuple[str, ...]:
+        """What the sandbox imports before confinement: keras_hub (KERAS_HUB), then the
+        operator's KERAS_CUSTOM_OBJECT_MODULES."""
+        hub = ("keras_hub",) if self.keras_hub else ()
+        return tuple(dict.fromkeys((*hub, *self.keras_custom_object_modules)))
 
     def __post_init__(self) -> None:
         if not self.serving_image:  # the default depends on the project and region

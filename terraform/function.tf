@@ -35,6 +35,7 @@ locals {
     NOTIFY_TOPIC                    = var.notify_topic
     KERAS_EXTRA_ALLOWED_OBJECTS     = length(var.keras_extra_allowed_objects) > 0 ? join(",", var.keras_extra_allowed_objects) : null
     KERAS_CUSTOM_OBJECT_MODULES     = length(var.keras_custom_object_modules) > 0 ? join(",", var.keras_custom_object_modules) : null
+    KERAS_HUB                       = var.keras_hub ? "true" : null
     CLAIM_LEASE_SECONDS             = var.limits.claim_lease_seconds
     MAX_ARTIFACT_BYTES              = var.limits.max_artifact_bytes
     MAX_UNCOMPRESSED_BYTES          = var.limits.max_uncompressed_bytes

@@ -9,6 +9,9 @@ locals {
   # Keep in step with what main.py and handlers/ import; *.py only, so __pycache__ stays out.
   source_patterns = ["main.py", "requirements.txt", "handlers/**/*.py"]
 
+  # What the build pip-installs; keras_hub adds KerasHub's pins (README "KerasHub (opt-in)").
+  requirements_files = concat(["requirements.txt"], var.keras_hub ? ["requirements-kerashub.txt"] : [])
+
   source_files = sort(distinct(flatten([
     for pattern in local.source_patterns : tolist(fileset(local.source_dir, pattern))
   ])))
@@ -30,7 +33,9 @@ data "archive_file" "source" {
     for_each = local.source_files
     content {
       filename = source.value
-      content  = file("${local.source_dir}/${source.value}")
+      content = (source.value == "requirements.txt"
+        ? join("\n", [for f in local.requirements_files : file("${local.source_dir}/${f}")])
+      : file("${local.source_dir}/${source.value}"))
     }
   }
 }

@@ -361,6 +361,12 @@ variable "keras_extra_allowed_objects" {
   }
 }
 
+variable "keras_hub" {
+  description = "Allow KerasHub's registered classes in .keras files (KERAS_HUB=true) and deploy KerasHub with the function (requirements-kerashub.txt is appended to the archived requirements.txt). The build resolves keras-hub's declared dependencies, which include tensorflow-text and the full tensorflow wheel: a larger image (README: KerasHub (opt-in))."
+  type        = bool
+  default     = false
+}
+
 variable "keras_custom_object_modules" {
   description = "Modules the validation sandbox imports before loading a .keras (KERAS_CUSTOM_OBJECT_MODULES), so that the custom objects they register (keras_extra_allowed_objects) load. They must be deployed with the function (a package in requirements.txt or a module next to main.py)."
   type        = list(string)

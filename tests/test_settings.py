@@ -131,3 +131,36 @@ def test_an_unknown_boolean_spelling_names_the_variable() -> None:
 
 def test_artifact_limit_is_vertex_10_decimal_gigabytes() -> None:
     assert Settings(project="some-project").max_artifact_bytes == 10 * 10**9
+
+
+def test_keras_hub_needs_keras_hub_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "keras_hub" else real(name, *a),
+    )
+    with pytest.raises(SettingsError, match=r"KERAS_HUB=true.*keras_hub is not installed"):
+        Settings.from_env({**BASE, "KERAS_HUB": "true"})
+    assert Settings.from_env({**BASE, "KERAS_HUB": "false"}).keras_hub is False
+    with pytest.raises(SettingsError, match="KERAS_HUB='maybe'"):
+        Settings.from_env({**BASE, "KERAS_HUB": "maybe"})
+
+
+def test_keras_hub_is_imported_by_the_sandbox_before_custom_modules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name == "keras_hub" else real(name, *a),
+    )
+    settings = Settings.from_env({**BASE, "KERAS_HUB": "on", "KERAS_CUSTOM_OBJECT_MODULES": "json"})
+    assert settings.keras_hub is True
+    assert settings.sandbox_keras_modules == ("keras_hub", "json")
+    assert Settings.from_env(BASE).sandbox_keras_modules == ()

@@ -39,7 +39,7 @@ class Validator:
             max_uses=settings.validator_max_uses,
             temp_dir=settings.temp_dir,
             required_layers=settings.sandbox_required_layers,
-            keras_modules=settings.keras_custom_object_modules,
+            keras_modules=settings.sandbox_keras_modules,
         )
 
     def prestart(self) -> None:

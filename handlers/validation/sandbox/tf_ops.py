@@ -92,7 +92,7 @@ def _export_keras(model: Any, export_dir: str) -> tuple[list[Any], list[str]]:
 
     @tf.function(input_signature=specs, autograph=False)
     def serve(*args: Any) -> dict[str, Any]:
-        return _named(model(list(args) if len(args) > 1 else args[0], training=False), output_names)
+        return _named(_call(model, list(args)), output_names)
 
     concrete = serve.get_concrete_function()
     variables = [getattr(v, "value", None) for v in model.variables]
@@ -141,6 +141,18 @@ def _named(outputs: Any, output_names: list[str]) -> dict[str, Any]:
     return dict(zip(names, flat, strict=True))
 
 
+def _call(model: Any, args: list[Any]) -> Any:
+    """Call the model on its flat inputs (`model.inputs` order) in the structure it was built on:
+    a model built on a dict of inputs (KerasHub's: token_ids, padding_mask, ...) takes that dict,
+    and `model.inputs` is its flattening, so packing restores it."""
+    struct = getattr(model, "_inputs_struct", None)
+    if isinstance(struct, dict):
+        import keras
+
+        return model(keras.tree.pack_sequence_as(struct, args), training=False)
+    return model(args if len(args) > 1 else args[0], training=False)
+
+
 def _keras_reference(model: Any, specs: list[Any], output_names: list[str]) -> Reference | None:
     """Call the Keras model (eagerly: not the traced graph that was exported) on the seeded
     sample of its declared inputs (`feeds.sample`); None when no sample can be made, or when a
@@ -151,7 +163,7 @@ def _keras_reference(model: Any, specs: list[Any], output_names: list[str]) -> R
     feed = feeds.sample(by_name)
     args = [tf.constant(feed[s.name]) for s in specs]
     try:
-        outputs = _named(model(args if len(args) > 1 else args[0], training=False), output_names)
+        outputs = _named(_call(model, args), output_names)
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 the model's own failure on a valid input

@@ -25,6 +25,7 @@ from ...settings import Settings
 from . import zip_framing as framing
 from .h5 import scan_h5_member
 from .keras_config import scan_keras_config
+from .keras_hub_allowlist import KERAS_HUB_OBJECTS
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _WEIGHTS = "model.weights.h5"
@@ -102,7 +103,10 @@ def scan_keras_file(path: Path, settings: Settings) -> KerasScan:
                 + _FIX,
                 code="keras.bad_metadata",
             )
-        scan_keras_config(config, settings.keras_extra_allowed_objects)
+        extra = settings.keras_extra_allowed_objects
+        if settings.keras_hub:
+            extra = extra | KERAS_HUB_OBJECTS
+        scan_keras_config(config, extra)
         notes = scan_h5_member(path, zf.getinfo(_WEIGHTS), settings)
         return KerasScan(version, len(zf.infolist()), total, tuple(notes))
 

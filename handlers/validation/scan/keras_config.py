@@ -12,6 +12,7 @@ from typing import Any
 
 from ...errors import Rejected
 from .keras_allowlist import ALLOWED_OBJECTS, BUILTIN_FUNCTIONS
+from .keras_hub_allowlist import KERAS_HUB_OBJECTS
 
 _DATA_CLASSES = frozenset(
     {
@@ -32,10 +33,13 @@ _CODE_CLASSES = {
     "FlaxLayer": "keras.disallowed_object",
     "__typespec__": "keras.disallowed_object",
 }
-# Arguments Keras treats as a file path or URL when given a string (CVE-2025-12058, get_file).
+# Arguments Keras treats as a file path or URL when given a string (CVE-2025-12058, get_file);
+# `merges` and `proto` are KerasHub's tokenizer files (keras_hub_allowlist.py's review).
 _PATH_KEYS = frozenset(
     {
         "vocabulary",
+        "merges",
+        "proto",
         "filepath",
         "file_path",
         "origin",
@@ -61,6 +65,11 @@ _HINT = (
 
 
 def _allow(registered: str) -> str:
+    if registered in KERAS_HUB_OBJECTS:  # KerasHub's own: the opt-in setting, not a hand list
+        return (
+            f"{registered} is a KerasHub class: set KERAS_HUB=true to allow KerasHub's registered "
+            "classes, with the kerashub extra deployed (README: KerasHub (opt-in))."
+        )
     return (
         f"If it is trusted, set KERAS_EXTRA_ALLOWED_OBJECTS={registered} and "
         "KERAS_CUSTOM_OBJECT_MODULES=<the module that registers it>, deployed with the "

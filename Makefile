@@ -6,12 +6,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo up down test lint bench bench-smoke clean install tf-tools tf215 tf220
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-cli.txt requirements-tf-keras.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-cli.txt requirements-tf-keras.txt requirements-kerashub.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps -r requirements-tf-keras.txt
+	$(PY) -m pip install -q --no-deps -r requirements-kerashub.txt  # the opt-in extra's tests
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 

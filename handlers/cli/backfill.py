@@ -161,39 +161,30 @@ class Pacer:
             }
 
 
-def pace_uploads(registry: T, pacer: Pacer) -> T:
-    """Make every UploadModel call of `registry` wait for a slot of `pacer` first.
-
-    The wrapper sits on the instance's `upload_model`, the one primitive that submits
-    UploadModel, so the registry's own retries are paced too (each is a submission)."""
-    upload = registry.upload_model  # type: ignore[attr-defined]
-
-    @functools.wraps(upload)
-    def paced(*args: Any, **kwargs: Any) -> Any:
-        pacer.acquire()
-        return upload(*args, **kwargs)
-
-    registry.upload_model = paced  # type: ignore[attr-defined]
-    return registry
-
-
-# The endpoint long-running operations a canary submits; they share UploadModel's quota.
-ENDPOINT_OPERATIONS = ("create_endpoint", "deploy", "undeploy")
-
-
-def pace_operations(endpoints: T, pacer: Pacer) -> T:
-    """Make every endpoint LRO submission of `endpoints` (CreateEndpoint, DeployModel,
-    UndeployModel) wait for a slot of the same `pacer` as the uploads: all share Vertex's 60
-    long-running operations per minute per region."""
-    for name in ENDPOINT_OPERATIONS:
-        submit = getattr(endpoints, name)
+def pace(client: T, pacer: Pacer, *methods: str) -> T:
+    """Make every call of `methods` on `client` wait for a slot of `pacer` first. The wrapper sits
+    on the instance's primitives that submit a long-running operation, so the client's own
+    retries are paced too (each is a submission)."""
+    for name in methods:
+        submit = getattr(client, name)
 
         def paced(*args: Any, _submit: Any = submit, **kwargs: Any) -> Any:
             pacer.acquire()
             return _submit(*args, **kwargs)
 
-        setattr(endpoints, name, functools.wraps(submit)(paced))
-    return endpoints
+        setattr(client, name, functools.wraps(submit)(paced))
+    return client
+
+
+def pace_uploads(registry: T, pacer: Pacer) -> T:
+    """UploadModel waits for a slot of `pacer`."""
+    return pace(registry, pacer, "upload_model")
+
+
+def pace_operations(endpoints: T, pacer: Pacer) -> T:
+    """The endpoint LROs a canary submits (CreateEndpoint, DeployModel, UndeployModel) wait for a
+    slot of the same `pacer` as the uploads: all share Vertex's 60 operations per minute."""
+    return pace(endpoints, pacer, "create_endpoint", "deploy", "undeploy")
 
 
 def paced_registry(settings: Settings, pacer: Pacer) -> Callable[[], Any]:

@@ -54,7 +54,7 @@ def add_commands(
 def canary(ctx: Any) -> int:
     args, out, settings = ctx.args, ctx.out, ctx.settings
     ref = parse_ref(args.ref)
-    registry = deploy_lib._registry(settings)
+    registry = deploy_lib.endpoint_registry(settings)
     model = resolve_model(registry, ref.name)
     endpoint = args.endpoint or (
         endpoint_ref(settings.deploy_endpoint, model_id(model))

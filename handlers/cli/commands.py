@@ -48,7 +48,7 @@ def backfill(ctx: Context) -> int:
     pacer = backfill_lib.Pacer(args.uploads_per_minute, timer=backfill_lib.TIMER)
     settings = ctx.settings
     if args.canary and settings.deploy_endpoint:
-        backfill_lib.pace_operations(deploy_lib._registry(settings), pacer)
+        backfill_lib.pace_operations(deploy_lib.endpoint_registry(settings), pacer)
     elif settings.deploy_endpoint:  # a bucket of old uploads must not start a canary each
         settings = dataclasses.replace(settings, deploy_endpoint=None)
     registry = backfill_lib.paced_registry(settings, pacer)

@@ -29,6 +29,7 @@ from ..errors import PermanentError, SettingsError
 from ..gcs.objects import ObjectStore, PreconditionFailed
 from ..gcs.publish import MANIFEST_NAME, NUMBERED_SUFFIX, read_manifest
 from ..registry.interface import ModelVersionInfo, VersionRequest
+from ..registry.labels import MANAGED_BY, MANAGED_BY_LABEL
 from ..registry.vertex import VertexRegistry
 from . import backfill as backfill_lib
 from .context import Context
@@ -38,7 +39,6 @@ from .verify import verify as verify_artifact
 
 MOVED_FROM_LABEL = "registrar-moved-from"
 IMAGE_LABEL = "registrar-serving-image"
-MANAGED_BY_LABEL = "managed-by"
 
 
 def image_label(image: str) -> str:
@@ -111,7 +111,7 @@ def _targets(registry: VertexRegistry, args: Any) -> list[ModelVersionInfo]:
     if args.all == bool(args.ref):
         raise CliError("name a model (NAME or NAME@VERSION) or give --all, not both", 2)
     if args.all:
-        models = registry.list_models(labels={MANAGED_BY_LABEL: "gcs-model-registrar"})
+        models = registry.list_models(labels={MANAGED_BY_LABEL: MANAGED_BY})
         versions = [v for m in models for v in sorted_versions(registry, m.model)]
     else:
         ref = parse_ref(args.ref)

@@ -31,14 +31,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PermanentError, TransientError
 from ..gcs.ledger import Held, Ledger
 from ..gcs.records import Records, now_iso
 from .endpoints import (
-    MANAGED_BY,
     MODEL_LABEL,
     NEW_DEPLOYMENT,
     DeployedModelInfo,
@@ -46,6 +45,7 @@ from .endpoints import (
     EndpointRegistry,
     Operation,
 )
+from .labels import MANAGED_BY, MANAGED_BY_LABEL
 
 DEFAULT = "default"
 MAX_STEPS = 50  # the ledger's canary history is bounded like the gate's
@@ -113,7 +113,6 @@ class Canaries:
     wait_seconds: float
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-    steps: list[dict[str, Any]] = field(default_factory=list)
 
     # ---- the function's step, and `registrar canary start` ---------------------------------
     def start(
@@ -169,7 +168,7 @@ class Canaries:
                     "DeployModel now would overwrite the traffic split it sets when it lands",
                     "finish_with": f"registrar canary start {display_name}@{version_id}",
                 }
-            self._wait_idle(info.name, until)
+            self.wait_idle(info.name, until)
         note.update(started)
         landed = self._wait_for(started["operation"], until)
         note["landed"] = landed
@@ -296,8 +295,8 @@ class Canaries:
         )  # fmt: skip
         canary = held.doc.setdefault("canary", {})
         canary["endpoint"] = info.name
-        pending = {"version_id": version_id, "record": record, "bucket": self.bucket}
-        canary.setdefault("pending", {})[operation.name] = pending
+        if record:  # whose record later steps (replaced, promoted, aborted) are written on
+            canary.setdefault("records", {})[version_id] = {"record": record, "bucket": self.bucket}
         self._step(held, {"step": "started", "role": role, "version_id": version_id,
                           "operation": operation.name,
                           "replaces": found.canary.id if found.canary else None})  # fmt: skip
@@ -320,7 +319,6 @@ class Canaries:
         """Undeploy the model's deployments at 0% (one operation at a time: the endpoint is busy
         while one runs; what is left is done by the next decision)."""
         done: list[dict[str, Any]] = []
-        self._settle_pending(held, info)
         for orphan in roles(info, model).orphans:
             held.check(f"undeploying {orphan.id}")
             operation = self.endpoints.undeploy(info.name, orphan.id)
@@ -333,20 +331,6 @@ class Canaries:
             info = self.endpoints.get_endpoint(info.name)
         return done
 
-    def _settle_pending(self, held: Held, info: EndpointInfo) -> None:
-        """Map landed deployments to the records that started them (for later steps' notes)."""
-        canary = held.doc.setdefault("canary", {})
-        pending: dict[str, Any] = canary.get("pending") or {}
-        by_version = {d.version_id: d for d in info.deployed}
-        for op, entry in list(pending.items()):
-            deployed = by_version.get(str(entry.get("version_id")))
-            if deployed is None:
-                if self.endpoints.operation_state(op).done:  # failed, or undone since
-                    pending.pop(op)
-                continue
-            canary.setdefault("deployments", {})[deployed.id] = entry
-            pending.pop(op)
-
     def _remember(
         self, held: Held, d: DeployedModelInfo, state: str, operation: str | None, why: str
     ) -> None:
@@ -355,7 +339,6 @@ class Canaries:
 
     def _step(self, held: Held, step: dict[str, Any]) -> None:
         step = {"at": now_iso(), **step}
-        self.steps.append(step)
         history = held.doc.setdefault("canary", {}).setdefault("history", [])
         history.append(step)
         del history[:-MAX_STEPS]
@@ -364,7 +347,7 @@ class Canaries:
         self, held: Held, d: DeployedModelInfo, state: str, operation: str | None
     ) -> None:
         """Write the step on the record of the upload that deployed `d` (when known)."""
-        entry = (held.doc.get("canary", {}).get("deployments") or {}).get(d.id) or {}
+        entry = (held.doc.get("canary", {}).get("records") or {}).get(d.version_id) or {}
         if self.records is None or not entry.get("record"):
             return
         step = {"at": now_iso(), "state": state, "operation": operation,
@@ -408,7 +391,7 @@ class Canaries:
                 return False
             self.sleep(min(_POLL, max(0.0, until - self.clock())))
 
-    def _wait_idle(self, endpoint: str, until: float) -> None:
+    def wait_idle(self, endpoint: str, until: float) -> None:
         while self.clock() < until and self.endpoints.running_operations(endpoint):
             self.sleep(min(_POLL, max(0.0, until - self.clock())))
 
@@ -418,4 +401,4 @@ class Canaries:
 
 
 def _labels(model: str) -> dict[str, str]:
-    return {"managed-by": MANAGED_BY, MODEL_LABEL: model_id(model)}
+    return {MANAGED_BY_LABEL: MANAGED_BY, MODEL_LABEL: model_id(model)}

@@ -83,7 +83,8 @@ _shared: dict[tuple[str, str, str | None], EndpointRegistry] = {}
 _shared_lock = threading.Lock()
 
 
-def _registry(settings: Settings) -> EndpointRegistry:
+def endpoint_registry(settings: Settings) -> EndpointRegistry:
+    """The process's endpoint client (one per project, region and emulator)."""
     key = (settings.project, settings.location, settings.vertex_emulator_host)
     with _shared_lock:
         if key not in _shared:
@@ -100,7 +101,7 @@ def canaries(
 ) -> Canaries:
     """The canary lifecycle with the process's endpoint client, the model's ledger in `bucket`."""
     return Canaries(
-        endpoints=registry or _registry(settings),
+        endpoints=registry or endpoint_registry(settings),
         ledger=Ledger(store, settings.state_prefix),
         records=Records(store, settings.claim_lease_seconds),
         bucket=bucket,

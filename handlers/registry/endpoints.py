@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import PermanentError, TransientError
 from ..settings import Settings
 from .interface import ModelNotFound
-from .labels import MANAGED_BY
+from .labels import MANAGED_BY, MANAGED_BY_LABEL
 from .vertex import VertexRegistry, gapic_client, rpc_timeout
 from .vertex_errors import AlreadyExists
 from .vertex_types import quote
@@ -235,7 +235,7 @@ class EndpointRegistry(VertexRegistry):
         request = types.CreateEndpointRequest(
             parent=self.parent,
             endpoint=types.Endpoint(
-                display_name=ref, labels={"managed-by": MANAGED_BY, **(labels or {})}
+                display_name=ref, labels={MANAGED_BY_LABEL: MANAGED_BY, **(labels or {})}
             ),
             endpoint_id=endpoint_id,
         )

@@ -6,3 +6,4 @@ A leaf: every registry module may import it without an import circle.
 from __future__ import annotations
 
 MANAGED_BY = "gcs-model-registrar"  # the `managed-by` label / `managedBy` metadata value
+MANAGED_BY_LABEL = "managed-by"

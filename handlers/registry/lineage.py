@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..errors import PermanentError
 from ..settings import Settings
 from .interface import UPLOAD_KEY_LABEL, VersionRequest
-from .labels import MANAGED_BY
+from .labels import MANAGED_BY, MANAGED_BY_LABEL
 from .vertex_types import DEFAULT_ALIAS, bad_aliases
 
 _MAX_DESCRIPTION = 4000
@@ -84,7 +84,7 @@ def version_request(
     settings: Settings,
 ) -> VersionRequest:
     labels = {
-        "managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         UPLOAD_KEY_LABEL: source.upload_key,
         "source-generation": str(source.generation),
         "source-kind": "keras" if source.kind == "keras" else "saved-model",

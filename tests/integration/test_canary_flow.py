@@ -4,12 +4,9 @@ orphan after racing uploads, a foreign endpoint skipped, and the CLI's promote/a
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,6 @@ import requests
 from dev import stack
 from dev.bridge import binary_event
 from emulators.vertex import AdminClient
-from handlers.cli.app import main as registrar_main
 from tests.conftest import Bucket, Models, Services, Vertex, function_env
 
 STATE = "registrar-state/uploads/"
@@ -46,21 +42,6 @@ def canary_server(services: Services, tmp_path_factory: pytest.TempPathFactory) 
 def slow_vertex(request: Any, vertex: Vertex) -> Vertex:
     AdminClient(vertex.url).config(deploy_seconds=LANDS, concurrent_mutations=request.param)
     return vertex
-
-
-@pytest.fixture
-def registrar(services: Services, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
-    for key, value in function_env(services, DEPLOY_ENDPOINT="serving-{model}").items():
-        monkeypatch.setenv(key, value)
-
-    def run(*argv: str) -> tuple[int, Any]:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = registrar_main([*argv, "--json"])
-        text = out.getvalue()
-        return code, (json.loads(text) if text.strip() else err.getvalue())
-
-    return run
 
 
 def _deliver(url: str, resource: dict[str, Any]) -> None:
@@ -179,8 +160,14 @@ def test_a_canary_on_an_endpoint_serving_another_model_is_skipped(
 
 
 def test_cli_promotes_and_aborts_a_canary(
-    canary_server: str, bucket: Bucket, slow_vertex: Vertex, models: Models, registrar
+    canary_server: str,
+    bucket: Bucket,
+    slow_vertex: Vertex,
+    models: Models,
+    registrar,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("DEPLOY_ENDPOINT", "serving-{model}")  # as the function has it
     for i, local in ((1, models.keras_a), (2, models.keras_b)):
         last = _upload(canary_server, bucket, local, f"models/fraud/v{i}/model.keras")
     endpoint = last["deployment"]["endpoint"]

@@ -8,10 +8,8 @@ traffic and rolls back. Uploads go through the function over HTTP; the rest thro
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,6 @@ import pytest
 import requests
 
 from dev import stack
-from handlers.cli.app import main as registrar_main
 from tests.conftest import (
     Bucket,
     Models,
@@ -35,22 +32,6 @@ STATE = "registrar-state/uploads/"
 
 def _record(bucket: Bucket, resource: dict[str, Any]) -> dict[str, Any]:
     return bucket.read_json(f"{STATE}{resource['name']}/g{resource['generation']}.json")
-
-
-@pytest.fixture
-def registrar(services: Services, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
-    """`registrar(*argv)` -> (exit code, parsed --json output)."""
-    for key, value in function_env(services).items():
-        monkeypatch.setenv(key, value)
-
-    def run(*argv: str) -> tuple[int, Any]:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = registrar_main([*argv, "--json"])
-        text = out.getvalue()
-        return code, (json.loads(text) if text.strip() else err.getvalue())
-
-    return run
 
 
 def test_the_tutorials_two_files_become_one_model_with_two_versions(

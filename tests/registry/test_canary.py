@@ -62,7 +62,7 @@ class World:
         """version id -> traffic percent, once nothing runs on the endpoint any more."""
         info = self.endpoints.require_endpoint(endpoint)
         lifecycle = self.lifecycle()
-        lifecycle._wait_idle(info.name, lifecycle.clock() + 20)
+        lifecycle.wait_idle(info.name, lifecycle.clock() + 20)
         info = self.endpoints.get_endpoint(info.name)
         return {d.version_id: info.share(d.id) for d in info.deployed}
 

@@ -31,7 +31,7 @@ configure(SETTINGS.log_level)
 # Non-dumpable: the sandbox worker (same uid) cannot read our /proc/<pid>/environ or memory.
 HARDENING = harden_function_process()
 # gVisor (Cloud Run's first generation) has no Landlock: said once per instance, as a WARNING.
-LANDLOCK_MISSING = warn_if_landlock_missing(SETTINGS.sandbox_required_layers)
+warn_if_landlock_missing(SETTINGS.sandbox_required_layers)
 _pipeline: Pipeline | None = None
 _pipeline_lock = threading.Lock()
 

@@ -148,10 +148,16 @@ def run(
 ) -> int:
     """This task's share; returns the exit status (1: something failed transiently, so the
     platform retries the task — what was registered is a duplicate then)."""
+    settings = settings.for_backfill(canary=False)  # fleet tasks register, they never deploy
     store = store or ObjectStore(settings)
     index, count = int(task["task_index"]), int(task["task_count"])
     spacing = Spacing(uploads_per_minute)
-    pipeline = Pipeline(settings, store=store, registry_factory=paced_registry(settings, spacing))
+    # the task's claims name it, so its next attempt (Cloud Run never runs two at once) takes
+    # over what a dead attempt held instead of waiting out the lease (gcs/records.py)
+    holder = f"{task['execution'] or 'local'}/{index}"
+    pipeline = Pipeline(
+        settings, store=store, registry_factory=paced_registry(settings, spacing), holder=holder
+    )
     events = my_events(store, settings, bucket, prefix, index, count)
     progress = Progress(
         store,

@@ -383,6 +383,14 @@ class Pipeline:
         name = layout.display_name_for(upload.source_path, self.settings, upload.metadata)
         self._check_serving_image(registration_source=upload.uri)  # before any work
         artifacts.check_size(upload, self.settings)
+        aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
+        user_metadata.check(upload.metadata, upload.uri)
+        with timed(timings, "folder"):  # before download: another folder's model is refused
+            folder = folders.owner_label(
+                self.registry, name.display_name, bucket=upload.bucket,
+                source_path=upload.source_path, uri=upload.uri, settings=self.settings,
+            )  # fmt: skip
+        # the cheap checks above reject bad metadata before a job is started for nothing
         if self.hand_off:
             left = self._deadline(started) - time.monotonic()
             why = policy.needs_job(upload.size, self.settings, left)
@@ -391,13 +399,6 @@ class Pipeline:
         if self.holder:  # a job task now holds the upload (a kill from here on is mid-way)
             log(_logger, logging.INFO, f"{upload.uri}: taken over by job task {self.holder}",
                 upload_key=upload.upload_key, holder=self.holder)  # fmt: skip
-        aliases = lineage.parse_aliases(upload.metadata.get("aliases"), upload.uri)
-        user_metadata.check(upload.metadata, upload.uri)
-        with timed(timings, "folder"):  # before download: another folder's model is refused
-            folder = folders.owner_label(
-                self.registry, name.display_name, bucket=upload.bucket,
-                source_path=upload.source_path, uri=upload.uri, settings=self.settings,
-            )  # fmt: skip
         report, published = self._validate_and_publish(upload, name, timings)
         request = version_request(
             upload=upload,

@@ -9,6 +9,7 @@ Shared by design: the function and the CLI read the same settings.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -667,6 +668,11 @@ class Settings:
         operator's KERAS_CUSTOM_OBJECT_MODULES."""
         hub = ("keras_hub",) if self.keras_hub else ()
         return tuple(dict.fromkeys((*hub, *self.keras_custom_object_modules)))
+
+    def for_backfill(self, *, canary: bool) -> Settings:
+        """A backfill registers; it deploys nothing unless asked (`--canary`): a bucket of old
+        uploads must not start a canary each. The one home of that rule (CLI and fleet tasks)."""
+        return self if canary else dataclasses.replace(self, deploy_endpoint=None)
 
     def __post_init__(self) -> None:
         if not self.serving_image:  # the default depends on the project and region

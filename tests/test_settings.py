@@ -164,3 +164,9 @@ def test_keras_hub_is_imported_by_the_sandbox_before_custom_modules(
     assert settings.keras_hub is True
     assert settings.sandbox_keras_modules == ("keras_hub", "json")
     assert Settings.from_env(BASE).sandbox_keras_modules == ()
+
+
+def test_a_backfill_deploys_nothing_unless_asked() -> None:
+    settings = Settings.from_env({**BASE, "DEPLOY_ENDPOINT": "serving-{model}"})
+    assert settings.for_backfill(canary=False).deploy_endpoint is None
+    assert settings.for_backfill(canary=True).deploy_endpoint == "serving-{model}"

@@ -7,7 +7,6 @@ turns them into a message and a code.
 from __future__ import annotations
 
 import atexit
-import dataclasses
 from collections import Counter
 from collections.abc import Callable
 
@@ -46,11 +45,9 @@ def backfill(ctx: Context) -> int:
     # One pacer for every thread: UploadModel calls (and, with --canary, the endpoint operations
     # canaries submit) stay under Vertex's per-region quota of long-running operations.
     pacer = backfill_lib.Pacer(args.uploads_per_minute, timer=backfill_lib.TIMER)
-    settings = ctx.settings
-    if args.canary and settings.deploy_endpoint:
+    settings = ctx.settings.for_backfill(canary=args.canary)
+    if settings.deploy_endpoint:
         backfill_lib.pace_operations(deploy_lib.endpoint_registry(settings), pacer)
-    elif settings.deploy_endpoint:  # a bucket of old uploads must not start a canary each
-        settings = dataclasses.replace(settings, deploy_endpoint=None)
     registry = backfill_lib.paced_registry(settings, pacer)
     pipeline = Pipeline(settings, store=ctx.store, registry_factory=registry)
     try:

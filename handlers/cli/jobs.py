@@ -63,6 +63,12 @@ def start_backfill(ctx: Context) -> int:
             f"{budget} UploadModel calls per minute (--uploads-per-minute)",
             USAGE,
         )
+    if getattr(args, "canary", False):
+        raise CliError(
+            "--canary is for an in-process backfill: the job's tasks register only. Start "
+            "canaries afterwards with `registrar canary start NAME@VERSION`, or drop --job-tasks.",
+            USAGE,
+        )
     per_task = budget // tasks
     from ..handoff import jobs  # the Cloud Run client (~0.3 s): only for the job's commands
 

@@ -10,13 +10,13 @@ the run's deadline (`pipeline.run_deadline`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..settings import Settings
+from ..settings import GB, Settings
 
 GIB = 1 << 30
-GB = 1_000_000_000
 IDLE_BYTES = int(0.75 * GIB)  # an idle instance: Python, the framework, the clients
 PEAK_PER_BYTE = 2.0  # measured peak above idle, per byte of upload
 SECONDS_PER_GB = 30.0  # measured 19 s/GB event -> registered, with room for a slower store
@@ -29,6 +29,7 @@ class Why:
     message: str
 
 
+@functools.cache  # an instance's memory does not change: read cgroup/proc once
 def instance_memory_bytes() -> int | None:
     """The instance's memory: its cgroup limit (Cloud Run / Functions set one), else the host's."""
     for path in _CGROUP_LIMITS:

@@ -12,7 +12,7 @@ import pytest
 
 from handlers import fleet
 from handlers.cli.app import main
-from tests.conftest import Bucket, Models, Services, Vertex
+from tests.conftest import LOCATION, PROJECT, Bucket, Models, Services, Vertex
 from tests.handoff.conftest import handoff_env
 
 UPLOADS = 24
@@ -87,3 +87,31 @@ def test_a_live_hand_off_elsewhere_is_counted_skipped_not_already() -> None:
     assert fleet.category("duplicate", "handed_off") == "skipped"
     assert fleet.category("duplicate", "rejected") == "rejected"
     assert fleet.category("registered", None) == "registered"
+
+
+def test_a_fleet_backfill_starts_no_canary_and_refuses_canary(
+    services: Services, cloudrun: Any, bucket: Bucket, vertex: Vertex, models: Models,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    """The job's environment is the function's, DEPLOY_ENDPOINT included: its backfill tasks
+    register and deploy nothing (issue 20: a backfill starts no canary unless asked)."""
+    import requests
+
+    from dev import stack
+    from tests.handoff.conftest import JOB_ID, job_env
+
+    deploying = job_env(services, cloudrun, DEPLOY_ENDPOINT="serving-{model}")
+    job = stack.create_job(cloudrun.url, deploying, job_id=f"{JOB_ID}-deploy", project=PROJECT,
+                           location=LOCATION, max_retries=0, timeout_seconds=300)  # fmt: skip
+    for name, value in {**deploying, "JOB_NAME": job}.items():
+        monkeypatch.setenv(name, value)
+    for i in range(2):
+        bucket.upload((models.keras_a, models.keras_b)[i], f"models/fraud/v{i + 1}/model.keras")
+    uri = f"gs://{bucket.name}/models/"
+
+    assert main(["backfill", uri, "--job-tasks", "1", "--canary"]) == 2  # usage: not with tasks
+    capsys.readouterr()
+    assert main(["backfill", uri, "--job-tasks", "1", "--wait"]) == 0, capsys.readouterr().out
+    assert len(vertex.all_versions()) == 2
+    listed = requests.get(f"{vertex.url}/v1/{vertex.parent}/endpoints", timeout=5).json()
+    assert listed.get("endpoints", []) == []  # nothing was deployed

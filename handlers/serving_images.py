@@ -35,7 +35,7 @@ WARN_DAYS = 60  # registration and deploy warn this many days (or fewer) before 
 # Docker Hub publishes each release as tensorflow/serving:<version>. TF Serving 2.21 has no
 # release, so the validating TF (2.21) is checked against 2.20's op registry instead.
 TF_SERVING_VERSION = "2.20.0"
-TF_SERVING_SOURCE = "https://github.com/tensorflow/serving/releases/tag/2.20.0"
+# TF Serving 2.20.0: https://github.com/tensorflow/serving/releases/tag/2.20.0
 TF_SERVING_IMAGE = f"tensorflow/serving:{TF_SERVING_VERSION}"  # on Docker Hub
 # Terraform's remote repository (terraform/serving_image.tf) is named this by default.
 DEFAULT_REPOSITORY = "tensorflow-serving"
@@ -228,13 +228,10 @@ def resolve_tf_version(image: str, declared: str | None) -> str:
 
 
 # ---- how the image runs on Vertex ---------------------------------------------------------------
-NUMBERED_LAYOUT_VERSION = "1"  # TF Serving loads <model_base_path>/<number>/saved_model.pb
-
-
 def numbered_layout(image: str) -> bool:
     """Does the image load `<artifact_uri>/1/saved_model.pb` (TF Serving) rather than
     `<artifact_uri>/saved_model.pb` (Vertex prebuilt images)?"""
-    return lifecycle(image) is None and prebuilt_tf_version(image) is None and is_tf_serving(image)
+    return prebuilt_tf_version(image) is None and is_tf_serving(image)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ class AdminClient:
         body = {"method": method, "status": status, "count": count, "when": when}
         self._send("POST", "/_emulator/faults", body)
 
+    def clear_faults(self) -> None:
+        """Vertex recovers: every injected fault and latency ends."""
+        self._send("DELETE", "/_emulator/faults")
+
     def latency(self, method: str, milliseconds: float) -> None:
         self._send("POST", "/_emulator/faults", {"method": method, "latency_ms": milliseconds})
 

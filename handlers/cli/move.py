@@ -259,9 +259,11 @@ def add_command(command: Any, env: Any, uploads_per_minute: Any) -> None:
     sub.add_argument(
         "--uploads-per-minute",
         type=uploads_per_minute,
-        default=env.get("REGISTRAR_UPLOADS_PER_MINUTE") or "50",
+        default=env.get("REGISTRAR_UPLOADS_PER_MINUTE")
+        or str(backfill_lib.DEFAULT_UPLOADS_PER_MINUTE),
         help="at most N UploadModel calls in any minute; Vertex allows 60 per region, shared "
-        "with the function [env REGISTRAR_UPLOADS_PER_MINUTE, 1-600, default 50]",
+        f"with the function [env REGISTRAR_UPLOADS_PER_MINUTE, 1-{backfill_lib.MAX_UPLOADS_PER_MINUTE}, "
+        f"default {backfill_lib.DEFAULT_UPLOADS_PER_MINUTE}]",
     )
 
 

@@ -150,7 +150,7 @@ def test_transient_registry_failure_exits_4_and_a_rerun_finishes(
     status = registrar("status", f"gs://{bucket.name}/models/churn/v1/model.keras", "--json")
     assert status.json["latest"]["state"] == "retrying"
 
-    requests.delete(f"{vertex.url}/_emulator/faults", timeout=5).raise_for_status()  # back up
+    vertex.clear_faults()  # back up
     again = registrar("backfill", f"gs://{bucket.name}/models/")
     assert again.code == 0, again.out + again.err
     assert "1 registered" in again.out
@@ -452,7 +452,6 @@ def test_uploads_per_minute_is_checked(
 def test_backfill_starts_no_canary_unless_asked_and_paces_it_with_uploads(
     registrar, bucket: Bucket, vertex: Vertex, models: Models, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import requests
 
     monkeypatch.setenv("DEPLOY_ENDPOINT", "serving-{model}")
     for i in range(2):

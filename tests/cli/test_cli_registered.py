@@ -7,7 +7,6 @@ import io
 from dataclasses import dataclass
 
 import pytest
-import requests
 
 from handlers.cli.app import main
 from tests.conftest import Bucket, Models, Services, Vertex, function_env
@@ -254,7 +253,7 @@ def test_transient_vertex_failure_exits_4(registrar, registered: Registered):
     run = registrar("versions", "churn")
     assert run.code == 4 and "retry" in run.err
     assert vertex.state()["calls"]["ListModelVersions"] - before >= 2  # retried, then gave up
-    requests.delete(f"{vertex.url}/_emulator/faults", timeout=5).raise_for_status()
+    vertex.clear_faults()
     assert registrar("versions", "churn").code == 0  # Vertex is back
 
 

@@ -46,11 +46,6 @@ def server(services, server_logs: Path) -> Iterator[str]:
     service.stop()
 
 
-def clear_faults(vertex: Vertex) -> None:
-    """Vertex recovers: the emulator's injected faults end."""
-    requests.delete(f"{vertex.url}/_emulator/faults", timeout=5).raise_for_status()
-
-
 def deliver_concurrently(url: str, resource: dict[str, Any], times: int = 3) -> list[int]:
     with ThreadPoolExecutor(times) as pool:
         return list(pool.map(lambda _: deliver_until_acked(url, resource, "e1"), range(times)))
@@ -86,7 +81,7 @@ def test_vertex_failing_then_recovering_loses_nothing(
     # The in-process retries give up when their time budget is spent: the platform redelivers.
     assert requests.post(server, data=body, headers=headers, timeout=300).status_code == 503
     assert vertex.state()["calls"]["UploadModel"] >= 2  # the failure was retried in-process
-    clear_faults(vertex)
+    vertex.clear_faults()
     deliver_until_acked(server, resource, "e1")
     [model] = vertex.models(f"flaky-{status}")
     assert len(vertex.versions(model["name"])) == 1
@@ -105,7 +100,7 @@ def test_a_redelivery_request_is_a_503_and_every_log_line_is_json(
     headers, body = binary_event(resource, "e1")
     reply = requests.post(server, data=body, headers=headers, timeout=300)
     assert reply.status_code == 503
-    clear_faults(vertex)
+    vertex.clear_faults()
     assert deliver_until_acked(server, resource, "e1") >= 1
     lines = [ln for ln in (server_logs / "function.log").read_text().splitlines() if ln.strip()]
     entries = [json.loads(line) for line in lines]  # a traceback's plain lines would fail here

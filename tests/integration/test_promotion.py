@@ -168,7 +168,7 @@ def test_two_racing_uploads_end_with_default_on_the_better_one(
                     (server, better)]  # fmt: skip
             list(pool.map(lambda job: deliver(*job), jobs))
     finally:
-        requests.delete(f"{vertex.url}/_emulator/faults", timeout=5).raise_for_status()
+        vertex.clear_faults()
     found = aliases(vertex, "racer")
     assert len(found) == 3
     holder = next(v for v, a in found.items() if "default" in a)

@@ -197,6 +197,12 @@ class Bucket:
     def read_json(self, name: str) -> dict[str, Any]:
         return json.loads(self.handle.blob(name).download_as_bytes())
 
+    def record(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """The registrar's record of an uploaded object generation (`.keras` uploads)."""
+        return self.read_json(
+            f"registrar-state/uploads/{resource['name']}/g{resource['generation']}.json"
+        )
+
     def names(self, prefix: str = "") -> list[str]:
         return sorted(b.name for b in self.client.list_blobs(self.name, prefix=prefix))
 

@@ -19,7 +19,6 @@ from dev.bridge import binary_event
 from emulators.vertex import AdminClient
 from tests.conftest import Bucket, Models, Services, Vertex, function_env
 
-STATE = "registrar-state/uploads/"
 LANDS = 0.5  # seconds a deployment takes on the emulator here
 
 
@@ -53,14 +52,10 @@ def _deliver(url: str, resource: dict[str, Any]) -> None:
     raise AssertionError(f"{resource['name']} never acknowledged")
 
 
-def _record(bucket: Bucket, resource: dict[str, Any]) -> dict[str, Any]:
-    return bucket.read_json(f"{STATE}{resource['name']}/g{resource['generation']}.json")
-
-
 def _upload(url: str, bucket: Bucket, local: Path, name: str) -> dict[str, Any]:
     resource = bucket.upload(local, name)
     _deliver(url, resource)
-    return _record(bucket, resource)
+    return bucket.record(resource)
 
 
 def _settled(vertex: Vertex, endpoint: str) -> dict[str, Any]:
@@ -110,10 +105,7 @@ def test_three_promoted_versions_leave_champion_and_newest_canary(
     endpoint = records[0]["deployment"]["endpoint"]
     assert _split(_settled(slow_vertex, endpoint)) == {"1": 90, "3": 10}
     assert records[2]["deployment"]["replaces"]["version"].endswith("@2")
-    second = bucket.read_json(
-        f"{STATE}models/fraud/v2/model.keras/"
-        + f"g{bucket.resource('models/fraud/v2/model.keras')['generation']}.json"
-    )
+    second = bucket.record(bucket.resource("models/fraud/v2/model.keras"))
     assert second["deployment"]["state"] == "replaced"  # the step is on v2's own record
 
 
@@ -125,7 +117,7 @@ def test_racing_uploads_of_one_model_leave_no_orphan(
     resources = [bucket.upload(models.keras_b, n) for n in names]
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda r: _deliver(canary_server, r), resources))
-    notes = [_record(bucket, r)["deployment"] for r in resources]
+    notes = [bucket.record(r)["deployment"] for r in resources]
     # each ended as the canary, was replaced by a newer one, or stood back for the newer default
     assert all(n["state"] in ("started", "replaced", "skipped", "deferred") for n in notes), notes
     final = _split(_settled(slow_vertex, first["deployment"]["endpoint"]))
@@ -180,7 +172,7 @@ def test_cli_promotes_and_aborts_a_canary(
     code, promoted = registrar("canary", "promote", "fraud")
     assert code == 0 and promoted["state"] == "promoted", promoted
     assert _split(_settled(slow_vertex, endpoint)) == {"2": 100}
-    record = _record(bucket, bucket.resource("models/fraud/v2/model.keras"))
+    record = bucket.record(bucket.resource("models/fraud/v2/model.keras"))
     assert record["deployment"]["state"] == "promoted"
     code, shown = registrar("status", f"gs://{bucket.name}/models/fraud/v2/model.keras")
     assert code == 0 and shown["latest"]["deployment"].startswith("canary promoted"), shown
@@ -189,7 +181,7 @@ def test_cli_promotes_and_aborts_a_canary(
     code, aborted = registrar("canary", "abort", "fraud")
     assert code == 0 and aborted["undeployed"].endswith("@3")
     assert _split(_settled(slow_vertex, endpoint)) == {"2": 100}
-    record = _record(bucket, bucket.resource("models/fraud/v3/model.keras"))
+    record = bucket.record(bucket.resource("models/fraud/v3/model.keras"))
     assert record["deployment"]["state"] == "aborted"
     code, _ = registrar("canary", "abort", "fraud")
     assert code != 0  # nothing left to abort

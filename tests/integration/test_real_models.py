@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -34,19 +33,13 @@ def keras2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {k: Path(v["path"]) for k, v in json.loads(done.stdout).items()}
 
 
-def _record(bucket: Bucket, resource: dict[str, Any]) -> dict[str, Any]:
-    return bucket.read_json(
-        f"registrar-state/uploads/{resource['name']}/g{resource['generation']}.json"
-    )
-
-
 def test_convnext_from_keras_applications_registers(
     function_client, bucket: Bucket, vertex: Vertex, tmp_path: Path
 ) -> None:
     path = corpus.build_application("ConvNeXtTiny", tmp_path / "convnext.keras")
     resource = bucket.upload(path, "models/convnext-tiny/v1/model.keras")
     assert deliver(function_client, resource) == 200
-    assert _record(bucket, resource)["state"] == "registered", _record(bucket, resource)
+    assert bucket.record(resource)["state"] == "registered", bucket.record(resource)
     [model] = vertex.models("convnext-tiny")
     assert len(vertex.versions(model["name"])) == 1
 
@@ -66,7 +59,7 @@ def test_keras2_keras_file_is_refused_with_its_code_and_the_conversion(
 ) -> None:
     resource = bucket.upload(keras2["keras2_functional.keras"], "models/k2-file/v1/model.keras")
     assert deliver(function_client, resource) == 200
-    record = _record(bucket, resource)
+    record = bucket.record(resource)
     assert record["state"] == "rejected"
     assert record["reason"]["code"] == "keras.keras2_format"
     assert ".export('model_savedmodel')" in record["reason"]["message"]

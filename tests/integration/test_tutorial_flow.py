@@ -30,10 +30,6 @@ from tests.conftest import (
 STATE = "registrar-state/uploads/"
 
 
-def _record(bucket: Bucket, resource: dict[str, Any]) -> dict[str, Any]:
-    return bucket.read_json(f"{STATE}{resource['name']}/g{resource['generation']}.json")
-
-
 def test_the_tutorials_two_files_become_one_model_with_two_versions(
     function_client, bucket: Bucket, vertex: Vertex, models: Models
 ) -> None:
@@ -49,7 +45,7 @@ def test_the_tutorials_two_files_become_one_model_with_two_versions(
     assert [v["labels"]["source-version"] for v in versions] == ["v1", "v2"]
     assert "Version from the path: v1." in versions[0]["description"]
     assert "default" in versions[1]["versionAliases"]
-    assert _record(bucket, v2)["display_name"] == "my_model"
+    assert bucket.record(v2)["display_name"] == "my_model"
 
 
 def test_display_name_metadata_on_every_upload_names_the_model(
@@ -87,7 +83,7 @@ def test_display_name_metadata_on_one_upload_only_makes_two_models(
     assert sorted(m["displayName"] for m in vertex.models()) == ["MyAwesomeModel", "my_model"]
     bad = bucket.upload(models.keras_a, "models/my_model_v3.keras", {"display_name": " x"})
     assert deliver(function_client, bad) == 200
-    record = _record(bucket, bad)
+    record = bucket.record(bad)
     assert record["state"] == "rejected" and record["reason"]["code"] == "bad_display_name"
 
 
@@ -157,7 +153,7 @@ def test_deploy_endpoint_starts_a_canary_of_each_new_default_only(
             local, f"models/my_model_v{i}.keras", {"metrics": json.dumps({"auc": auc})}
         )
         deliver_until_acked(canary_server, resource)
-        return _record(bucket, resource)
+        return bucket.record(resource)
 
     first = upload(1, models.keras_a, 0.80)  # the first version: default, the endpoint is made
     note = first["deployment"]
@@ -189,7 +185,7 @@ def test_deploy_endpoint_starts_a_canary_of_each_new_default_only(
     # starts the canary the registration would have started.
     held = bucket.upload(models.keras_b, "models/my_model/v4/model.keras")
     deliver_until_acked(canary_server, held)
-    assert _record(bucket, held)["deployment"]["state"] == "skipped"
+    assert bucket.record(held)["deployment"]["state"] == "skipped"
     metrics = bucket.upload_bytes(b'{"auc": 0.95}', "models/my_model/v4/metrics.json")
     deliver_until_acked(canary_server, metrics)
     late = bucket.read_json(f"{STATE}models/my_model/v4/metrics.json/g{metrics['generation']}.json")

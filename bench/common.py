@@ -82,6 +82,8 @@ class Result:
     metrics: list[Metric] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)  # exact counts, assertions, settings
+    # derived tables: {"title": ..., "columns": [...], "rows": [[...], ...], "note": ...}
+    tables: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     def add(self, metric: Metric) -> Metric:
@@ -94,6 +96,7 @@ class Result:
             "seconds": round(self.seconds, 2),
             "metrics": [m.to_json() for m in self.metrics],
             "facts": self.facts,
+            "tables": self.tables,
             "notes": self.notes,
         }
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from bench import capacity
 from bench.build import build_in_child
 from bench.common import MIB, PYTHON, ROOT, MemorySampler, Metric, Result, clean_env, log
 from bench.services import PROJECT, BenchStack, LightClient
 from bench.small_model import SMALL
 from dev import stack
+from handlers.handoff import policy
 
 
 def run(quick: bool, sizes: dict[str, int]) -> Result:
@@ -24,12 +27,19 @@ def run(quick: bool, sizes: dict[str, int]) -> Result:
     try:
         warmup = bench.root / "warmup.keras"
         build_in_child([{"kind": "keras", "path": warmup, "bytes": SMALL, "seed": 7}])
-        for label, n_bytes in sizes.items():
+        largest: dict[str, dict[str, Any]] = {}  # kind -> medians at the largest size measured
+        for label, n_bytes in sorted(sizes.items(), key=lambda item: item[1]):
             repeats = 1 if quick or n_bytes >= 500_000_000 else 2
             for kind in ("keras", "saved_model"):
-                _one(bench, result, label, n_bytes, kind, repeats, warmup)
+                shown = ".keras" if kind == "keras" else "SavedModel"
+                largest[shown] = _one(bench, result, label, n_bytes, kind, repeats, warmup)
+                bench.forget_all()
     finally:
         bench.stop()
+    result.tables.append(capacity.table(largest, policy.default_handoff_bytes))
+    result.facts["default_handoff_bytes_fits_every_kind"] = capacity.policy_safe(
+        largest, policy.default_handoff_bytes
+    )
     result.notes += [
         "Memory = PSS summed over the process tree (functions-framework's gunicorn master, its "
         "worker and the sandboxed loader; PSS counts pages the forked worker shares with the "
@@ -43,10 +53,14 @@ def run(quick: bool, sizes: dict[str, int]) -> Result:
         "+ the model file(s) in a measured directory (where a function would have downloaded "
         "them) + anything Keras extracts there. TF baseline = its PSS right after the import "
         "(files not included).",
-        "Required work (issue 22's floor), a fresh process after its imports: load the model, "
-        "export a .keras as a SavedModel, upload the export, server-side copy of the source "
-        "object(s) in the same store; memory above its post-import PSS, with the model file "
-        "(hard-linked) in its measured directory. Target: the function path <= 1.2x its time.",
+        "Required work (issue 22's floor), a fresh process after its imports: download the "
+        "source object(s) from the store (`download_to_filename`, one file after the other: the "
+        "upload starts in the bucket, and no registrar loads it without its bytes), load the "
+        "model, export a .keras as a SavedModel, upload the export, server-side copy of the "
+        "source object(s) in the same store; memory above its post-import PSS, with the "
+        "downloaded file(s) in its measured directory. Target: the function path <= 1.2x its "
+        "time. Its steps are in the facts; `without download` there is the same floor without "
+        "the fetch, for comparison with earlier runs.",
         "Job path: the same upload handed off (HANDOFF_BYTES=1) to the job in the Cloud Run jobs "
         "emulator; time = event -> record `registered`; memory = the emulator's process tree + "
         "the task's TEMP_DIR above the idle emulator. It includes a fresh task process's start "
@@ -67,7 +81,8 @@ def _one(
     kind: str,
     repeats: int,
     warmup: Path,
-) -> None:
+) -> dict[str, Any]:
+    """Measure one size and kind; returns its medians for the capacity table."""
     suffix = "model.keras" if kind == "keras" else "saved_model"
     build_dir = bench.root / f"build-{label}-{kind}"
     specs = [
@@ -141,7 +156,7 @@ def _one(
             "s/GB",
             [o["seconds"] / gb for o in ours],
             [r["seconds"] / gb for r in required],
-            "required work per GB, same run: load, export, upload the export, copy the source",
+            "required work per GB, same run: download, load, export, upload the export, copy the source",
             target="<= 1.2 x required work",
             check=lambda m: m.get("ratio") is not None and m["ratio"] <= 1.2,
         )
@@ -184,6 +199,22 @@ def _one(
         "ref_peak_temp_mib": round(max(r["peak_temp"] for r in refs) / MIB, 1),
         "ours_stage_s": ours[-1]["timings"],
     }
+    without_fetch = [r["seconds"] - r["steps"]["download"] for r in required]
+    result.facts[f"{label}_{kind}_ratio_to_required_without_download"] = round(
+        _median([o["seconds"] for o in ours]) / _median(without_fetch), 2
+    )
+    return {
+        "bytes": size,
+        "seconds": _median([o["seconds"] for o in ours]),
+        "peak": _median([o["peak"] for o in ours]),
+        "idle": _median([o["idle"] for o in ours]),
+        "job_seconds": job["seconds"],
+        "job_above_idle": job["peak"] - job["idle"],
+    }
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 def _ours(
@@ -267,10 +298,11 @@ def _reference(path: Path, workdir: Path) -> dict[str, Any]:
 
 def _required(bench: BenchStack, path: Path, workdir: Path, i: int) -> dict[str, Any]:
     """The required-work reference (bench.reference.required_large) in a fresh process: the
-    source is in the store first (as an upload is), the timed work is load -> export -> upload
-    -> server-side copy; memory = the process + everything under `workdir` (its TMPDIR)."""
+    source is in the store first (as an upload is), the timed work is download -> load ->
+    export -> upload -> server-side copy; memory = the process + everything under `workdir`
+    (the download and its TMPDIR)."""
     workdir.mkdir(parents=True)
-    local = _link(path, workdir)  # the local copy a registrar holds: counted, as ours is
+    local = workdir / path.name  # where the reference downloads the source: counted, as ours is
     prefix = f"required/{workdir.name}/"
     if path.is_dir():
         bench.upload_dir(prefix + "src/", path)

@@ -184,15 +184,19 @@ def cold_once(path: str, vertex_url: str, display_name: str, artifact_uri: str) 
 
 
 def required_large(path: str, storage_url: str, project: str, bucket: str, prefix: str) -> None:
-    """The work a large upload requires, done directly (issue 22's floor): load the model, export
-    a `.keras` as a SavedModel (`tf.saved_model.save`), upload the export's files, and copy the
-    source object(s) server-side under `prefix` — the same bytes our publish stage moves.
-    Prints "imported", waits for a line, does the work, prints seconds per step."""
+    """The work a large upload requires, done directly (issue 22's floor): fetch the source
+    object(s) from `prefix`src/ to `path` (google-cloud-storage's `download_to_filename`, one
+    file after the other: the upload lives in the bucket, and nothing loads it without its
+    bytes), load the model, export a `.keras` as a SavedModel (`tf.saved_model.save`), upload the
+    export's files, and copy the source object(s) server-side under `prefix` — the same bytes
+    our publish stage moves. Prints "imported", waits for a line, does the work, prints seconds
+    per step."""
     import keras
     import tensorflow as tf
 
     storage_client = _storage(storage_url, project)
     handle = storage_client.bucket(bucket)
+    sources = sorted(b.name for b in storage_client.list_blobs(bucket, prefix=f"{prefix}src/"))
     print("imported", flush=True)
     sys.stdin.readline()
     steps: dict[str, float] = {}
@@ -205,14 +209,21 @@ def required_large(path: str, storage_url: str, project: str, bucket: str, prefi
         mark = now
 
     local = Path(path)
-    if path.endswith(".keras"):
+    single = path.endswith(".keras")
+    for name in sources:
+        relative = name.removeprefix(f"{prefix}src/")
+        target = local if single else local / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle.blob(name).download_to_filename(str(target))
+    lap("download")
+    if single:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     else:
         model = tf.saved_model.load(path)
     lap("load")
     export = Path(tempfile.mkdtemp(prefix="ref-export-"))
     try:
-        if path.endswith(".keras"):
+        if single:
             tf.saved_model.save(model, str(export))
         lap("export")
         for file in sorted(f for f in export.rglob("*") if f.is_file()):
@@ -221,10 +232,9 @@ def required_large(path: str, storage_url: str, project: str, bucket: str, prefi
         lap("upload")
     finally:
         shutil.rmtree(export, ignore_errors=True)
-    sources = [local] if local.is_file() else sorted(f for f in local.rglob("*") if f.is_file())
-    for file in sources:
-        relative = file.name if local.is_file() else file.relative_to(local).as_posix()
-        handle.copy_blob(handle.blob(f"{prefix}src/{relative}"), handle, f"{prefix}copy/{relative}")
+    for name in sources:
+        relative = name.removeprefix(f"{prefix}src/")
+        handle.copy_blob(handle.blob(name), handle, f"{prefix}copy/{relative}")
     lap("copy")
     steps["total"] = time.perf_counter() - begun
     print(json.dumps(steps), flush=True)

@@ -97,6 +97,13 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {name} | {_cell(metric, metric['unit'])} | {ref_text} | "
                 f"{f'{ratio:.3g}×' if ratio is not None else '–'} | {_met(metric)} |"
             )
+        for table in bench.get("tables", []):
+            out.append(f"\n**{table['title']}**\n")
+            out.append("| " + " | ".join(table["columns"]) + " |")
+            out.append("|" + "---|" * len(table["columns"]))
+            out += ["| " + " | ".join(str(c) for c in row) + " |" for row in table["rows"]]
+            if table.get("note"):
+                out.append(f"\n{table['note']}")
         if bench.get("facts"):
             out.append("\nFacts:\n")
             for fact, value in bench["facts"].items():

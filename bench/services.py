@@ -127,6 +127,24 @@ class BenchStack:
         files = sorted(p for p in directory.rglob("*") if p.is_file())
         return [self.upload_file(prefix + p.relative_to(directory).as_posix(), p) for p in files]
 
+    def forget_all(self) -> None:
+        """Delete every object generation in the bucket: fake-gcs-server keeps them all in
+        memory, and a 1 GB run leaves several GB (sources, copies, exports) behind."""
+        base = f"{self.storage.url}/storage/v1/b/{self.bucket}/o"
+        token = None
+        while True:
+            params = {"versions": "true", **({"pageToken": token} if token else {})}
+            listing = self.session.get(base, params=params, timeout=60).json()
+            for item in listing.get("items", []):
+                self.session.delete(
+                    f"{base}/{quote(item['name'], safe='')}",
+                    params={"generation": item["generation"]},
+                    timeout=60,
+                )
+            token = listing.get("nextPageToken")
+            if not token:
+                return
+
     def _upload(self, name: str, body: Any) -> dict[str, Any]:
         reply = self.session.post(
             f"{self.storage.url}/upload/storage/v1/b/{self.bucket}/o",

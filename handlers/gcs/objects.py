@@ -96,17 +96,20 @@ class ObjectStore:
 
         The client checks the bytes against the CRC32C the response carries (a mismatch there is
         corruption in transit: `TransientError`, retried). The bytes are hashed as they pass
-        (SHA-256, CRC32C, MD5) and compared with the object's metadata as listed (`obj`): a
-        different size, CRC32C or MD5 means the bytes are not the object that was listed ->
-        `DigestMismatch`; more bytes than its size stop the download at once (e.g. an object
-        stored with Content-Encoding: gzip, which is served decompressed). A vanished generation
-        -> Superseded."""
+        (SHA-256, CRC32C) and compared, with the MD5 the response declares, to the object's
+        metadata as listed (`obj`): a different size, CRC32C or MD5 means the bytes are not the
+        object that was listed -> `DigestMismatch`; more bytes than its size stop the download at
+        once (e.g. an object stored with Content-Encoding: gzip, which is served decompressed).
+        A vanished generation -> Superseded."""
         blob = self.client.bucket(obj.bucket).blob(obj.name, generation=obj.generation)
         writer = _HashingWriter(handle, obj)
         with _errors(obj.uri, missing_means_superseded=True):
             # crc32c, not md5: composite (parallel-upload) objects have no MD5.
             blob.download_to_file(writer, checksum="crc32c", retry=_retry())
-        digests = writer.digests()
+        # The MD5 is GCS's for the bytes it sent (X-Goog-Hash), not a third hash of ours: the
+        # bytes are held to CRC32C (by the client, and below) at a pinned generation, and an MD5
+        # of our own would cost ~1.3 s per GB for no check those do not already make.
+        digests = writer.digests(served_md5=blob.md5_hash)
         problem = digests.mismatch(obj)
         if problem:
             raise DigestMismatch(f"{obj.uri} generation {obj.generation}: {problem}")
@@ -223,7 +226,7 @@ class Digests:
             return f"{self.size:,} bytes, but the object's size is {obj.size:,}"
         if obj.crc32c and obj.crc32c != self.crc32c:
             return f"CRC32C {self.crc32c}, but the object's metadata says {obj.crc32c}"
-        if obj.md5_hash and obj.md5_hash != self.md5:
+        if obj.md5_hash and self.md5 and obj.md5_hash != self.md5:  # "": none was served
             return f"MD5 {self.md5}, but the object's metadata says {obj.md5_hash}"
         return None
 
@@ -236,8 +239,8 @@ def crc32c_b64(checksum: Any) -> str:
 
 
 class _HashingWriter:
-    """File wrapper that hashes what passes through, so the bytes are read exactly once, and
-    stops at once when more bytes arrive than the object has."""
+    """File wrapper that hashes what passes through (SHA-256, CRC32C), so the bytes are read
+    exactly once, and stops at once when more bytes arrive than the object has."""
 
     def __init__(self, raw: IO[bytes], obj: ObjectInfo) -> None:
         import google_crc32c
@@ -246,7 +249,6 @@ class _HashingWriter:
         self._obj = obj
         self.size = 0
         self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5(usedforsecurity=False)
         self.crc32c = google_crc32c.Checksum()
 
     def write(self, data: bytes) -> int:
@@ -258,19 +260,15 @@ class _HashingWriter:
                 "served decompressed. Upload the model without compression."
             )
         self.sha256.update(data)
-        self.md5.update(data)
         self.crc32c.update(data)
         return self._raw.write(data)
 
     def flush(self) -> None:
         self._raw.flush()
 
-    def digests(self) -> Digests:
+    def digests(self, served_md5: str | None) -> Digests:
         return Digests(
-            self.sha256.hexdigest(),
-            crc32c_b64(self.crc32c),
-            base64.b64encode(self.md5.digest()).decode(),
-            self.size,
+            self.sha256.hexdigest(), crc32c_b64(self.crc32c), served_md5 or "", self.size
         )
 
 

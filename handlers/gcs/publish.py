@@ -240,8 +240,8 @@ def _place(
 
 
 def _differs(obj: ObjectInfo, crc32c: str, md5: str) -> bool:
-    """GCS always has a CRC32C; an MD5 only for non-composite objects."""
-    return obj.crc32c != crc32c or (obj.md5_hash is not None and obj.md5_hash != md5)
+    """GCS always has a CRC32C; an MD5 only for non-composite objects ("": none was known)."""
+    return obj.crc32c != crc32c or bool(md5 and obj.md5_hash is not None and obj.md5_hash != md5)
 
 
 def _run_all(tasks: list[Callable[[], _T]]) -> list[_T]:

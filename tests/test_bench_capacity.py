@@ -1,0 +1,54 @@
+"""The capacity model `make bench` reports (bench/capacity.py): largest upload per memory size
+for the function and the job, and what limits it."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import capacity
+from bench.capacity import GB, GIB
+from handlers.handoff import policy
+
+# One 1 GB measurement: idle instance 0.75 GiB, peak 2 GB above it (the policy's 2.0x), 20 s;
+# the job took 30 s and peaked 0.5 GiB more above its idle emulator (a task's start).
+MEASURED = {
+    "bytes": GB,
+    "seconds": 20.0,
+    "peak": 0.75 * GIB + 2 * GB,
+    "idle": 0.75 * GIB,
+    "job_seconds": 30.0,
+    "job_above_idle": 2 * GB + 0.5 * GIB,
+}
+
+
+def test_the_function_is_limited_by_memory_then_by_vertex() -> None:
+    cost = capacity.function_cost(MEASURED)
+    assert cost.bytes_per_gb == pytest.approx(2 * GB)
+    size, limit = capacity.largest(cost, 4 * GIB)
+    assert limit == "memory" and size == pytest.approx((4 - 0.75) * GIB / 2)
+    assert capacity.largest(cost, 32 * GIB) == (10 * GB, "Vertex's 10 GB")
+
+
+def test_a_slow_path_is_limited_by_the_timeout() -> None:
+    slow = {**MEASURED, "seconds": 200.0}  # 200 s per GB: 540 s take 2.7 GB
+    size, limit = capacity.largest(capacity.function_cost(slow), 32 * GIB)
+    assert limit == "timeout" and size == pytest.approx(2.7 * GB)
+
+
+def test_the_job_adds_a_tasks_start_to_the_functions_per_gb_cost() -> None:
+    job = capacity.job_cost(MEASURED)
+    assert job.fixed_bytes == pytest.approx(0.5 * GIB)
+    assert job.fixed_seconds == pytest.approx(10.0)
+    assert job.bytes_per_gb == capacity.function_cost(MEASURED).bytes_per_gb
+    size, limit = capacity.largest(job, 8 * GIB)
+    assert limit == "memory" and size == pytest.approx((8 - 0.5) * GIB / 2)
+
+
+def test_the_table_covers_every_memory_size_and_flags_an_unsafe_default() -> None:
+    table = capacity.table({".keras": MEASURED}, policy.default_handoff_bytes)
+    memories = [row[0] for row in table["rows"]]
+    assert memories == [f"{g} GiB" for g in (1, 2, 4, 8, 16, 32)]
+    assert len(table["columns"]) == len(table["rows"][0]) == 4
+    assert capacity.policy_safe({".keras": MEASURED}, policy.default_handoff_bytes)["4GiB"]
+    hungry = {**MEASURED, "peak": 0.75 * GIB + 2.2 * GB}  # 2.2x: the 2.0x default is too high
+    assert not capacity.policy_safe({"x": hungry}, policy.default_handoff_bytes)["4GiB"]

@@ -163,14 +163,19 @@ def tree_memory(root_pid: int) -> tuple[int, int]:
 
 
 def dir_bytes(path: Path) -> int:
-    """Allocated bytes of every file under `path` (what a tmpfs would hold in RAM)."""
+    """Allocated bytes of every file under `path` (what a tmpfs would hold in RAM): a file
+    hard-linked twice (the sandbox's inbox links the upload) holds its blocks once."""
     total = 0
+    seen: set[tuple[int, int]] = set()
     for dirpath, _, files in os.walk(path):
         for name in files:
             try:
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+                info = os.lstat(os.path.join(dirpath, name))
             except OSError:
-                pass
+                continue
+            if (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                total += info.st_blocks * 512
     return total
 
 

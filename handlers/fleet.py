@@ -6,9 +6,10 @@
   (sha256 of the display name, mod CLOUD_RUN_TASK_COUNT): every upload has exactly one task
   however the listings of different tasks interleave with new uploads, and one model's uploads
   stay in one task, oldest generation first (version numbers follow upload order);
-* paces its UploadModel calls to K per minute, K = the launcher's budget / N, so all tasks
-  together stay under Vertex's 60 per minute per region (default budget 50: the function keeps
-  the rest);
+* paces its UploadModel calls to K per minute, evenly spaced, K = the launcher's budget / N, so
+  all tasks together stay under the budget: under Vertex's quota of 60 per minute per region
+  with the default budget of 50 (the function keeps the rest), or a raised quota's, up to
+  `limits.MAX_UPLOADS_PER_MINUTE` (each task accepts any K up to that);
 * handles each upload through the function's own pipeline (`Pipeline.handle_object`): same
   checks, sandbox, records; an upload already registered is a duplicate, so re-running (or the
   platform retrying a task) registers nothing twice;

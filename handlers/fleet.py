@@ -57,12 +57,25 @@ def summary_name(settings: Settings, execution: str, index: int) -> str:
     return f"{settings.state_prefix}jobs/{execution}/task-{index:04d}.json"
 
 
-class Spacing:
-    """At most `per_minute` calls a minute from this task, evenly spaced (one call at a time)."""
+# Vertex counts a call when it arrives, not when the task sent it: with calls exactly 60/K s
+# apart, a call delayed a few ms more than the one K calls later puts K+1 in Vertex's minute (and
+# when every task runs at its share, the fleet over the budget: a 429). So K calls span this much
+# more than a minute: arrival delays may differ by up to that much.
+SLACK_SECONDS = 1.0
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = 60.0 / per_minute
-        self._clock = clock
+
+class Spacing:
+    """At most `per_minute` calls in any minute from this task, evenly spaced (one call at a
+    time), `(60 + SLACK_SECONDS) / per_minute` apart."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = (60.0 + SLACK_SECONDS) / per_minute
+        self._clock, self._sleep = clock, sleep
         self._next = 0.0
         self._lock = threading.Lock()
         self.calls = 0
@@ -71,7 +84,7 @@ class Spacing:
         with self._lock:
             now = self._clock()
             if now < self._next:
-                time.sleep(self._next - now)
+                self._sleep(self._next - now)
                 now = self._next
             self._next = now + self.interval
             self.calls += 1

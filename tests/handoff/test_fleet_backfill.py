@@ -1,7 +1,8 @@
 """Fleet backfill over the local stack: `registrar backfill --job-tasks N` starts N tasks in the
 Cloud Run jobs emulator; each registers its deterministic share, each upload exactly once; a
-re-run registers nothing. Scaled to 24 uploads / 3 tasks so it runs in about a minute here (the
-issue's "few hundred" is the same code path, only longer)."""
+re-run registers nothing. Scaled to 24 uploads / 3 tasks at Vertex's default budget; the issue's
+"few hundred", paced against an enforced quota, is test_fleet_backfill_paced.py. Also: the task's
+pace argument and `fleet.Spacing` without servers."""
 
 from __future__ import annotations
 

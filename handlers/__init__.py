@@ -49,7 +49,8 @@ values and ModelNotFound), validation/interface.py (ModelValidator); implementat
                          the gate imports them)
     object_names.py      [F+C] the canonical object-name rule (intake and validation apply it)
     limits.py            [F+C] caps on what the function process parses (intake checks them from
-                         metadata before download, validation on the file)
+                         metadata before download, validation on the file); the most UploadModel
+                         calls a minute a backfill may pace to (the CLI and the job's tasks)
 
     intake/              [F+C] what an event is and which objects form an upload
         events.py            CloudEvent -> ObjectEvent (the only module that knows event shapes)

@@ -6,9 +6,10 @@
   (sha256 of the display name, mod CLOUD_RUN_TASK_COUNT): every upload has exactly one task
   however the listings of different tasks interleave with new uploads, and one model's uploads
   stay in one task, oldest generation first (version numbers follow upload order);
-* paces its UploadModel calls to K per minute, K = the launcher's budget / N, so all tasks
-  together stay under Vertex's 60 per minute per region (default budget 50: the function keeps
-  the rest);
+* paces its UploadModel calls to K per minute, evenly spaced, K = the launcher's budget / N, so
+  all tasks together stay under the budget: under Vertex's quota of 60 per minute per region
+  with the default budget of 50 (the function keeps the rest), or a raised quota's, up to
+  `limits.MAX_UPLOADS_PER_MINUTE` (each task accepts any K up to that);
 * handles each upload through the function's own pipeline (`Pipeline.handle_object`): same
   checks, sandbox, records; an upload already registered is a duplicate, so re-running (or the
   platform retrying a task) registers nothing twice;
@@ -56,12 +57,25 @@ def summary_name(settings: Settings, execution: str, index: int) -> str:
     return f"{settings.state_prefix}jobs/{execution}/task-{index:04d}.json"
 
 
-class Spacing:
-    """At most `per_minute` calls a minute from this task, evenly spaced (one call at a time)."""
+# Vertex counts a call when it arrives, not when the task sent it: with calls exactly 60/K s
+# apart, a call delayed a few ms more than the one K calls later puts K+1 in Vertex's minute (and
+# when every task runs at its share, the fleet over the budget: a 429). So K calls span this much
+# more than a minute: arrival delays may differ by up to that much.
+SLACK_SECONDS = 1.0
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = 60.0 / per_minute
-        self._clock = clock
+
+class Spacing:
+    """At most `per_minute` calls in any minute from this task, evenly spaced (one call at a
+    time), `(60 + SLACK_SECONDS) / per_minute` apart."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = (60.0 + SLACK_SECONDS) / per_minute
+        self._clock, self._sleep = clock, sleep
         self._next = 0.0
         self._lock = threading.Lock()
         self.calls = 0
@@ -70,7 +84,7 @@ class Spacing:
         with self._lock:
             now = self._clock()
             if now < self._next:
-                time.sleep(self._next - now)
+                self._sleep(self._next - now)
                 now = self._next
             self._next = now + self.interval
             self.calls += 1

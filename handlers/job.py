@@ -30,6 +30,7 @@ from . import fleet
 from .errors import TransientError
 from .hardening import harden_function_process
 from .intake.events import ObjectEvent
+from .limits import MAX_UPLOADS_PER_MINUTE
 from .logs import configure, get_logger, log
 from .pipeline import RUN_MARGIN_SECONDS, Pipeline
 from .settings import Settings
@@ -84,6 +85,22 @@ def upload(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def uploads_per_minute(text: str) -> int:
+    """A task's pace: the CLI's bound (`registrar backfill --uploads-per-minute`), so any budget
+    the CLI accepts, split between the tasks, is a pace each task accepts."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_UPLOADS_PER_MINUTE:
+        raise argparse.ArgumentTypeError(
+            f"{value} is out of range: 1..{MAX_UPLOADS_PER_MINUTE} UploadModel calls per minute "
+            "(Vertex's default quota is 60 per minute per region, shared by all tasks; more needs "
+            "a raised quota)"
+        )
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m handlers.job", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -94,7 +111,12 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--token", required=True, help="the hand-off token in the upload's record")
     many = sub.add_parser("backfill", help="this task's share of a fleet backfill")
     many.add_argument("uri", metavar="gs://BUCKET/PREFIX/")
-    many.add_argument("--uploads-per-minute", type=int, required=True, help="this task's budget")
+    many.add_argument(
+        "--uploads-per-minute",
+        type=uploads_per_minute,
+        required=True,
+        help=f"this task's share of the backfill's budget (1-{MAX_UPLOADS_PER_MINUTE})",
+    )
     return root
 
 
@@ -102,8 +124,6 @@ def backfill(args: argparse.Namespace, settings: Settings) -> int:
     if not args.uri.startswith("gs://") or "/" not in args.uri[5:]:
         raise SystemExit(f"expected gs://BUCKET/PREFIX/, not {args.uri!r}")
     bucket, prefix = args.uri[5:].split("/", 1)
-    if not 1 <= args.uploads_per_minute <= 60:
-        raise SystemExit("--uploads-per-minute must be 1..60 (Vertex: 60 per minute per region)")
     task = task_identity()
     status = fleet.run(
         job_settings(settings),

@@ -1,4 +1,5 @@
-"""Caps on what the function process itself parses from an untrusted upload (outside the sandbox).
+"""Caps on what the function process itself parses from an untrusted upload (outside the sandbox),
+and the one cap on UploadModel pacing that the CLI and the job's tasks share.
 
 A leaf shared by two stages: intake refuses an upload over a cap from its object metadata, before
 any download (`intake/uploads.check_size`); validation refuses the downloaded file over the same
@@ -49,3 +50,9 @@ MAX_JSON_VALUES = 1_000_000
 # .keras central directory: at most this many bytes per allowed member (MAX_ARCHIVE_MEMBERS),
 # checked from the end-of-central-directory record before zipfile reads a single entry.
 CD_BYTES_PER_MEMBER = 1024
+
+# UploadModel calls per minute a backfill may be asked for: Vertex's default is 60 per minute per
+# region ("Job or LRO submission requests"), and a project with a raised quota may pace up to this.
+# One home: `registrar backfill --uploads-per-minute` (CLI) and each fleet task's share of it
+# (`python -m handlers.job backfill`, the job) are held to the same maximum.
+MAX_UPLOADS_PER_MINUTE = 600

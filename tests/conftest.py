@@ -120,10 +120,17 @@ class Vertex(AdminClient):
         self.parent = f"projects/{PROJECT}/locations/{LOCATION}"
 
     def models(self, display_name: str | None = None) -> list[dict[str, Any]]:
+        """Every model (each page: the API pages at 100)."""
         params = {"filter": f'display_name="{display_name}"'} if display_name else {}
-        reply = requests.get(f"{self.url}/v1/{self.parent}/models", params=params, timeout=5)
-        reply.raise_for_status()
-        return reply.json().get("models", [])
+        found: list[dict[str, Any]] = []
+        while True:
+            reply = requests.get(f"{self.url}/v1/{self.parent}/models", params=params, timeout=5)
+            reply.raise_for_status()
+            page = reply.json()
+            found += page.get("models", [])
+            if not page.get("nextPageToken"):
+                return found
+            params = {**params, "pageToken": page["nextPageToken"]}
 
     def versions(self, model_name: str) -> list[dict[str, Any]]:
         reply = requests.get(f"{self.url}/v1/{model_name}:listVersions", timeout=5)

@@ -62,6 +62,12 @@ class AdminClient:
     def state(self) -> dict[str, Any]:
         return self._send("GET", "/_emulator/state")
 
+    def quota(self) -> dict[str, Any]:
+        """While the LRO quota is enforced, per `project/location`: `accepted` (the emulator's
+        clock times of the admitted submissions), `refused` (how many got 429) and `peak` (the
+        most admitted in any 60 s window); also `quota_per_minute` and `window_seconds`."""
+        return self._send("GET", "/_emulator/quota")
+
     def reset(self) -> None:
         """Forget all models, operations, faults, call counts and quota usage; operations complete
         at once; the quota rate returns to the emulator's startup value."""

@@ -12,13 +12,19 @@ as a quota front end does; a refused (429) submission is not counted. The window
 Off by default, so suites that upload many models are not throttled: enable it with
 `--quota-per-minute N`, `start_in_thread(quota_per_minute=N)` or
 `POST /_emulator/config {"quota_per_minute": N}` (0 or null turns it off).
+
+While it is enforced, the emulator also keeps what a test needs to judge a client's pacing:
+`GET /_emulator/quota` (`AdminClient.quota()`) answers, per `project/location`, the clock times of
+the accepted submissions (`accepted`, at most `LOG_LIMIT` kept), how many were refused with 429
+(`refused`), and the most accepted in any 60 s window (`peak`). `POST /_emulator/reset` forgets
+them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +32,7 @@ from emulators.vertex.errors import ApiError, invalid
 
 VERTEX_LRO_QUOTA_PER_MINUTE = 60  # the documented default, for callers that want the real value
 WINDOW_SECONDS = 60.0
+LOG_LIMIT = 100_000  # accepted submissions remembered per project and region for the read-out
 # RPC names (as the routes name them) that submit a long-running operation.
 LRO_METHODS = frozenset(
     {
@@ -68,6 +75,8 @@ class LroQuota:
         self.per_minute = check_rate(per_minute)
         self.clock: Clock = clock or time.monotonic
         self._seen: dict[tuple[str, str], deque[float]] = {}
+        self._accepted: dict[tuple[str, str], deque[float]] = {}
+        self._refused: Counter[tuple[str, str]] = Counter()
 
     def set_rate(self, per_minute: Any) -> None:
         with self._lock:
@@ -76,6 +85,8 @@ class LroQuota:
     def reset(self) -> None:
         with self._lock:
             self._seen.clear()
+            self._accepted.clear()
+            self._refused.clear()
 
     def admit(self, rpc: str, project: str, location: str) -> None:
         """Count one submission of `rpc`, or raise 429 if the window is full."""
@@ -90,8 +101,11 @@ class LroQuota:
             while seen and seen[0] <= stamp - WINDOW_SECONDS:
                 seen.popleft()
             if len(seen) >= limit:
+                self._refused[(project, location)] += 1
                 raise exhausted(project, location, limit)
             seen.append(stamp)
+            log = self._accepted.setdefault((project, location), deque(maxlen=LOG_LIMIT))
+            log.append(stamp)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -99,6 +113,31 @@ class LroQuota:
                 "quota_per_minute": self.per_minute,
                 "quota_used": {f"{p}/{loc}": len(s) for (p, loc), s in self._seen.items()},
             }
+
+    def usage(self) -> dict[str, Any]:
+        """The read-out: accepted submissions' clock times, 429s, and the busiest window."""
+        with self._lock:
+            accepted = {f"{p}/{loc}": list(log) for (p, loc), log in self._accepted.items()}
+            refused = {f"{p}/{loc}": n for (p, loc), n in self._refused.items()}
+            limit = self.per_minute
+        return {
+            "quota_per_minute": limit,
+            "window_seconds": WINDOW_SECONDS,
+            "accepted": accepted,
+            "refused": refused,
+            "peak": {key: peak(stamps) for key, stamps in accepted.items()},
+        }
+
+
+def peak(stamps: list[float]) -> int:
+    """The most submissions in any window of `WINDOW_SECONDS` (as `admit` counts: a stamp
+    leaves the window once it is `WINDOW_SECONDS` old)."""
+    ordered, most, first = sorted(stamps), 0, 0
+    for last, stamp in enumerate(ordered):
+        while ordered[first] <= stamp - WINDOW_SECONDS:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def exhausted(project: str, location: str, limit: int) -> ApiError:

@@ -254,6 +254,8 @@ class EmulatorServer(ThreadingHTTPServer):
             with self._calls_lock:
                 self.calls.clear()
             return {}
+        if (method, path) == ("GET", "/_emulator/quota"):
+            return self.quota.usage()
         if (method, path) == ("GET", "/_emulator/state"):
             with self._calls_lock:
                 calls = dict(self.calls)

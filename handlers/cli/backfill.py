@@ -33,6 +33,7 @@ from ..intake import uploads as artifacts
 from ..intake.events import ObjectEvent
 from ..intake.layout import SAVED_MODEL_GRAPHS
 from ..intake.listing import uploads_in
+from ..limits import MAX_UPLOADS_PER_MINUTE
 from ..outcome import Outcome
 from ..pipeline import Pipeline
 from ..registry.vertex import make_registry
@@ -53,8 +54,7 @@ _SAVED_MODEL_ROOTS = SAVED_MODEL_GRAPHS
 # function's own uploads, so backfill defaults to fewer.
 WINDOW_SECONDS = 60.0
 DEFAULT_CONCURRENCY = 4  # different models handled at once (validation still takes turns)
-DEFAULT_UPLOADS_PER_MINUTE = 50
-MAX_UPLOADS_PER_MINUTE = 600
+DEFAULT_UPLOADS_PER_MINUTE = 50  # the most: handlers/limits.MAX_UPLOADS_PER_MINUTE
 # An upload that met a 429 is handled again up to this many times, after jittered back-offs of
 # 10-20, 20-40, 30-60, 30-60 s: at least 90 s in all, so the quota's minute has turned over.
 QUOTA_RETRIES = 4

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as api
 
-from emulators.vertex import AdminClient, EmulatorServer, start_in_thread
+from emulators.vertex import AdminClient, EmulatorServer, quota, start_in_thread
 from tests.emulators.conftest import TODAY
 from tests.emulators.helpers import PROJECT, name, upload
 
@@ -133,3 +133,36 @@ def test_standalone_takes_the_flag() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_read_out_shows_admitted_times_refusals_and_the_busiest_window(
+    limited: tuple[EmulatorServer, str, FakeClock],
+) -> None:
+    """What a test needs to judge a client's pacing: when each submission was admitted, how many
+    were refused, and the most admitted in any 60 s (as the quota counts them)."""
+    _, url, clock = limited
+    gapic, admin = _client(url), AdminClient(url)
+    admin.config(quota_per_minute=3)
+    key = f"{PROJECT}/us-central1"
+    for i in range(3):
+        upload(gapic, model_id=f"m{i}")
+        clock.now += 10.0
+    with pytest.raises(api.TooManyRequests):
+        upload(gapic, model_id="refused")  # t=1030: 3 admitted in the last 60 s
+    clock.now = 1060.0  # the first has left the window (exactly 60 s old)
+    upload(gapic, model_id="m3")
+    gapic.get_model(name=name("m0"))  # a read: not a submission
+
+    usage = admin.quota()
+    assert usage["quota_per_minute"] == 3 and usage["window_seconds"] == 60.0
+    assert usage["accepted"] == {key: [1000.0, 1010.0, 1020.0, 1060.0]}
+    assert usage["refused"] == {key: 1}
+    assert usage["peak"] == {key: 3}
+    admin.reset()
+    assert admin.quota()["accepted"] == {} and admin.quota()["refused"] == {}
+
+
+def test_peak_counts_a_window_as_admit_does() -> None:
+    assert quota.peak([]) == 0
+    assert quota.peak([0.0, 59.9, 60.0]) == 2  # 0.0 is 60 s old at 60.0: it has left
+    assert quota.peak([5.0, 0.0, 30.0, 59.0, 61.0]) == 4  # order of arrival does not matter

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -82,3 +82,28 @@ def wait_execution(settings: Settings, name: str, timeout: float = 240.0) -> job
         if found.done or time.monotonic() > deadline:
             return found
         time.sleep(0.5)
+
+
+@pytest.fixture
+def registrar(
+    services: Services,
+    cloudrun: stack.Service,
+    job_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Callable[..., tuple[int, str]]:
+    """`registrar ARGS...` in this process, configured for the job: (exit status, stdout)."""
+    from handlers.cli.app import main
+
+    for name, value in handoff_env(services, cloudrun, job_name).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COLUMNS", "200")
+    # `--wait` polls every 5 s (an operator's pace): a test need not wait that out
+    monkeypatch.setattr("handlers.cli.jobs.POLL_SECONDS", 1.0)
+
+    def run(*argv: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main(list(argv))
+        return code, capsys.readouterr().out
+
+    return run

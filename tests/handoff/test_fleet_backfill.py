@@ -1,10 +1,12 @@
 """Fleet backfill over the local stack: `registrar backfill --job-tasks N` starts N tasks in the
 Cloud Run jobs emulator; each registers its deterministic share, each upload exactly once; a
-re-run registers nothing. Scaled to 24 uploads / 3 tasks so it runs in about a minute here (the
-issue's "few hundred" is the same code path, only longer)."""
+re-run registers nothing. Scaled to 24 uploads / 3 tasks at Vertex's default budget; the issue's
+"few hundred", paced against an enforced quota, is test_fleet_backfill_paced.py. Also: the task's
+pace argument and `fleet.Spacing` without servers."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -13,24 +15,9 @@ import pytest
 from handlers import fleet
 from handlers.cli.app import main
 from tests.conftest import LOCATION, PROJECT, Bucket, Models, Services, Vertex
-from tests.handoff.conftest import handoff_env
 
 UPLOADS = 24
 TASKS = 3
-
-
-@pytest.fixture
-def registrar(services, cloudrun, job_name, monkeypatch, capsys):
-    for name, value in handoff_env(services, cloudrun, job_name).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def run(*argv: str) -> tuple[int, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        return code, capsys.readouterr().out
-
-    return run
 
 
 def test_a_fleet_backfill_registers_each_upload_exactly_once(
@@ -115,3 +102,47 @@ def test_a_fleet_backfill_starts_no_canary_and_refuses_canary(
     assert len(vertex.all_versions()) == 2
     listed = requests.get(f"{vertex.url}/v1/{vertex.parent}/endpoints", timeout=5).json()
     assert listed.get("endpoints", []) == []  # nothing was deployed
+
+
+def test_a_task_takes_any_pace_the_cli_takes(capsys: pytest.CaptureFixture[str]) -> None:
+    """A split of a raised budget (240 over 3 tasks: 80 each) used to be refused by the task,
+    which took only 1..60 while the CLI took up to 600."""
+    from handlers import job
+    from handlers.cli import backfill
+    from handlers.limits import MAX_UPLOADS_PER_MINUTE
+
+    assert backfill.MAX_UPLOADS_PER_MINUTE is MAX_UPLOADS_PER_MINUTE  # the CLI's bound: one home
+
+    def task(pace: str) -> int:
+        return job.parser().parse_args(["backfill", "gs://b/models/", "--uploads-per-minute",
+                                        pace]).uploads_per_minute  # fmt: skip
+
+    assert task("80") == 80
+    assert task(str(MAX_UPLOADS_PER_MINUTE)) == MAX_UPLOADS_PER_MINUTE
+    for bad in (str(MAX_UPLOADS_PER_MINUTE + 1), "0", "many"):
+        with pytest.raises(SystemExit) as exited:
+            task(bad)
+        assert exited.value.code == 2
+    message = capsys.readouterr().err
+    assert (
+        f"601 is out of range: 1..{MAX_UPLOADS_PER_MINUTE} UploadModel calls per minute" in message
+    )
+    assert "'many' is not a whole number" in message
+
+
+def test_spacing_keeps_any_minute_under_the_pace_with_slack() -> None:
+    """Calls `(60 + SLACK_SECONDS) / K` apart: K+1 calls never fit in a minute, even when each
+    arrives at Vertex up to SLACK_SECONDS later than the one K calls after it."""
+    now = [0.0]
+    spacing = fleet.Spacing(
+        80, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s)
+    )
+    stamps = []
+    for i in range(300):
+        spacing.wait()
+        stamps.append(now[0])
+        now[0] += 0.2 if i % 7 else 2.0  # the work between calls: sometimes longer than a gap
+    assert spacing.calls == 300
+    assert all(b - a >= 61.0 / 80 - 1e-9 for a, b in itertools.pairwise(stamps))
+    assert all(stamps[i + 80] - stamps[i] >= 60.0 + fleet.SLACK_SECONDS - 1e-6
+               for i in range(len(stamps) - 80))  # fmt: skip

@@ -52,3 +52,24 @@ def test_the_table_covers_every_memory_size_and_flags_an_unsafe_default() -> Non
     assert capacity.policy_safe({".keras": MEASURED}, policy.default_handoff_bytes)["4GiB"]
     hungry = {**MEASURED, "peak": 0.75 * GIB + 2.2 * GB}  # 2.2x: the 2.0x default is too high
     assert not capacity.policy_safe({"x": hungry}, policy.default_handoff_bytes)["4GiB"]
+
+
+def test_the_markdown_report_renders_the_capacity_table() -> None:
+    from bench import report
+
+    table = capacity.table({".keras": MEASURED}, policy.default_handoff_bytes)
+    machine = {"cpu": "x", "cores": 2, "memory_gib": 1, "os": "linux", "python": "3.11"}
+    results = {
+        "meta": {
+            "command": "python -m bench",
+            "date": "today",
+            "machine": {**machine, "packages": {}},
+        },
+        "benchmarks": {
+            "large_model": {"title": "Large", "seconds": 1, "metrics": [], "tables": [table]}
+        },
+    }
+    text = report.markdown(results)
+    assert f"**{table['title']}**" in text
+    assert "| Memory | function: largest .keras | default HANDOFF_BYTES |" in text
+    assert "| 4 GiB | 1.74 GB (memory) | 1.74 GB | 1.88 GB (memory) |" in text

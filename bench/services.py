@@ -134,9 +134,10 @@ class BenchStack:
         token = None
         while True:
             params = {"versions": "true", **({"pageToken": token} if token else {})}
-            listing = self.session.get(base, params=params, timeout=60).json()
+            # fresh connections: a kept-alive one may have been closed while a model loaded
+            listing = requests.get(base, params=params, timeout=60).json()
             for item in listing.get("items", []):
-                self.session.delete(
+                requests.delete(
                     f"{base}/{quote(item['name'], safe='')}",
                     params={"generation": item["generation"]},
                     timeout=60,

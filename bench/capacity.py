@@ -116,10 +116,12 @@ def table(measured: dict[str, dict[str, Any]], default_handoff: Any) -> dict[str
 
 def policy_safe(measured: dict[str, dict[str, Any]], default_handoff: Any) -> dict[str, bool]:
     """Per function memory size: is the default HANDOFF_BYTES at or below what every kind can
-    take (so an upload the function keeps always fits)?"""
+    take (so an upload the function keeps always fits)? Above Vertex's 10 GB nothing is kept:
+    MAX_ARTIFACT_BYTES refuses it first."""
     return {
         f"{gib}GiB": all(
-            default_handoff(gib * GIB) <= largest(function_cost(m), gib * GIB)[0]
+            min(default_handoff(gib * GIB), VERTEX_MAX_BYTES)
+            <= largest(function_cost(m), gib * GIB)[0]
             for m in measured.values()
         )
         for gib in FUNCTION_MEMORY_GIB

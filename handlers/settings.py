@@ -559,8 +559,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
         None,
         _whole(1),
         "uploads this large or larger go to `JOB_NAME`: the largest upload whose measured peak "
-        "(2.0x its size above an idle 0.75 GiB) fits the instance",
-        shown_default="(instance memory - 0.75 GiB) / 2.0",
+        "(2.0x its size above an idle 0.75 GiB, +5% margin) fits the instance",
+        shown_default="(instance memory - 0.75 GiB) / 2.1",
     ),
     _D(
         "JOB_TIMEOUT_SECONDS",

@@ -444,7 +444,7 @@ variable "job" {
     function's own build produced, so both always run the same code. Attributes (code default or
     module default in brackets): enabled [false: over-threshold uploads are rejected, naming
     JOB_NAME], memory [32Gi], cpu [8], timeout_seconds (JOB_TIMEOUT_SECONDS) [3600],
-    max_retries [3], handoff_bytes (HANDOFF_BYTES) [(function memory - 0.75 GiB) / 2.0],
+    max_retries [3], handoff_bytes (HANDOFF_BYTES) [(function memory - 0.75 GiB) / 2.1],
     handoff_lease_seconds (HANDOFF_LEASE_SECONDS) [14400].
   EOT
   type = object({

@@ -49,7 +49,8 @@ def test_the_table_covers_every_memory_size_and_flags_an_unsafe_default() -> Non
     memories = [row[0] for row in table["rows"]]
     assert memories == [f"{g} GiB" for g in (1, 2, 4, 8, 16, 32)]
     assert len(table["columns"]) == len(table["rows"][0]) == 4
-    assert capacity.policy_safe({".keras": MEASURED}, policy.default_handoff_bytes)["4GiB"]
+    safe = capacity.policy_safe({".keras": MEASURED}, policy.default_handoff_bytes)
+    assert all(safe.values())  # 32 GiB: the default is above Vertex's 10 GB, which limits first
     hungry = {**MEASURED, "peak": 0.75 * GIB + 2.2 * GB}  # 2.2x: the 2.0x default is too high
     assert not capacity.policy_safe({"x": hungry}, policy.default_handoff_bytes)["4GiB"]
 
@@ -72,4 +73,4 @@ def test_the_markdown_report_renders_the_capacity_table() -> None:
     text = report.markdown(results)
     assert f"**{table['title']}**" in text
     assert "| Memory | function: largest .keras | default HANDOFF_BYTES |" in text
-    assert "| 4 GiB | 1.74 GB (memory) | 1.74 GB | 1.88 GB (memory) |" in text
+    assert "| 4 GiB | 1.74 GB (memory) | 1.66 GB | 1.88 GB (memory) |" in text

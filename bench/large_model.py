@@ -1,4 +1,4 @@
-"""4. Large models (100 MB by default, 1 GB when asked; `.keras` and SavedModel): time and peak
+"""4. Large models (100 MB and 1 GB by default; `.keras` and SavedModel): time and peak
 memory of the function's whole process tree *plus* its temp files, against a plain load."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def run(quick: bool, sizes: dict[str, int]) -> Result:
         "emulator; time = event -> record `registered`; memory = the emulator's process tree + "
         "the task's TEMP_DIR above the idle emulator. It includes a fresh task process's start "
         "(Python, the clients, the sandbox's TensorFlow: seconds and ~0.4 GiB, fixed), which "
-        "per-GB figures at small sizes exaggerate; run `--sizes 1GB` for what large uploads see.",
+        "per-GB figures at small sizes exaggerate: the 1 GB rows are what large uploads see.",
         "Target: ours peak <= 1.3 x model size + TF baseline. Our peak includes the idle instance "
         "(functions-framework's processes and the warm sandbox worker), the downloaded artifact "
         "and, for `.keras`, the SavedModel export written to temp and loaded back.",

@@ -16,6 +16,8 @@ from handlers import fleet
 from handlers.cli.app import main
 from tests.conftest import LOCATION, PROJECT, Bucket, Models, Services, Vertex
 
+pytestmark = pytest.mark.slow  # minutes: scheduled first (tests/conftest.py)
+
 UPLOADS = 24
 TASKS = 3
 

@@ -21,8 +21,12 @@ import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from handlers import fleet
 from tests.conftest import LOCATION, PROJECT, Bucket, Models, Vertex
+
+pytestmark = pytest.mark.slow  # minutes: scheduled first (tests/conftest.py)
 
 UPLOADS = 300
 TASKS = 3

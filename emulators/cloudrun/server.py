@@ -105,16 +105,7 @@ class _Handler(JsonHandler):
     def log_message(self, fmt: str, *args: Any) -> None:
         _LOG.debug(fmt, *args)
 
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
+    def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         path = unquote(url.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}

@@ -274,18 +274,6 @@ class _RequestHandler(JsonHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out separately; avoid 40 ms stalls
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
     def log_message(self, format: str, *args: Any) -> None:
         _LOG.debug("%s " + format, self.address_string(), *args)
 

@@ -33,7 +33,7 @@ def run(quick: bool, sizes: dict[str, int]) -> Result:
         build_in_child([{"kind": "keras", "path": warmup, "bytes": SMALL, "seed": 7}])
         largest: dict[str, dict[str, Any]] = {}  # kind -> medians at the largest size measured
         for label, n_bytes in sorted(sizes.items(), key=lambda item: item[1]):
-            repeats = 1 if quick or n_bytes >= 500_000_000 else 2
+            repeats = 1 if quick or n_bytes >= 500_000_000 else 3
             for kind in ("keras", "saved_model"):
                 shown = ".keras" if kind == "keras" else "SavedModel"
                 # A fresh fake-gcs-server per size and format: it holds every object in memory
@@ -111,15 +111,27 @@ def _one(
         warm = bench.upload_file(f"models/warmup-{label}-{kind}/v1/model.keras", warmup)
         LightClient(function.url).deliver(warm)
         for i, spec in enumerate(specs):
-            ours.append(_ours(bench, function, temp, spec["path"], kind, f"{label}-{kind}", i))
+            # Times come from runs nobody samples: reading a TF process' PSS (smaps_rollup)
+            # costs ~15 ms of CPU, every 20 ms, per process, i.e. most of a core here, and more
+            # of it during ours (three processes) than during the reference's (one).
+            tag = f"{label}-{kind}"
+            timed = _ours(bench, function, temp, spec["path"], kind, tag, f"t{i}", sampled=False)
             bench.forget_all()  # measured: its objects only take the store's memory now
-            refs.append(_reference(spec["path"], bench.root / f"ref-{label}-{kind}-{i}"))
-            required.append(_required(bench, spec["path"], bench.root / f"req-{label}-{kind}-{i}"))
+            ours.append(_ours(bench, function, temp, spec["path"], kind, tag, f"m{i}"))
+            ours[-1].update(seconds=timed["seconds"], timings=timed["timings"])
+            bench.forget_all()
+            refs.append(_reference(spec["path"], bench.root / f"ref-{tag}-{i}"))
+            fast = _required(bench, spec["path"], bench.root / f"req-{tag}-t{i}", sampled=False)
+            bench.forget_all()
+            required.append(_required(bench, spec["path"], bench.root / f"req-{tag}-m{i}"))
+            required[-1].update(seconds=fast["seconds"], steps=fast["steps"])
             bench.forget_all()
             log(
                 f"large {label} {kind} {i}: ours {ours[-1]['seconds']:.2f} s "
-                f"{ours[-1]['peak'] / MIB:.0f} MiB; ref {refs[-1]['seconds']:.2f} s "
-                f"{refs[-1]['peak'] / MIB:.0f} MiB"
+                f"{ours[-1]['peak'] / MIB:.0f} MiB, stages {ours[-1]['timings']}; required "
+                f"{required[-1]['seconds']:.2f} s, steps "
+                f"{ {k: round(v, 3) for k, v in required[-1]['steps'].items()} }; load only "
+                f"{refs[-1]['seconds']:.2f} s {refs[-1]['peak'] / MIB:.0f} MiB"
             )
     finally:
         function.stop()
@@ -227,16 +239,26 @@ def _median(values: list[float]) -> float:
 
 
 def _ours(
-    bench: BenchStack, function: Any, temp: Path, path: Path, kind: str, tag: str, i: int
+    bench: BenchStack,
+    function: Any,
+    temp: Path,
+    path: Path,
+    kind: str,
+    tag: str,
+    run: str,
+    *,
+    sampled: bool = True,
 ) -> dict[str, Any]:
-    prefix = f"models/large-{tag}/r{i}/"
+    """One upload through the function: its time, and (`sampled`) its memory."""
+    prefix = f"models/large-{tag}/{run}/"
     if kind == "keras":
         resources = [bench.upload_file(prefix + "model.keras", path)]
     else:
         resources = bench.upload_dir(prefix, path)
     time.sleep(0.5)  # let the instance settle before taking its idle footprint
     client = LightClient(function.url)
-    with MemorySampler(function.pid, [temp]) as sampler:
+    sampler = MemorySampler(function.pid, [temp])
+    with sampler if sampled else contextlib.nullcontext():
         idle = sampler.sample()
         idle_total = idle[0] + idle[1]
         seconds = 0.0
@@ -314,11 +336,13 @@ def _reference(path: Path, workdir: Path) -> dict[str, Any]:
     }
 
 
-def _required(bench: BenchStack, path: Path, workdir: Path) -> dict[str, Any]:
+def _required(
+    bench: BenchStack, path: Path, workdir: Path, *, sampled: bool = True
+) -> dict[str, Any]:
     """The required-work reference (bench.reference.required_large) in a fresh process: the
     source is in the store first (as an upload is), the timed work is download -> load ->
-    export -> upload -> server-side copy; memory = the process + everything under `workdir`
-    (the download and its TMPDIR)."""
+    export -> upload -> server-side copy; memory (`sampled`) = the process + everything under
+    `workdir` (the download and its TMPDIR)."""
     workdir.mkdir(parents=True)
     local = workdir / path.name  # where the reference downloads the source: counted, as ours is
     prefix = f"required/{workdir.name}/"
@@ -334,7 +358,8 @@ def _required(bench: BenchStack, path: Path, workdir: Path) -> dict[str, Any]:
         assert proc.stdout is not None and proc.stdin is not None
         if proc.stdout.readline().strip() != "imported":
             raise RuntimeError("required-work reference failed to import")
-        with MemorySampler(proc.pid, [workdir]) as sampler:
+        sampler = MemorySampler(proc.pid, [workdir])
+        with sampler if sampled else contextlib.nullcontext():
             baseline, _ = sampler.sample()  # after the imports: PSS only (the file is work)
             proc.stdin.write("go\n")
             proc.stdin.flush()

@@ -91,7 +91,7 @@ class ObjectStore:
         with os.fdopen(os.open(destination, flags, 0o600), "wb") as handle:
             return self.download_to(obj, handle)
 
-    def download_to(self, obj: ObjectInfo, handle: IO[bytes]) -> Digests:
+    def download_to(self, obj: ObjectInfo, handle: IO[bytes], *, sha256: bool = True) -> Digests:
         """Stream exactly generation `obj.generation` into the open file `handle`.
 
         The client checks the bytes against the CRC32C the response carries (a mismatch there is
@@ -100,9 +100,10 @@ class ObjectStore:
         metadata as listed (`obj`): a different size, CRC32C or MD5 means the bytes are not the
         object that was listed -> `DigestMismatch`; more bytes than its size stop the download at
         once (e.g. an object stored with Content-Encoding: gzip, which is served decompressed).
-        A vanished generation -> Superseded."""
+        A vanished generation -> Superseded. `sha256=False`: no SHA-256 on the way (its
+        `Digests.sha256` is "": the caller hashes the file later, `intake.download.Hashing`)."""
         blob = self.client.bucket(obj.bucket).blob(obj.name, generation=obj.generation)
-        writer = _HashingWriter(handle, obj)
+        writer = _HashingWriter(handle, obj, sha256=sha256)
         with _errors(obj.uri, missing_means_superseded=True):
             # crc32c, not md5: composite (parallel-upload) objects have no MD5.
             blob.download_to_file(writer, checksum="crc32c", retry=_retry())
@@ -239,16 +240,16 @@ def crc32c_b64(checksum: Any) -> str:
 
 
 class _HashingWriter:
-    """File wrapper that hashes what passes through (SHA-256, CRC32C), so the bytes are read
-    exactly once, and stops at once when more bytes arrive than the object has."""
+    """File wrapper that hashes what passes through (CRC32C, and SHA-256 unless the caller
+    hashes later), and stops at once when more bytes arrive than the object has."""
 
-    def __init__(self, raw: IO[bytes], obj: ObjectInfo) -> None:
+    def __init__(self, raw: IO[bytes], obj: ObjectInfo, *, sha256: bool = True) -> None:
         import google_crc32c
 
         self._raw = raw
         self._obj = obj
         self.size = 0
-        self.sha256 = hashlib.sha256()
+        self.sha256 = hashlib.sha256() if sha256 else None
         self.crc32c = google_crc32c.Checksum()
 
     def write(self, data: bytes) -> int:
@@ -259,7 +260,8 @@ class _HashingWriter:
                 f"size ({self._obj.size:,}); an object stored with Content-Encoding: gzip is "
                 "served decompressed. Upload the model without compression."
             )
-        self.sha256.update(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
         self.crc32c.update(data)
         return self._raw.write(data)
 
@@ -267,9 +269,8 @@ class _HashingWriter:
         self._raw.flush()
 
     def digests(self, served_md5: str | None) -> Digests:
-        return Digests(
-            self.sha256.hexdigest(), crc32c_b64(self.crc32c), served_md5 or "", self.size
-        )
+        sha256 = self.sha256.hexdigest() if self.sha256 is not None else ""
+        return Digests(sha256, crc32c_b64(self.crc32c), served_md5 or "", self.size)
 
 
 def _info(blob: Any) -> ObjectInfo:

@@ -54,6 +54,10 @@ def run(quick: bool, sizes: dict[str, int]) -> Result:
         "worker and the sandboxed loader; PSS counts pages the forked worker shares with the "
         "master once) + allocated bytes under TEMP_DIR/TMPDIR (a RAM disk on Cloud Functions), "
         "sampled every 20 ms while the event is handled; the peak of that sum is reported.",
+        "Times come from runs nobody samples, ours and the required work's alike: reading a "
+        "TensorFlow process' PSS costs ~15 ms of CPU each time, which at 50 Hz takes most of a "
+        "core of this machine, and more of it while our three processes run than while the "
+        "reference's one does. Each repeat is therefore run twice, once timed and once sampled.",
         "Ours: a warm instance (one small upload first), fresh per size and format, TEMP_DIR and "
         "TMPDIR pointed at a measured directory; time = client round trip of the event(s) "
         "(all files of a SavedModel are delivered, the completing one does the work).",

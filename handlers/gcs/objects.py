@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -237,6 +238,30 @@ class Digests:
 
 def crc32c_b64(checksum: Any) -> str:
     return base64.b64encode(checksum.digest()).decode()
+
+
+_CHUNK = 1 << 20
+
+
+class Interrupted(Exception):
+    """`file_digests` was told to stop."""
+
+
+def file_digests(path: Path, stop: threading.Event | None = None) -> tuple[str, str]:
+    """SHA-256 (hex) and CRC32C (base64, as GCS spells it) of a local file, opened without
+    following a symlink; `stop` set -> `Interrupted`, between 1 MiB chunks."""
+    import google_crc32c
+
+    sha = hashlib.sha256()
+    crc = google_crc32c.Checksum()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        while chunk := handle.read(_CHUNK):
+            if stop is not None and stop.is_set():
+                raise Interrupted(path.name)
+            sha.update(chunk)  # releases the GIL on large buffers: other threads run meanwhile
+            crc.update(chunk)
+    return sha.hexdigest(), crc32c_b64(crc)
 
 
 class _HashingWriter:

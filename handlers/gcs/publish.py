@@ -29,19 +29,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import google_crc32c
-
 from .objects import (
     DigestMismatch,
     Digests,
     ObjectInfo,
     ObjectStore,
     PreconditionFailed,
-    crc32c_b64,
+    file_digests,
 )
 
 MANIFEST_NAME = "registrar-manifest.json"
-_CHUNK = 1 << 20
 _PARALLEL_CALLS = 8  # shared by concurrent requests; urllib3 keeps 10 connections per host
 _T = TypeVar("_T")
 
@@ -213,7 +210,7 @@ def _place(
 
     def upload_export(path: Path, relative: str) -> tuple[str, tuple[str, str]]:
         """A file of the SavedModel exported from a .keras in the sandbox."""
-        sha256, crc = _file_digests(path)
+        sha256, crc = file_digests(path)
         if relative in present:
             if present[relative].crc32c != crc:
                 raise _Polluted(relative)
@@ -280,13 +277,3 @@ def read_manifest(store: ObjectStore, bucket: str, directory: str) -> dict[str, 
     except json.JSONDecodeError:
         return {}
     return data if isinstance(data, dict) and "files" in data else {}
-
-
-def _file_digests(path: Path) -> tuple[str, str]:
-    sha = hashlib.sha256()
-    crc = google_crc32c.Checksum()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            sha.update(chunk)
-            crc.update(chunk)
-    return sha.hexdigest(), crc32c_b64(crc)

@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import hashlib
-import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-import google_crc32c
-
-from ..gcs.objects import DigestMismatch, Digests, ObjectInfo, ObjectStore, crc32c_b64
+from ..gcs.objects import DigestMismatch, Digests, ObjectInfo, ObjectStore, file_digests
 from . import names
 
-_CHUNK = 1 << 20
 _HASHERS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="sha256")
 
 
@@ -91,7 +86,7 @@ class Hashing:
     def _run(self, root: Path, fetched: dict[str, Digests]) -> dict[str, Digests]:
         done = {}
         for relative, seen in fetched.items():
-            sha256, crc32c = self._digest(names.local_path(root, relative))
+            sha256, crc32c = file_digests(names.local_path(root, relative), self._stop)
             if crc32c != seen.crc32c:
                 raise DigestMismatch(
                     f"{relative}: the local copy changed after its download (CRC32C {crc32c}, "
@@ -99,19 +94,3 @@ class Hashing:
                 )
             done[relative] = dataclasses.replace(seen, sha256=sha256)
         return done
-
-    def _digest(self, path: Path) -> tuple[str, str]:
-        sha = hashlib.sha256()
-        crc = google_crc32c.Checksum()
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb", buffering=0) as handle:
-            while chunk := handle.read(_CHUNK):
-                if self._stop.is_set():
-                    raise _Stopped(path.name)
-                sha.update(chunk)  # releases the GIL on large buffers: runs beside the caller
-                crc.update(chunk)
-        return sha.hexdigest(), crc32c_b64(crc)
-
-
-class _Stopped(Exception):
-    """`Hashing.close()` was called before the thread finished."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.gcs.objects import DigestMismatch, ObjectStore
+from handlers.gcs.objects import DigestMismatch, Interrupted, ObjectStore
 from handlers.intake import download
 from handlers.intake.download import Hashing, fetch, fetch_then_hash
 from handlers.settings import Settings
@@ -80,20 +80,19 @@ def test_close_stops_the_pass_before_the_files_go(
     store, bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pinned = _upload(store, bucket, FILES, "models/h/closed/")
-    monkeypatch.setattr(download, "_CHUNK", 1024)  # many chunks: the stop is seen mid-file
     started = threading.Event()
-    original = Hashing._digest
+    original = download.file_digests
 
-    def digest(self: Hashing, path: Path) -> tuple[str, str]:
+    def digests(path: Path, stop: threading.Event | None = None) -> tuple[str, str]:
         started.set()
-        self._stop.wait(10)
-        return original(self, path)
+        assert stop is not None and stop.wait(10)  # closed while this file was being read
+        return original(path, stop)
 
-    monkeypatch.setattr(Hashing, "_digest", digest)
+    monkeypatch.setattr(download, "file_digests", digests)
     hashing = fetch_then_hash(store, pinned, tmp_path / "c", "gs://x")
     assert started.wait(10)
     hashing.close()  # returns only once the thread is done
-    with pytest.raises(download._Stopped):
+    with pytest.raises(Interrupted):
         hashing.result()
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,21 +55,26 @@ def test_hashing_later_gives_the_digests_of_hashing_on_the_way(
         assert (tmp_path / "later" / relative).read_bytes() == data
 
 
+def _before_each_file(monkeypatch: pytest.MonkeyPatch, hook: Callable[[Any], object]) -> None:
+    """Run `hook(stop)` in the hashing thread before it reads each file."""
+    original = download.file_digests
+
+    def digests(path: Path, stop: threading.Event | None = None) -> tuple[str, str]:
+        hook(stop)
+        return original(path, stop)
+
+    monkeypatch.setattr(download, "file_digests", digests)
+
+
 def test_a_file_changed_before_it_is_hashed_is_a_digest_mismatch(
     store, bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pinned = _upload(store, bucket, FILES, "models/h/changed/")
     gate = threading.Event()
-    original = Hashing._run
-
-    def held(self: Hashing, root: Path, fetched: dict) -> dict:
-        gate.wait(10)  # what a writer can do between the download and the hash pass
-        return original(self, root, fetched)
-
-    monkeypatch.setattr(Hashing, "_run", held)
+    # what a writer can do between the download and the hash pass
+    _before_each_file(monkeypatch, lambda stop: gate.wait(10))
     hashing = fetch_then_hash(store, pinned, tmp_path / "d", "gs://x")
-    target = tmp_path / "d" / "variables/variables.data-00000-of-00001"
-    with target.open("r+b") as handle:
+    with (tmp_path / "d" / "variables/variables.data-00000-of-00001").open("r+b") as handle:
         handle.write(b"\0")
     gate.set()
     with pytest.raises(DigestMismatch) as err:
@@ -81,14 +88,8 @@ def test_close_stops_the_pass_before_the_files_go(
 ) -> None:
     pinned = _upload(store, bucket, FILES, "models/h/closed/")
     started = threading.Event()
-    original = download.file_digests
-
-    def digests(path: Path, stop: threading.Event | None = None) -> tuple[str, str]:
-        started.set()
-        assert stop is not None and stop.wait(10)  # closed while this file was being read
-        return original(path, stop)
-
-    monkeypatch.setattr(download, "file_digests", digests)
+    # closed while the first file is being read: the pass must notice and stop
+    _before_each_file(monkeypatch, lambda stop: started.set() or stop.wait(10))
     hashing = fetch_then_hash(store, pinned, tmp_path / "c", "gs://x")
     assert started.wait(10)
     hashing.close()  # returns only once the thread is done

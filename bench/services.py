@@ -69,7 +69,9 @@ class BenchStack:
     @classmethod
     def start(cls, root: Path | None = None) -> BenchStack:
         root = Path(root or tempfile.mkdtemp(prefix="registrar-bench-"))
-        storage = stack.start_fake_gcs(log_dir=root / "logs")
+        # A 1 GB run puts ~12 GB through the store (sources, copies, exports, each measured
+        # twice): without a limit, what was deleted stays resident and the OOM killer ends it.
+        storage = stack.start_fake_gcs(log_dir=root / "logs", go_memory_limit="8GiB")
         try:
             vertex = stack.start_vertex_emulator(log_dir=root / "logs")
         except Exception:

@@ -33,7 +33,7 @@ def run(quick: bool, sizes: dict[str, int]) -> Result:
         build_in_child([{"kind": "keras", "path": warmup, "bytes": SMALL, "seed": 7}])
         largest: dict[str, dict[str, Any]] = {}  # kind -> medians at the largest size measured
         for label, n_bytes in sorted(sizes.items(), key=lambda item: item[1]):
-            repeats = 1 if quick or n_bytes >= 500_000_000 else 3
+            repeats = 1 if quick or n_bytes >= 500_000_000 else 5
             for kind in ("keras", "saved_model"):
                 shown = ".keras" if kind == "keras" else "SavedModel"
                 # A fresh fake-gcs-server per size and format: it holds every object in memory
@@ -57,7 +57,8 @@ def run(quick: bool, sizes: dict[str, int]) -> Result:
         "Times come from runs nobody samples, ours and the required work's alike: reading a "
         "TensorFlow process' PSS costs ~15 ms of CPU each time, which at 50 Hz takes most of a "
         "core of this machine, and more of it while our three processes run than while the "
-        "reference's one does. Each repeat is therefore run twice, once timed and once sampled.",
+        "reference's one does. Each repeat is therefore run twice, once timed and once sampled; "
+        "our timed run and the reference's go back to back.",
         "Ours: a warm instance (one small upload first), fresh per size and format, TEMP_DIR and "
         "TMPDIR pointed at a measured directory; time = client round trip of the event(s) "
         "(all files of a SavedModel are delivered, the completing one does the work).",
@@ -117,16 +118,17 @@ def _one(
         for i, spec in enumerate(specs):
             # Times come from runs nobody samples: reading a TF process' PSS (smaps_rollup)
             # costs ~15 ms of CPU, every 20 ms, per process, i.e. most of a core here, and more
-            # of it during ours (three processes) than during the reference's (one).
+            # of it during ours (three processes) than during the reference's (one). The two
+            # timed runs go back to back, so a slow spell of the machine hits both.
             tag = f"{label}-{kind}"
             timed = _ours(bench, function, temp, spec["path"], kind, tag, f"t{i}", sampled=False)
             bench.forget_all()  # measured: its objects only take the store's memory now
+            fast = _required(bench, spec["path"], bench.root / f"req-{tag}-t{i}", sampled=False)
+            bench.forget_all()
             ours.append(_ours(bench, function, temp, spec["path"], kind, tag, f"m{i}"))
             ours[-1].update(seconds=timed["seconds"], timings=timed["timings"])
             bench.forget_all()
             refs.append(_reference(spec["path"], bench.root / f"ref-{tag}-{i}"))
-            fast = _required(bench, spec["path"], bench.root / f"req-{tag}-t{i}", sampled=False)
-            bench.forget_all()
             required.append(_required(bench, spec["path"], bench.root / f"req-{tag}-m{i}"))
             required[-1].update(seconds=fast["seconds"], steps=fast["steps"])
             bench.forget_all()

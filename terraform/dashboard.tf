@@ -6,7 +6,7 @@
 
 locals {
   # the stages a registration's summary line times (handlers/pipeline.py `timings`)
-  timed_stages = toset(["resolve", "claim", "folder", "download", "validate", "publish", "register", "gate", "deploy", "record", "hand_off"])
+  timed_stages = toset(["resolve", "claim", "folder", "download", "validate", "hash", "publish", "register", "gate", "deploy", "record", "hand_off"])
 
   endpoint_audit = join(" AND ", [
     "protoPayload.serviceName=\"aiplatform.googleapis.com\"",

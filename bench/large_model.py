@@ -116,10 +116,8 @@ def _one(
         warm = bench.upload_file(f"models/warmup-{label}-{kind}/v1/model.keras", warmup)
         LightClient(function.url).deliver(warm)
         for i, spec in enumerate(specs):
-            # Times come from runs nobody samples: reading a TF process' PSS (smaps_rollup)
-            # costs ~15 ms of CPU, every 20 ms, per process, i.e. most of a core here, and more
-            # of it during ours (three processes) than during the reference's (one). The two
-            # timed runs go back to back, so a slow spell of the machine hits both.
+            # Timed runs are not sampled, and ours and the reference's go back to back (why: the
+            # note on times in `run`).
             tag = f"{label}-{kind}"
             timed = _ours(bench, function, temp, spec["path"], kind, tag, f"t{i}", sampled=False)
             bench.forget_all()  # measured: its objects only take the store's memory now

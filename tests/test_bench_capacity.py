@@ -51,7 +51,7 @@ def test_the_table_covers_every_memory_size_and_flags_an_unsafe_default() -> Non
     assert len(table["columns"]) == len(table["rows"][0]) == 4
     safe = capacity.policy_safe({".keras": MEASURED}, policy.default_handoff_bytes)
     assert all(safe.values())  # 32 GiB: the default is above Vertex's 10 GB, which limits first
-    hungry = {**MEASURED, "peak": 0.75 * GIB + 2.2 * GB}  # 2.2x: the 2.0x default is too high
+    hungry = {**MEASURED, "peak": 0.75 * GIB + 2.2 * GB}  # 2.2x: the default's 2.1x is too high
     assert not capacity.policy_safe({"x": hungry}, policy.default_handoff_bytes)["4GiB"]
 
 

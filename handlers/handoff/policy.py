@@ -1,7 +1,7 @@
 """When an upload does not fit the function, and what the function then says.
 
 Measured (issue 22; `make bench`, 1 GB): a `.keras` or SavedModel peaks at 2.0x its size above an
-idle instance of at most 0.75 GiB, and takes 9-27 s per GB from event to registered version (the
+idle instance of at most 0.75 GiB, and takes 7-27 s per GB from event to registered version (the
 store's upload speed decides). The default of HANDOFF_BYTES keeps 5% of margin over that peak:
 (M - 0.75 GiB) / 2.1 for an instance of M bytes (4 GiB: 1.66 GB; 8 GiB: 3.71 GB; 16 GiB: 7.80 GB;
 32 GiB: all of Vertex's 10 GB). `make bench` checks the default against what it measures.
@@ -20,7 +20,7 @@ from ..settings import GB, Settings
 GIB = 1 << 30
 IDLE_BYTES = int(0.75 * GIB)  # an idle instance: Python, the framework, the clients
 PEAK_PER_BYTE = 2.1  # measured peak above idle per byte of upload (2.0), plus 5% of margin
-SECONDS_PER_GB = 30.0  # measured 9-27 s/GB event -> registered, with room for a slower store
+SECONDS_PER_GB = 30.0  # measured 7-27 s/GB event -> registered, with room for a slower store
 _CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 

@@ -58,21 +58,21 @@ class Hashing:
     download's: the bytes hashed are the bytes that were held to the object (a file changed in
     between -> `DigestMismatch`)."""
 
-    def __init__(self, future: concurrent.futures.Future[dict[str, Digests]]) -> None:
-        self._future = future
+    def __init__(self) -> None:
         self._stop = threading.Event()
+        self._future: concurrent.futures.Future[dict[str, Digests]] = concurrent.futures.Future()
 
     @classmethod
     def start(cls, root: Path, fetched: Mapping[str, Digests]) -> Hashing:
-        hashing = cls(concurrent.futures.Future())
+        hashing = cls()
         hashing._future = _HASHERS.submit(hashing._run, root, dict(fetched))
         return hashing
 
     @classmethod
     def finished(cls, digests: Mapping[str, Digests]) -> Hashing:
-        future: concurrent.futures.Future[dict[str, Digests]] = concurrent.futures.Future()
-        future.set_result(dict(digests))
-        return cls(future)
+        hashing = cls()
+        hashing._future.set_result(dict(digests))
+        return hashing
 
     def result(self) -> dict[str, Digests]:
         """The digests, SHA-256 included (waits for the thread)."""
